@@ -1,0 +1,47 @@
+// ops_linalg.cpp: matmul and conv2d with their gradients.
+#include "autograd/ops.h"
+#include "tensor/conv2d.h"
+#include "tensor/matmul.h"
+#include "tensor/reduce.h"
+
+namespace ddpm {
+
+// C = op(A) op(B). With G = dC:
+//   dA = G op(B)^T      (A^T stored: dA = op(B) G^T)
+//   dB = op(A)^T G      (B^T stored: dB = G^T op(A))
+// summed over the batch when one operand was shared by every batch entry.
+Variable matmul(const Variable& a, const Variable& b, bool ta, bool tb) {
+    return Variable::make_result(
+        ddpm::matmul(a.data(), b.data(), ta, tb), {a, b},
+        [ta, tb](const Tensor& g, std::vector<Variable>& in) {
+            const Tensor& A = in[0].data();
+            const Tensor& B = in[1].data();
+            if (in[0].requires_grad()) {
+                Tensor dA = ta ? ddpm::matmul(B, g, tb, true) : ddpm::matmul(g, B, false, !tb);
+                in[0].accumulate_grad(sum_to(dA, A.shape()));
+            }
+            if (in[1].requires_grad()) {
+                Tensor dB = tb ? ddpm::matmul(g, A, true, ta) : ddpm::matmul(A, g, !ta, false);
+                in[1].accumulate_grad(sum_to(dB, B.shape()));
+            }
+        },
+        "matmul");
+}
+
+Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias, int64_t stride, int64_t pad) {
+    const bool has_bias = bias.defined();
+    std::vector<Variable> inputs{x, weight};
+    if (has_bias) inputs.push_back(bias);
+    return Variable::make_result(
+        conv2d_forward(x.data(), weight.data(), has_bias ? bias.data() : Tensor(), stride, pad), std::move(inputs),
+        [stride, pad, has_bias](const Tensor& g, std::vector<Variable>& in) {
+            Conv2dGrads d = conv2d_backward(g, in[0].data(), in[1].data(), stride, pad, in[0].requires_grad(),
+                                            in[1].requires_grad(), has_bias && in[2].requires_grad());
+            if (d.dx.defined()) in[0].accumulate_grad(std::move(d.dx));
+            if (d.dweight.defined()) in[1].accumulate_grad(std::move(d.dweight));
+            if (d.dbias.defined()) in[2].accumulate_grad(std::move(d.dbias));
+        },
+        "conv2d");
+}
+
+}  // namespace ddpm

@@ -1,0 +1,98 @@
+// ops_shape.cpp: reshaping, slicing, joining and resampling, with their gradients.
+#include "autograd/ops.h"
+#include "tensor/dropout.h"
+#include "tensor/elementwise.h"
+#include "tensor/shape_ops.h"
+#include "tensor/upsample.h"
+
+namespace ddpm {
+
+Variable reshape(const Variable& x, const Shape& shape) {
+    return Variable::make_result(
+        x.data().reshape(shape), {x},
+        [](const Tensor& g, std::vector<Variable>& in) { in[0].accumulate_grad(g.reshape(in[0].shape())); },
+        "reshape");
+}
+
+// The gradient of rows [begin, end) lands in those rows of a zero gradient.
+Variable slice(const Variable& x, int64_t begin, int64_t end) {
+    return Variable::make_result(
+        x.data().slice(begin, end), {x},
+        [begin, end](const Tensor& g, std::vector<Variable>& in) {
+            Tensor dx = Tensor::zeros_like(in[0].data());
+            Tensor rows = dx.slice(begin, end);
+            rows.copy_(g);
+            in[0].accumulate_grad(std::move(dx));
+        },
+        "slice");
+}
+
+// The gradient goes back through the inverse permutation.
+Variable permute(const Variable& x, const std::vector<int64_t>& order) {
+    std::vector<int64_t> inverse(order.size());
+    for (size_t i = 0; i < order.size(); ++i)
+        inverse[static_cast<size_t>(normalize_axis(order[i], x.dim(), "permute"))] = static_cast<int64_t>(i);
+    return Variable::make_result(
+        x.data().permute(order), {x},
+        [inverse](const Tensor& g, std::vector<Variable>& in) { in[0].accumulate_grad(g.permute(inverse)); },
+        "permute");
+}
+
+Variable transpose(const Variable& x, int64_t a, int64_t b) {
+    std::vector<int64_t> order(static_cast<size_t>(x.dim()));
+    for (int64_t i = 0; i < x.dim(); ++i) order[static_cast<size_t>(i)] = i;
+    std::swap(order[static_cast<size_t>(normalize_axis(a, x.dim(), "transpose"))],
+              order[static_cast<size_t>(normalize_axis(b, x.dim(), "transpose"))]);
+    return permute(x, order);
+}
+
+// Each part gets back its own stretch of the gradient.
+Variable concat(const std::vector<Variable>& parts, int64_t axis) {
+    std::vector<Tensor> data;
+    for (const Variable& p : parts) data.push_back(p.data());
+    const int64_t a = normalize_axis(axis, parts.at(0).dim(), "concat");
+    return Variable::make_result(
+        ddpm::concat(data, a), parts,
+        [a](const Tensor& g, std::vector<Variable>& in) {
+            int64_t at = 0;
+            for (Variable& v : in) {
+                const int64_t n = v.size(a);
+                if (v.requires_grad()) v.accumulate_grad(ddpm::narrow(g, a, at, n));
+                at += n;
+            }
+        },
+        "concat");
+}
+
+// The gradient is g padded with zeros to the input's extent along the axis.
+Variable narrow(const Variable& x, int64_t axis, int64_t begin, int64_t length) {
+    const int64_t a = normalize_axis(axis, x.dim(), "narrow");
+    return Variable::make_result(
+        ddpm::narrow(x.data(), a, begin, length), {x},
+        [a, begin, length](const Tensor& g, std::vector<Variable>& in) {
+            Shape before = in[0].shape(), after = in[0].shape();
+            before[a] = begin;
+            after[a] = in[0].size(a) - begin - length;
+            in[0].accumulate_grad(ddpm::concat(
+                {Tensor::zeros(before, g.dtype()), g, Tensor::zeros(after, g.dtype())}, a));
+        },
+        "narrow");
+}
+
+Variable upsample_nearest2x(const Variable& x) {
+    return Variable::make_result(
+        ddpm::upsample_nearest2x(x.data()), {x},
+        [](const Tensor& g, std::vector<Variable>& in) { in[0].accumulate_grad(upsample_nearest2x_backward(g)); },
+        "upsample_nearest2x");
+}
+
+Variable dropout(const Variable& x, double p, Generator& gen, bool training) {
+    if (!training || p == 0.0) return x;
+    DropoutOut f = dropout_forward(x.data(), p, gen);
+    return Variable::make_result(
+        std::move(f.y), {x},
+        [mask = f.mask](const Tensor& g, std::vector<Variable>& in) { in[0].accumulate_grad(ddpm::mul(g, mask)); },
+        "dropout");
+}
+
+}  // namespace ddpm

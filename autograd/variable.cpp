@@ -1,0 +1,144 @@
+// variable.cpp: the graph, the topological order and the backward pass.
+#include "autograd/variable.h"
+
+#include <atomic>
+#include <unordered_set>
+
+#include "tensor/elementwise.h"
+
+namespace ddpm {
+
+namespace {
+std::atomic<int64_t> g_live_nodes{0};
+thread_local bool t_grad_enabled = true;
+}  // namespace
+
+struct Variable::Impl {
+    Tensor data;
+    Tensor grad;
+    bool requires_grad = false;
+    // Graph edge: set only on results of ops recorded while grad mode was on.
+    std::vector<Variable> inputs;
+    BackwardFn backward;
+    std::string op = "leaf";
+    bool released = false;  // a node whose backward has run
+
+    bool is_node() const { return static_cast<bool>(backward); }
+    void release() {  // drop the edge: inputs and everything the closure saved
+        if (!is_node()) return;
+        released = true;
+        backward = nullptr;
+        inputs.clear();
+        g_live_nodes.fetch_sub(1);
+    }
+    ~Impl() { release(); }
+};
+
+int64_t live_graph_nodes() { return g_live_nodes.load(); }
+
+NoGradGuard::NoGradGuard() : previous_(t_grad_enabled) { t_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { t_grad_enabled = previous_; }
+bool grad_mode_enabled() { return t_grad_enabled; }
+
+Variable::Variable(Tensor data, bool requires_grad) : impl_(std::make_shared<Impl>()) {
+    impl_->data = std::move(data);
+    impl_->requires_grad = requires_grad;
+}
+
+const Tensor& Variable::data() const {
+    check(defined(), "Variable", "undefined variable");
+    return impl_->data;
+}
+Tensor& Variable::data() {
+    check(defined(), "Variable", "undefined variable");
+    return impl_->data;
+}
+
+bool Variable::requires_grad() const { return defined() && impl_->requires_grad; }
+void Variable::set_requires_grad(bool on) {
+    check(is_leaf(), "set_requires_grad", "only a leaf's flag can be set (this is a result of " + impl_->op + ")");
+    impl_->requires_grad = on;
+}
+bool Variable::is_leaf() const { return defined() && !impl_->is_node(); }
+
+const Tensor& Variable::grad() const { return impl_->grad; }
+void Variable::set_grad(Tensor g) {
+    if (g.defined())
+        check(g.shape() == shape() && g.dtype() == dtype(), "set_grad",
+              "gradient " + g.describe() + " for variable " + data().describe());
+    impl_->grad = std::move(g);
+}
+void Variable::zero_grad() { impl_->grad = Tensor(); }
+const std::string& Variable::op_name() const { return impl_->op; }
+
+void Variable::accumulate_grad(Tensor g) {
+    check(g.shape() == shape() && g.dtype() == dtype(), "backward",
+          "gradient " + g.describe() + " for the " + impl_->op + " result " + data().describe());
+    if (!impl_->grad.defined())  // take g's buffer only if nobody else holds it
+        impl_->grad = g.storage_unique() ? std::move(g) : g.clone();
+    else
+        add_(impl_->grad, g);
+}
+
+Variable Variable::detach() const { return Variable(data(), false); }
+
+Variable Variable::make_result(Tensor data, std::vector<Variable> inputs, BackwardFn backward, const char* op) {
+    Variable out(std::move(data), false);
+    out.impl_->op = op;
+    if (!t_grad_enabled) return out;
+    bool any = false;
+    for (const Variable& v : inputs) any = any || v.requires_grad();
+    if (!any) return out;
+    out.impl_->requires_grad = true;
+    out.impl_->inputs = std::move(inputs);
+    out.impl_->backward = std::move(backward);
+    g_live_nodes.fetch_add(1);
+    return out;
+}
+
+void Variable::backward() {
+    check(numel() == 1, "backward", "needs a scalar output or an explicit gradient; got " + data().describe());
+    backward(Tensor::ones(shape(), dtype()));
+}
+
+void Variable::backward(const Tensor& grad_out) {
+    check(requires_grad(), "backward", "the " + impl_->op + " result does not require a gradient");
+    check(!impl_->released, "backward",
+          "the graph of this " + impl_->op + " result was released by an earlier backward()");
+    check(grad_out.shape() == shape() && grad_out.dtype() == dtype(), "backward",
+          "seed gradient " + grad_out.describe() + " for output " + data().describe());
+
+    if (is_leaf()) {  // d(x)/d(x): nothing to propagate
+        accumulate_grad(grad_out.clone());
+        return;
+    }
+    // Depth-first search from the output; a node is appended after all of its
+    // inputs, so reading the list backwards visits every consumer before what it consumes.
+    // `order` owns the nodes, so releasing one node's inputs frees nothing still to be visited.
+    std::vector<std::shared_ptr<Impl>> order;
+    std::unordered_set<Impl*> seen;
+    std::vector<std::pair<std::shared_ptr<Impl>, size_t>> stack{{impl_, 0}};
+    seen.insert(impl_.get());
+    while (!stack.empty()) {
+        auto& [node, next] = stack.back();
+        if (next < node->inputs.size()) {
+            const std::shared_ptr<Impl>& in = node->inputs[next++].impl_;
+            if (in && in->is_node() && seen.insert(in.get()).second) stack.push_back({in, 0});
+        } else {
+            order.push_back(std::move(node));
+            stack.pop_back();
+        }
+    }
+
+    accumulate_grad(grad_out.clone());
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+        Impl& node = **it;
+        if (node.grad.defined()) node.backward(node.grad, node.inputs);
+        // A result's gradient is not kept (a leaf's is), and its edge goes now,
+        // freeing the tensors its closure saved as soon as they are no longer needed.
+        node.grad = Tensor();
+        node.release();
+    }
+}
+
+}  // namespace ddpm

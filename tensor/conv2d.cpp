@@ -1,0 +1,251 @@
+// conv2d.cpp: convolution as a GEMM per image.
+//
+// im2col unrolls the receptive fields of one image into a matrix
+//   col[(c*KH + i)*KW + j][oh*OW + ow] = x[c][oh*stride - pad + i][ow*stride - pad + j]
+// (0 outside the image), so the convolution is one product
+//   out[OC, OH*OW] = W[OC, C*KH*KW] @ col.
+// Backward is two more products: dW += dout @ col^T and dcol = W^T @ dout, and
+// col2im scatters dcol back onto dx. A 1x1 convolution with stride 1 needs no
+// im2col at all: col is the image itself.
+#include "tensor/conv2d.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "tensor/matmul.h"
+#include "tensor/parallel.h"
+
+namespace ddpm {
+
+namespace {
+
+struct Geom {
+    int64_t B, C, H, W, OC, KH, KW, stride, pad, OH, OW;
+    int64_t ckk() const { return C * KH * KW; }
+    int64_t ohw() const { return OH * OW; }
+    bool is_pointwise() const { return KH == 1 && KW == 1 && stride == 1 && pad == 0; }
+};
+
+Geom conv_geom(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride, int64_t pad) {
+    const char* op = "conv2d";
+    check(x.dim() == 4, op, fmt::format("input {} is not (B,C,H,W)", x.describe()));
+    check(w.dim() == 4, op, fmt::format("weight {} is not (OC,C,KH,KW)", w.describe()));
+    check(x.dtype() == w.dtype(), op, fmt::format("dtypes differ: input {} weight {}", x.describe(), w.describe()));
+    check(x.size(1) == w.size(1), op,
+          fmt::format("input {} weight {}: channels differ ({} vs {})", shape_str(x.shape()),
+                      shape_str(w.shape()), x.size(1), w.size(1)));
+    check(stride >= 1 && pad >= 0, op, fmt::format("stride {} pad {}", stride, pad));
+    if (bias.defined())
+        check(bias.dim() == 1 && bias.size(0) == w.size(0) && bias.dtype() == w.dtype(), op,
+              fmt::format("bias {} does not match weight {}", bias.describe(), w.describe()));
+    Geom g{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), stride, pad, 0, 0};
+    check(g.H + 2 * pad >= g.KH && g.W + 2 * pad >= g.KW, op,
+          fmt::format("kernel {}x{} larger than padded input {}", g.KH, g.KW, shape_str(x.shape())));
+    g.OH = (g.H + 2 * pad - g.KH) / stride + 1;
+    g.OW = (g.W + 2 * pad - g.KW) / stride + 1;
+    return g;
+}
+
+// x is (C,H,W) of one image, col is (C*KH*KW, OH*OW).
+template <class T> void im2col(const T* x, T* col, const Geom& g) {
+    for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t i = 0; i < g.KH; ++i)
+            for (int64_t j = 0; j < g.KW; ++j) {
+                T* dst = col + ((c * g.KH + i) * g.KW + j) * g.ohw();
+                for (int64_t oh = 0; oh < g.OH; ++oh) {
+                    const int64_t h = oh * g.stride - g.pad + i;
+                    T* row = dst + oh * g.OW;
+                    if (h < 0 || h >= g.H) {
+                        std::memset(row, 0, sizeof(T) * g.OW);
+                        continue;
+                    }
+                    const T* src = x + (c * g.H + h) * g.W;
+                    for (int64_t ow = 0; ow < g.OW; ++ow) {
+                        const int64_t w = ow * g.stride - g.pad + j;
+                        row[ow] = (w >= 0 && w < g.W) ? src[w] : T(0);
+                    }
+                }
+            }
+}
+
+// The adjoint of im2col: dx (C,H,W) = sum of dcol over every place an input pixel was copied to.
+template <class T> void col2im(const T* col, T* dx, const Geom& g) {
+    std::memset(dx, 0, sizeof(T) * g.C * g.H * g.W);
+    for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t i = 0; i < g.KH; ++i)
+            for (int64_t j = 0; j < g.KW; ++j) {
+                const T* src = col + ((c * g.KH + i) * g.KW + j) * g.ohw();
+                for (int64_t oh = 0; oh < g.OH; ++oh) {
+                    const int64_t h = oh * g.stride - g.pad + i;
+                    if (h < 0 || h >= g.H) continue;
+                    T* row = dx + (c * g.H + h) * g.W;
+                    const T* s = src + oh * g.OW;
+                    for (int64_t ow = 0; ow < g.OW; ++ow) {
+                        const int64_t w = ow * g.stride - g.pad + j;
+                        if (w >= 0 && w < g.W) row[w] += s[ow];
+                    }
+                }
+            }
+}
+
+// A scratch buffer per thread, grown when needed and reused across calls.
+template <class T> T* scratch(size_t n, int slot) {
+    thread_local std::vector<T> buf[2];
+    if (buf[slot].size() < n) buf[slot].resize(n);
+    return buf[slot].data();
+}
+
+// Runs f(b) for every image: one image per thread when there are enough images
+// (BLAS then runs single-threaded inside each), else one after the other with
+// BLAS using every thread.
+template <class F> void over_images(int64_t B, F&& f) {
+    if (B >= omp_get_max_threads() && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+        for (int64_t b = 0; b < B; ++b) f(b);
+    } else {
+        for (int64_t b = 0; b < B; ++b) f(b);
+    }
+}
+
+}  // namespace
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t pad) {
+    const Geom g = conv_geom(x, weight, bias, stride, pad);
+    Tensor out({g.B, g.OC, g.OH, g.OW}, x.dtype());
+    dispatch(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        const T* px = x.data<T>();
+        const T* pw = weight.data<T>();
+        const T* pb = bias.defined() ? bias.data<T>() : nullptr;
+        T* po = out.data<T>();
+        over_images(g.B, [&](int64_t b) {
+            const T* xb = px + b * g.C * g.H * g.W;
+            T* ob = po + b * g.OC * g.ohw();
+            const T* col = xb;
+            if (!g.is_pointwise()) {
+                T* c = scratch<T>(static_cast<size_t>(g.ckk() * g.ohw()), 0);
+                im2col(xb, c, g);
+                col = c;
+            }
+            if (pb) {  // start from the bias and accumulate the product onto it
+                for (int64_t oc = 0; oc < g.OC; ++oc)
+                    std::fill(ob + oc * g.ohw(), ob + (oc + 1) * g.ohw(), pb[oc]);
+            }
+            gemm(false, false, g.OC, g.ohw(), g.ckk(), T(1), pw, g.ckk(), col, g.ohw(), pb ? T(1) : T(0), ob,
+                 g.ohw());
+        });
+    });
+    return out;
+}
+
+Conv2dGrads conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight, int64_t stride,
+                            int64_t pad, bool need_dx, bool need_dweight, bool need_dbias) {
+    const Geom g = conv_geom(x, weight, Tensor(), stride, pad);
+    check(dout.shape() == Shape({g.B, g.OC, g.OH, g.OW}) && dout.dtype() == x.dtype(), "conv2d_backward",
+          fmt::format("dout {} for output [{},{},{},{}]", dout.describe(), g.B, g.OC, g.OH, g.OW));
+    Conv2dGrads grads;
+    if (need_dx) grads.dx = Tensor(x.shape(), x.dtype());
+    if (need_dweight) grads.dweight = Tensor(weight.shape(), x.dtype());
+    if (need_dbias) grads.dbias = Tensor({g.OC}, x.dtype());
+    const int nt = (g.B >= omp_get_max_threads()) ? omp_get_max_threads() : 1;
+    dispatch(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        const T* px = x.data<T>();
+        const T* pw = weight.data<T>();
+        const T* pd = dout.data<T>();
+        const int64_t wsize = g.OC * g.ckk();
+        // Each thread sums dW and db of its own images into a private slice;
+        // the slices are added at the end, so no two threads write one element.
+        std::vector<T> dw_part(need_dweight ? static_cast<size_t>(nt * wsize) : 0, T(0));
+        std::vector<double> db_part(need_dbias ? static_cast<size_t>(nt * g.OC) : 0, 0.0);
+        auto image = [&](int64_t b, int t) {
+            const T* xb = px + b * g.C * g.H * g.W;
+            const T* db = pd + b * g.OC * g.ohw();
+            if (need_dweight) {
+                const T* col = xb;
+                if (!g.is_pointwise()) {
+                    T* c = scratch<T>(static_cast<size_t>(g.ckk() * g.ohw()), 0);
+                    im2col(xb, c, g);
+                    col = c;
+                }
+                gemm(false, true, g.OC, g.ckk(), g.ohw(), T(1), db, g.ohw(), col, g.ohw(), T(1),
+                     dw_part.data() + t * wsize, g.ckk());
+            }
+            if (need_dbias) {
+                for (int64_t oc = 0; oc < g.OC; ++oc) {
+                    double s = 0;
+                    const T* r = db + oc * g.ohw();
+                    for (int64_t i = 0; i < g.ohw(); ++i) s += r[i];
+                    db_part[t * g.OC + oc] += s;
+                }
+            }
+            if (need_dx) {
+                T* dxb = grads.dx.template data<T>() + b * g.C * g.H * g.W;
+                if (g.is_pointwise()) {
+                    gemm(true, false, g.ckk(), g.ohw(), g.OC, T(1), pw, g.ckk(), db, g.ohw(), T(0), dxb, g.ohw());
+                } else {
+                    T* dcol = scratch<T>(static_cast<size_t>(g.ckk() * g.ohw()), 1);
+                    gemm(true, false, g.ckk(), g.ohw(), g.OC, T(1), pw, g.ckk(), db, g.ohw(), T(0), dcol, g.ohw());
+                    col2im(dcol, dxb, g);
+                }
+            }
+        };
+        if (nt > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(nt)
+            {
+                const int t = omp_get_thread_num();
+                const int64_t k = omp_get_num_threads();
+                for (int64_t b = g.B * t / k; b < g.B * (t + 1) / k; ++b) image(b, t);
+            }
+        } else {
+            for (int64_t b = 0; b < g.B; ++b) image(b, 0);
+        }
+        if (need_dweight) {
+            T* dw = grads.dweight.template data<T>();
+            for (int64_t i = 0; i < wsize; ++i) {
+                T s = 0;
+                for (int t = 0; t < nt; ++t) s += dw_part[t * wsize + i];
+                dw[i] = s;
+            }
+        }
+        if (need_dbias) {
+            T* dbias = grads.dbias.template data<T>();
+            for (int64_t oc = 0; oc < g.OC; ++oc) {
+                double s = 0;
+                for (int t = 0; t < nt; ++t) s += db_part[t * g.OC + oc];
+                dbias[oc] = static_cast<T>(s);
+            }
+        }
+    });
+    return grads;
+}
+
+Tensor conv2d_reference(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t pad) {
+    const Geom g = conv_geom(x, weight, bias, stride, pad);
+    Tensor out({g.B, g.OC, g.OH, g.OW}, x.dtype());
+    dispatch(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        const T* px = x.data<T>();
+        const T* pw = weight.data<T>();
+        T* po = out.data<T>();
+        for (int64_t b = 0; b < g.B; ++b)
+            for (int64_t oc = 0; oc < g.OC; ++oc)
+                for (int64_t oh = 0; oh < g.OH; ++oh)
+                    for (int64_t ow = 0; ow < g.OW; ++ow) {
+                        double acc = bias.defined() ? bias.flat(oc) : 0.0;
+                        for (int64_t c = 0; c < g.C; ++c)
+                            for (int64_t i = 0; i < g.KH; ++i)
+                                for (int64_t j = 0; j < g.KW; ++j) {
+                                    int64_t h = oh * g.stride - g.pad + i, w = ow * g.stride - g.pad + j;
+                                    if (h < 0 || h >= g.H || w < 0 || w >= g.W) continue;
+                                    acc += double(px[((b * g.C + c) * g.H + h) * g.W + w]) *
+                                           double(pw[((oc * g.C + c) * g.KH + i) * g.KW + j]);
+                                }
+                        po[((b * g.OC + oc) * g.OH + oh) * g.OW + ow] = static_cast<T>(acc);
+                    }
+    });
+    return out;
+}
+
+}  // namespace ddpm

@@ -1,0 +1,27 @@
+// group_norm.h: group normalisation (Wu & He, 2018), fused forward and backward.
+#pragma once
+
+#include "tensor/tensor.h"
+
+namespace ddpm {
+
+// x is (B,C,...) with C divisible by `groups`; gamma, beta are (C).
+// y = (x - mean) * rstd * gamma[c] + beta[c], mean and rstd = 1/sqrt(var + eps)
+// taken over each group of C/groups channels and all spatial positions.
+// mean and rstd (B,groups) are returned for backward.
+struct GroupNormOut {
+    Tensor y, mean, rstd;
+};
+GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
+                                double eps);
+
+// With xhat = (x - mean) * rstd and g = dy * gamma over one group of N elements:
+//   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),
+//   dgamma[c] = sum dy * xhat, dbeta[c] = sum dy (over batch and positions).
+struct GroupNormGrads {
+    Tensor dx, dgamma, dbeta;
+};
+GroupNormGrads group_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
+                                   const Tensor& mean, const Tensor& rstd, int64_t groups);
+
+}  // namespace ddpm

@@ -1,0 +1,113 @@
+// reduce.cpp: reductions as a walk over the input with the output broadcast into it.
+#include "tensor/reduce.h"
+
+#include <fmt/format.h>
+
+#include <limits>
+
+#include "tensor/broadcast.h"
+
+namespace ddpm {
+
+Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& axes, const char* op) {
+    Shape out = shape;
+    if (axes.empty()) {
+        for (auto& d : out) d = 1;
+        return out;
+    }
+    for (int64_t a : axes) out[normalize_axis(a, static_cast<int64_t>(shape.size()), op)] = 1;
+    return out;
+}
+
+Shape drop_reduced(const Shape& in, const Shape& keep) {
+    Shape out;
+    for (size_t i = 0; i < in.size(); ++i)
+        if (!(keep[i] == 1 && in[i] != 1)) out.push_back(keep[i]);
+    return out;
+}
+
+// Reduces x into `keep` (same rank, 1 on reduced axes) with `combine`, starting
+// from `init`, accumulating in double. Threads each fill a private copy of the
+// output and the copies are combined at the end, so no two threads write the same element.
+template <class Combine>
+static Tensor reduce_into(const Tensor& x, const Shape& keep, double init, Combine combine) {
+    Tensor out(keep, x.dtype());
+    const int64_t n_out = out.numel();
+    auto plan = make_broadcast_plan<2>(x.shape(), {&x.shape(), &keep});
+    const int64_t rows = plan.rows(), inner = plan.inner();
+    const auto st = plan.inner_strides();
+    const int nt = (n_out * omp_get_max_threads() <= x.numel() &&
+                    x.numel() >= kGrainElementwise && rows >= 2)
+                       ? omp_get_max_threads() : 1;
+    std::vector<double> acc(static_cast<size_t>(n_out * nt), init);
+    dispatch(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        const T* px = x.data<T>();
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            const int t = omp_get_thread_num(), k = omp_get_num_threads();
+            double* a = acc.data() + static_cast<int64_t>(t) * n_out;
+            for (int64_t r = rows * t / k; r < rows * (t + 1) / k; ++r) {
+                auto off = plan.row_offsets(r);
+                const T* row = px + off[0];
+                if (st[1] == 0) {
+                    double s = init;
+                    for (int64_t i = 0; i < inner; ++i) s = combine(s, static_cast<double>(row[i * st[0]]));
+                    a[off[1]] = combine(a[off[1]], s);
+                } else {
+                    for (int64_t i = 0; i < inner; ++i)
+                        a[off[1] + i * st[1]] = combine(a[off[1] + i * st[1]], static_cast<double>(row[i * st[0]]));
+                }
+            }
+        }
+        T* po = out.data<T>();
+        for (int64_t j = 0; j < n_out; ++j) {
+            double v = acc[j];
+            for (int t = 1; t < nt; ++t) v = combine(v, acc[t * n_out + j]);
+            po[j] = static_cast<T>(v);
+        }
+    });
+    return out;
+}
+
+Tensor sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
+    Shape keep = reduced_shape(x.shape(), axes, "sum");
+    Tensor out = reduce_into(x, keep, 0.0, [](double a, double b) { return a + b; });
+    return keepdim ? out : out.reshape(drop_reduced(x.shape(), keep));
+}
+
+Tensor mean(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
+    Shape keep = reduced_shape(x.shape(), axes, "mean");
+    const int64_t count = x.numel() / std::max<int64_t>(shape_numel(keep), 1);
+    check(count > 0, "mean", "mean over zero elements of " + x.describe());
+    Tensor out = reduce_into(x, keep, 0.0, [](double a, double b) { return a + b; });
+    dispatch(out.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        T* p = out.data<T>();
+        for (int64_t i = 0; i < out.numel(); ++i) p[i] = static_cast<T>(p[i] / static_cast<double>(count));
+    });
+    return keepdim ? out : out.reshape(drop_reduced(x.shape(), keep));
+}
+
+Tensor max(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
+    Shape keep = reduced_shape(x.shape(), axes, "max");
+    check(x.numel() > 0, "max", "max of an empty tensor");
+    Tensor out = reduce_into(x, keep, -std::numeric_limits<double>::infinity(),
+                             [](double a, double b) { return b > a || b != b ? b : a; });
+    return keepdim ? out : out.reshape(drop_reduced(x.shape(), keep));
+}
+
+Tensor sum_to(const Tensor& x, const Shape& shape) {
+    if (x.shape() == shape) return x;
+    const size_t nd = x.shape().size();
+    check(shape.size() <= nd, "sum_to",
+          fmt::format("{} has more axes than {}", shape_str(shape), shape_str(x.shape())));
+    Shape keep(nd - shape.size(), 1);
+    keep.insert(keep.end(), shape.begin(), shape.end());
+    for (size_t i = 0; i < nd; ++i)
+        check(keep[i] == x.shape()[i] || keep[i] == 1, "sum_to",
+              fmt::format("{} does not broadcast to {}", shape_str(shape), shape_str(x.shape())));
+    return reduce_into(x, keep, 0.0, [](double a, double b) { return a + b; }).reshape(shape);
+}
+
+}  // namespace ddpm

@@ -1,0 +1,25 @@
+// reduce.h: sum, mean and max over any set of axes, and sum_to for broadcast gradients.
+#pragma once
+
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace ddpm {
+
+// `axes` may be negative; an empty list reduces over every axis. With keepdim
+// the reduced axes stay as size 1, so the result broadcasts back against x.
+Tensor sum(const Tensor& x, const std::vector<int64_t>& axes = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, const std::vector<int64_t>& axes = {}, bool keepdim = false);
+Tensor max(const Tensor& x, const std::vector<int64_t>& axes = {}, bool keepdim = false);
+
+// Sums x down to `shape`, which must broadcast to x.shape(): the gradient of a
+// broadcast input is the output gradient summed over the axes it was stretched along.
+Tensor sum_to(const Tensor& x, const Shape& shape);
+
+// The keepdim shape of reducing `shape` over `axes` (empty = all), and that
+// shape with the reduced axes dropped.
+Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& axes, const char* op);
+Shape drop_reduced(const Shape& shape, const Shape& keep);
+
+}  // namespace ddpm

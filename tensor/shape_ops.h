@@ -1,0 +1,15 @@
+// shape_ops.h: concat and narrow (copies along any axis).
+#pragma once
+
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace ddpm {
+
+// Joins tensors along `axis`; all other sizes and the dtype must agree.
+Tensor concat(const std::vector<Tensor>& parts, int64_t axis);
+// Elements [begin, begin + length) along `axis`, copied.
+Tensor narrow(const Tensor& x, int64_t axis, int64_t begin, int64_t length);
+
+}  // namespace ddpm

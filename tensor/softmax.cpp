@@ -1,0 +1,99 @@
+// softmax.cpp: the axis is viewed as the middle of (outer, n, inner), and each
+// (outer, inner) line is one independent task.
+#include "tensor/softmax.h"
+
+#include <cmath>
+
+#include "tensor/parallel.h"
+
+namespace ddpm {
+
+namespace {
+struct Lines {
+    int64_t outer, n, inner;
+};
+
+Lines lines_of(const Tensor& x, int64_t axis, const char* op) {
+    const int64_t a = normalize_axis(axis, x.dim(), op);
+    Lines l{1, x.size(a), 1};
+    for (int64_t i = 0; i < a; ++i) l.outer *= x.size(i);
+    for (int64_t i = a + 1; i < x.dim(); ++i) l.inner *= x.size(i);
+    return l;
+}
+
+// Calls f(offset, stride, n) for every line along the axis.
+template <class F> void for_each_line(const Lines& l, F&& f) {
+    parallel_for(l.outer * l.inner, std::max<int64_t>(1, kGrainElementwise / (4 * l.n)), [&](int64_t k) {
+        const int64_t o = k / l.inner, i = k % l.inner;
+        f(o * l.n * l.inner + i, l.inner, l.n);
+    });
+}
+
+template <bool Log> Tensor softmax_impl(const Tensor& x, int64_t axis, const char* op) {
+    const Lines l = lines_of(x, axis, op);
+    Tensor y(x.shape(), x.dtype());
+    dispatch(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        const T* px = x.data<T>();
+        T* py = y.data<T>();
+        for_each_line(l, [&](int64_t off, int64_t s, int64_t n) {
+            const T* xl = px + off;
+            T* yl = py + off;
+            T m = xl[0];
+            for (int64_t j = 1; j < n; ++j) m = std::max(m, xl[j * s]);
+            double z = 0;
+            for (int64_t j = 0; j < n; ++j) {
+                T e = std::exp(xl[j * s] - m);
+                if constexpr (!Log) yl[j * s] = e;
+                z += e;
+            }
+            if constexpr (Log) {
+                const T lz = static_cast<T>(std::log(z)) + m;
+                for (int64_t j = 0; j < n; ++j) yl[j * s] = xl[j * s] - lz;
+            } else {
+                const T inv = static_cast<T>(1.0 / z);
+                for (int64_t j = 0; j < n; ++j) yl[j * s] *= inv;
+            }
+        });
+    });
+    return y;
+}
+
+template <bool Log> Tensor softmax_backward_impl(const Tensor& y, const Tensor& dy, int64_t axis, const char* op) {
+    check(y.shape() == dy.shape() && y.dtype() == dy.dtype(), op, "y " + y.describe() + " dy " + dy.describe());
+    const Lines l = lines_of(y, axis, op);
+    Tensor dx(y.shape(), y.dtype());
+    dispatch(y.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        const T* py = y.data<T>();
+        const T* pd = dy.data<T>();
+        T* px = dx.data<T>();
+        for_each_line(l, [&](int64_t off, int64_t s, int64_t n) {
+            const T* yl = py + off;
+            const T* dl = pd + off;
+            T* xl = px + off;
+            double dot = 0;
+            for (int64_t j = 0; j < n; ++j) dot += Log ? dl[j * s] : dl[j * s] * yl[j * s];
+            const T d = static_cast<T>(dot);
+            for (int64_t j = 0; j < n; ++j) {
+                if constexpr (Log)
+                    xl[j * s] = dl[j * s] - std::exp(yl[j * s]) * d;
+                else
+                    xl[j * s] = yl[j * s] * (dl[j * s] - d);
+            }
+        });
+    });
+    return dx;
+}
+}  // namespace
+
+Tensor softmax(const Tensor& x, int64_t axis) { return softmax_impl<false>(x, axis, "softmax"); }
+Tensor log_softmax(const Tensor& x, int64_t axis) { return softmax_impl<true>(x, axis, "log_softmax"); }
+Tensor softmax_backward(const Tensor& y, const Tensor& dy, int64_t axis) {
+    return softmax_backward_impl<false>(y, dy, axis, "softmax_backward");
+}
+Tensor log_softmax_backward(const Tensor& y, const Tensor& dy, int64_t axis) {
+    return softmax_backward_impl<true>(y, dy, axis, "log_softmax_backward");
+}
+
+}  // namespace ddpm
