@@ -1,0 +1,104 @@
+// Element-wise ops: values against hand-computed results, broadcasting, errors.
+#include <cmath>
+
+#include "helpers.h"
+#include "tensor/elementwise.h"
+
+using namespace ddpm;
+using ddpm::test::check_values;
+using ddpm::test::tol;
+
+TEST_CASE_TEMPLATE("binary ops with broadcasting", T, float, double) {
+    const DType dt = dtype_of<T>();
+    Tensor a = Tensor::from_data({1, 2, 3, 4, 5, 6}, {2, 3}, dt);
+    Tensor row = Tensor::from_data({10, 20, 30}, {3}, dt);
+    Tensor col = Tensor::from_data({100, 200}, {2, 1}, dt);
+    check_values(add(a, row), {11, 22, 33, 14, 25, 36}, tol<T>());
+    check_values(add(a, col), {101, 102, 103, 204, 205, 206}, tol<T>());
+    check_values(sub(a, row), {-9, -18, -27, -6, -15, -24}, tol<T>());
+    check_values(mul(a, col), {100, 200, 300, 800, 1000, 1200}, tol<T>());
+    check_values(div(row, a), {10, 10, 10, 2.5, 4, 5}, tol<T>());
+    // Both operands stretched: [2,1] x [3] -> [2,3].
+    Tensor outer = mul(col, row);
+    CHECK(outer.shape() == Shape{2, 3});
+    check_values(outer, {1000, 2000, 3000, 2000, 4000, 6000}, tol<T>());
+    // A 0-d scalar broadcasts against anything.
+    check_values(add(a, Tensor::scalar(1, dt)), {2, 3, 4, 5, 6, 7}, tol<T>());
+    check_values(maximum(a, Tensor::scalar(3.5, dt)), {3.5, 3.5, 3.5, 4, 5, 6}, tol<T>());
+    // Per-channel bias on a 4-D tensor, the U-Net's most common broadcast.
+    Tensor x = Tensor::zeros({2, 3, 2, 2}, dt);
+    Tensor bias = Tensor::from_data({1, 2, 3}, {1, 3, 1, 1}, dt);
+    Tensor y = add(x, bias);
+    for (int64_t i = 0; i < y.numel(); ++i) CHECK(y.flat(i) == 1 + (i / 4) % 3);
+}
+
+TEST_CASE_TEMPLATE("large broadcasts match a scalar loop (threaded path)", T, float, double) {
+    const DType dt = dtype_of<T>();
+    Tensor x = Tensor::arange(8 * 16 * 30 * 30, dt).reshape({8, 16, 30, 30});
+    Tensor b = Tensor::arange(8 * 16, dt).reshape({8, 16, 1, 1});
+    Tensor y = add(x, b);
+    for (int64_t i = 0; i < y.numel(); i += 97) CHECK(y.flat(i) == x.flat(i) + (i / 900));
+    Tensor z = mul(x, Tensor::scalar(2, dt));
+    for (int64_t i = 0; i < z.numel(); i += 101) CHECK(z.flat(i) == 2 * x.flat(i));
+}
+
+TEST_CASE_TEMPLATE("comparisons and where", T, float, double) {
+    const DType dt = dtype_of<T>();
+    Tensor a = Tensor::from_data({1, 5, 3}, {3}, dt);
+    Tensor b = Tensor::from_data({2, 5, 1}, {3}, dt);
+    check_values(gt(a, b), {0, 0, 1}, 0);
+    check_values(lt(a, b), {1, 0, 0}, 0);
+    check_values(ge(a, b), {0, 1, 1}, 0);
+    check_values(le(a, b), {1, 1, 0}, 0);
+    check_values(eq(a, b), {0, 1, 0}, 0);
+    check_values(where(gt(a, b), a, Tensor::scalar(-1, dt)), {-1, -1, 3}, 0);
+}
+
+TEST_CASE_TEMPLATE("unary ops against the standard library", T, float, double) {
+    const DType dt = dtype_of<T>();
+    const std::vector<double> v = {-2.0, -0.5, 0.0, 0.25, 1.5};
+    Tensor x = Tensor::from_data(v, {5}, dt);
+    Tensor pos = Tensor::from_data({0.5, 1.0, 4.0}, {3}, dt);
+    auto expect = [&](const Tensor& got, auto f, const std::vector<double>& in) {
+        std::vector<double> want;
+        for (double e : in) want.push_back(f(e));
+        check_values(got, want, tol<T>());
+    };
+    expect(neg(x), [](double e) { return -e; }, v);
+    expect(exp(x), [](double e) { return std::exp(e); }, v);
+    expect(tanh(x), [](double e) { return std::tanh(e); }, v);
+    expect(sigmoid(x), [](double e) { return 1 / (1 + std::exp(-e)); }, v);
+    expect(silu(x), [](double e) { return e / (1 + std::exp(-e)); }, v);
+    expect(abs(x), [](double e) { return std::abs(e); }, v);
+    expect(sign(x), [](double e) { return double((e > 0) - (e < 0)); }, v);
+    expect(add_scalar(x, 3), [](double e) { return e + 3; }, v);
+    expect(mul_scalar(x, -2), [](double e) { return -2 * e; }, v);
+    expect(pow_scalar(x, 2), [](double e) { return e * e; }, v);
+    expect(pow_scalar(pos, 1.5), [](double e) { return std::pow(e, 1.5); }, {0.5, 1.0, 4.0});
+    expect(log(pos), [](double e) { return std::log(e); }, {0.5, 1.0, 4.0});
+    expect(sqrt(pos), [](double e) { return std::sqrt(e); }, {0.5, 1.0, 4.0});
+    // silu'(x) = s (1 + x (1 - s)) at x = 0 is 1/2, at large x tends to 1.
+    Tensor d = silu_backward(Tensor::from_data({0, 20}, {2}, dt), Tensor::ones({2}, dt));
+    check_values(d, {0.5, 1.0}, 1e-6);
+}
+
+TEST_CASE_TEMPLATE("in-place updates and expand", T, float, double) {
+    const DType dt = dtype_of<T>();
+    Tensor a = Tensor::ones({2, 2}, dt);
+    add_(a, Tensor::from_data({1, 2}, {2}, dt));
+    check_values(a, {2, 3, 2, 3}, 0);
+    axpy_(a, 0.5, Tensor::full({2, 2}, 4, dt));
+    check_values(a, {4, 5, 4, 5}, 0);
+    scale_(a, 2);
+    check_values(a, {8, 10, 8, 10}, 0);
+    check_values(expand(Tensor::from_data({1, 2}, {2, 1}, dt), {2, 3}), {1, 1, 1, 2, 2, 2}, 0);
+}
+
+TEST_CASE("mismatched shapes and dtypes name the op and the shapes") {
+    Tensor a = Tensor::zeros({2, 3});
+    CHECK_THROWS_WITH_AS(add(a, Tensor::zeros({4})), "add: shapes [2,3] and [4] do not broadcast (axis 1: 3 vs 4)",
+                         TensorError);
+    CHECK_THROWS_WITH_AS(mul(a, Tensor::zeros({2, 3}, DType::F64)), "mul: dtypes differ: f32[2,3] and f64[2,3]",
+                         TensorError);
+    CHECK_THROWS_AS(add_(a, Tensor::zeros({3, 3})), TensorError);
+}

@@ -1,0 +1,47 @@
+// matmul: hand-computed products, transposes, batches, against the naive loop.
+#include "helpers.h"
+#include "tensor/matmul.h"
+#include "tensor/random.h"
+
+using namespace ddpm;
+using ddpm::test::check_values;
+using ddpm::test::max_abs_diff;
+using ddpm::test::tol;
+
+TEST_CASE_TEMPLATE("2-D matmul with every transpose flag", T, float, double) {
+    const DType dt = dtype_of<T>();
+    Tensor a = Tensor::from_data({1, 2, 3, 4, 5, 6}, {2, 3}, dt);      // [[1,2,3],[4,5,6]]
+    Tensor b = Tensor::from_data({7, 8, 9, 10, 11, 12}, {3, 2}, dt);   // [[7,8],[9,10],[11,12]]
+    check_values(matmul(a, b), {58, 64, 139, 154}, tol<T>());
+    Tensor at = a.transpose(0, 1), bt = b.transpose(0, 1);
+    check_values(matmul(at, b, true, false), {58, 64, 139, 154}, tol<T>());
+    check_values(matmul(a, bt, false, true), {58, 64, 139, 154}, tol<T>());
+    check_values(matmul(at, bt, true, true), {58, 64, 139, 154}, tol<T>());
+}
+
+TEST_CASE_TEMPLATE("batched matmul, shared operands and the naive reference", T, float, double) {
+    const DType dt = dtype_of<T>();
+    Generator gen(5);
+    for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+            Tensor a = randn(ta ? Shape{4, 2, 7, 5} : Shape{4, 2, 5, 7}, gen, dt);
+            Tensor b = randn(tb ? Shape{4, 2, 3, 7} : Shape{4, 2, 7, 3}, gen, dt);
+            Tensor c = matmul(a, b, ta, tb);
+            CHECK(c.shape() == Shape{4, 2, 5, 3});
+            CHECK(max_abs_diff(c, matmul_reference(a, b, ta, tb)) < 1e3 * tol<T>());
+            Tensor w = randn(tb ? Shape{3, 7} : Shape{7, 3}, gen, dt);  // one matrix for every batch entry
+            CHECK(max_abs_diff(matmul(a, w, ta, tb), matmul_reference(a, w, ta, tb)) < 1e3 * tol<T>());
+        }
+    // Large enough to run across threads and through multi-threaded BLAS.
+    Tensor a = randn({16, 64, 96}, gen, dt), b = randn({16, 96, 48}, gen, dt);
+    CHECK(max_abs_diff(matmul(a, b), matmul_reference(a, b)) < 1e3 * tol<T>());
+    Tensor big_a = randn({300, 200}, gen, dt), big_b = randn({200, 250}, gen, dt);
+    CHECK(max_abs_diff(matmul(big_a, big_b), matmul_reference(big_a, big_b)) < 1e3 * tol<T>());
+}
+
+TEST_CASE("matmul shape errors name the shapes") {
+    Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({4, 5});
+    CHECK_THROWS_WITH_AS(matmul(a, b), "matmul: inner sizes differ: f32[2,3] @ f32[4,5] (3 vs 4)", TensorError);
+    CHECK_THROWS_AS(matmul(Tensor::zeros({2, 2, 3}), Tensor::zeros({3, 3, 4})), TensorError);
+    CHECK_THROWS_AS(matmul(Tensor::zeros({3}), Tensor::zeros({3, 3})), TensorError);
+}

@@ -1,0 +1,88 @@
+// group norm, softmax, upsampling, dropout, concat/narrow: forward values.
+#include <cmath>
+
+#include "helpers.h"
+#include "tensor/dropout.h"
+#include "tensor/group_norm.h"
+#include "tensor/random.h"
+#include "tensor/shape_ops.h"
+#include "tensor/softmax.h"
+#include "tensor/upsample.h"
+
+using namespace ddpm;
+using ddpm::test::check_values;
+using ddpm::test::tol;
+
+TEST_CASE_TEMPLATE("group_norm on hand-computed values", T, float, double) {
+    const DType dt = dtype_of<T>();
+    Tensor x = Tensor::from_data({1, 2, 3, 4}, {1, 2, 1, 2}, dt);
+    Tensor gamma = Tensor::from_data({1, 2}, {2}, dt), beta = Tensor::from_data({0, 1}, {2}, dt);
+    // One group: mean 2.5, variance 1.25.
+    GroupNormOut one = group_norm_forward(x, gamma, beta, 1, 0.0);
+    const double r = 1 / std::sqrt(1.25);
+    check_values(one.y, {-1.5 * r, -0.5 * r, 0.5 * r * 2 + 1, 1.5 * r * 2 + 1}, tol<T>());
+    check_values(one.mean, {2.5}, tol<T>());
+    check_values(one.rstd, {r}, tol<T>());
+    // Two groups, one channel each: [1,2] and [3,4] each normalise to [-1, 1].
+    GroupNormOut two = group_norm_forward(x, gamma, beta, 2, 0.0);
+    check_values(two.y, {-1, 1, -1, 3}, tol<T>());
+    // eps enters under the square root.
+    GroupNormOut e = group_norm_forward(x, gamma, beta, 2, 0.75);
+    check_values(e.rstd, {1.0, 1.0}, tol<T>());
+    CHECK_THROWS_AS(group_norm_forward(x, gamma, beta, 3, 1e-5), TensorError);
+}
+
+TEST_CASE_TEMPLATE("softmax and log_softmax along any axis", T, float, double) {
+    const DType dt = dtype_of<T>();
+    Tensor x = Tensor::from_data({1, 2, 3, 1, 1, 1}, {2, 3}, dt);
+    const double z = std::exp(1) + std::exp(2) + std::exp(3);
+    check_values(softmax(x, 1), {std::exp(1) / z, std::exp(2) / z, std::exp(3) / z, 1 / 3., 1 / 3., 1 / 3.}, tol<T>());
+    check_values(log_softmax(x, -1), {1 - std::log(z), 2 - std::log(z), 3 - std::log(z), -std::log(3), -std::log(3),
+                                      -std::log(3)},
+                 tol<T>());
+    // Along axis 0 each column is a 2-way softmax.
+    const double s = 1 / (1 + std::exp(-1.0));
+    check_values(softmax(x, 0), {0.5, s, 1 / (1 + std::exp(-2.0)), 0.5, 1 - s, 1 - 1 / (1 + std::exp(-2.0))},
+                 tol<T>());
+    // Stable for large inputs: shifting by 1000 changes nothing.
+    Tensor big = Tensor::from_data({1001, 1002, 1003}, {3}, dt);
+    check_values(softmax(big, 0), {std::exp(1) / z, std::exp(2) / z, std::exp(3) / z}, tol<T>());
+}
+
+TEST_CASE_TEMPLATE("nearest upsampling and its backward", T, float, double) {
+    const DType dt = dtype_of<T>();
+    Tensor x = Tensor::from_data({1, 2, 3, 4}, {1, 1, 2, 2}, dt);
+    Tensor y = upsample_nearest2x(x);
+    CHECK(y.shape() == Shape{1, 1, 4, 4});
+    check_values(y, {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4}, 0);
+    Tensor dy = Tensor::arange(16, dt).reshape({1, 1, 4, 4});
+    check_values(upsample_nearest2x_backward(dy), {0 + 1 + 4 + 5, 2 + 3 + 6 + 7, 8 + 9 + 12 + 13, 10 + 11 + 14 + 15}, 0);
+}
+
+TEST_CASE_TEMPLATE("dropout keeps 1-p of the elements, scaled by 1/(1-p)", T, float, double) {
+    const DType dt = dtype_of<T>();
+    Generator gen(9);
+    Tensor x = Tensor::ones({100000}, dt);
+    DropoutOut d = dropout_forward(x, 0.25, gen);
+    int64_t kept = 0;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+        const double v = d.y.flat(i);
+        CHECK((v == 0.0 || std::abs(v - 4.0 / 3.0) < 1e-6));
+        kept += v != 0.0;
+    }
+    CHECK(std::abs(kept - 75000) < 5 * 137);  // sd = sqrt(1e5 * 0.25 * 0.75)
+    CHECK_THROWS_AS(dropout_forward(x, 1.0, gen), TensorError);
+}
+
+TEST_CASE_TEMPLATE("concat and narrow along inner axes", T, float, double) {
+    const DType dt = dtype_of<T>();
+    Tensor a = Tensor::from_data({1, 2, 3, 4}, {2, 2}, dt);
+    Tensor b = Tensor::from_data({5, 6}, {2, 1}, dt);
+    Tensor c = concat({a, b}, 1);
+    CHECK(c.shape() == Shape{2, 3});
+    check_values(c, {1, 2, 5, 3, 4, 6}, 0);
+    check_values(concat({a, a}, 0), {1, 2, 3, 4, 1, 2, 3, 4}, 0);
+    check_values(narrow(c, 1, 1, 2), {2, 5, 4, 6}, 0);
+    const std::string msg = fmt::format("concat: tensors {0}[2,2], {0}[3,1] differ outside axis 1", dtype_name(dt));
+    CHECK_THROWS_WITH_AS(concat({a, Tensor::zeros({3, 1}, dt)}, 1), msg.c_str(), TensorError);
+}
