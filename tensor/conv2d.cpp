@@ -47,44 +47,58 @@ Geom conv_geom(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t str
     return g;
 }
 
+// The output columns [lo, hi) whose input column ow*stride - pad + j lies inside [0, W).
+inline void valid_columns(const Geom& g, int64_t j, int64_t& lo, int64_t& hi) {
+    const int64_t off = j - g.pad;  // input column of ow = 0
+    lo = off >= 0 ? 0 : (-off + g.stride - 1) / g.stride;
+    hi = g.W - 1 - off < 0 ? 0 : std::min(g.OW, (g.W - 1 - off) / g.stride + 1);
+    if (hi < lo) hi = lo;
+}
+
 // x is (C,H,W) of one image, col is (C*KH*KW, OH*OW).
 template <class T> void im2col(const T* x, T* col, const Geom& g) {
     for (int64_t c = 0; c < g.C; ++c)
         for (int64_t i = 0; i < g.KH; ++i)
             for (int64_t j = 0; j < g.KW; ++j) {
                 T* dst = col + ((c * g.KH + i) * g.KW + j) * g.ohw();
+                int64_t lo, hi;
+                valid_columns(g, j, lo, hi);
                 for (int64_t oh = 0; oh < g.OH; ++oh) {
                     const int64_t h = oh * g.stride - g.pad + i;
                     T* row = dst + oh * g.OW;
                     if (h < 0 || h >= g.H) {
-                        std::memset(row, 0, sizeof(T) * g.OW);
+                        std::fill(row, row + g.OW, T(0));
                         continue;
                     }
-                    const T* src = x + (c * g.H + h) * g.W;
-                    for (int64_t ow = 0; ow < g.OW; ++ow) {
-                        const int64_t w = ow * g.stride - g.pad + j;
-                        row[ow] = (w >= 0 && w < g.W) ? src[w] : T(0);
-                    }
+                    const T* src = x + (c * g.H + h) * g.W + (j - g.pad);  // src[ow * stride] is the pixel
+                    std::fill(row, row + lo, T(0));
+                    if (g.stride == 1)
+                        std::copy(src + lo, src + hi, row + lo);
+                    else
+                        for (int64_t ow = lo; ow < hi; ++ow) row[ow] = src[ow * g.stride];
+                    std::fill(row + hi, row + g.OW, T(0));
                 }
             }
 }
 
 // The adjoint of im2col: dx (C,H,W) = sum of dcol over every place an input pixel was copied to.
 template <class T> void col2im(const T* col, T* dx, const Geom& g) {
-    std::memset(dx, 0, sizeof(T) * g.C * g.H * g.W);
+    std::fill(dx, dx + g.C * g.H * g.W, T(0));
     for (int64_t c = 0; c < g.C; ++c)
         for (int64_t i = 0; i < g.KH; ++i)
             for (int64_t j = 0; j < g.KW; ++j) {
                 const T* src = col + ((c * g.KH + i) * g.KW + j) * g.ohw();
+                int64_t lo, hi;
+                valid_columns(g, j, lo, hi);
                 for (int64_t oh = 0; oh < g.OH; ++oh) {
                     const int64_t h = oh * g.stride - g.pad + i;
                     if (h < 0 || h >= g.H) continue;
-                    T* row = dx + (c * g.H + h) * g.W;
+                    T* dst = dx + (c * g.H + h) * g.W + (j - g.pad);
                     const T* s = src + oh * g.OW;
-                    for (int64_t ow = 0; ow < g.OW; ++ow) {
-                        const int64_t w = ow * g.stride - g.pad + j;
-                        if (w >= 0 && w < g.W) row[w] += s[ow];
-                    }
+                    if (g.stride == 1)
+                        for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += s[ow];
+                    else
+                        for (int64_t ow = lo; ow < hi; ++ow) dst[ow * g.stride] += s[ow];
                 }
             }
 }

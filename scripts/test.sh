@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# test.sh: set up, build and run the whole test suite (README command 2; .ci/run calls it).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh "$@"
+source scripts/openblas_env.sh
+echo "OpenBLAS: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-auto}"
+ctest --test-dir build --output-on-failure -j "$(nproc)"
