@@ -26,10 +26,10 @@ std::string GradcheckResult::report() const {
     return s;
 }
 
-// L = sum(f(x) * g), computed without recording a graph.
-static double projected(const GradcheckFn& f, const std::vector<Variable>& xs, const Tensor& g) {
+// L = sum(f() * g), computed without recording a graph.
+static double projected(const std::function<Variable()>& f, const Tensor& g) {
     NoGradGuard no_grad;
-    Tensor y = f(xs).data();
+    Tensor y = f().data();
     const double* py = y.data<double>();
     const double* pg = g.data<double>();
     double s = 0;
@@ -37,37 +37,40 @@ static double projected(const GradcheckFn& f, const std::vector<Variable>& xs, c
     return s;
 }
 
-GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, const GradcheckOptions& opt) {
-    std::vector<Variable> xs;
-    for (const Tensor& t : inputs) {
-        check(t.dtype() == DType::F64, "gradcheck", "inputs must be f64, got " + t.describe());
-        xs.emplace_back(t.clone(), true);
+GradcheckResult gradcheck_leaves(const std::function<Variable()>& f, const std::vector<Variable>& leaves,
+                                 const GradcheckOptions& opt) {
+    for (const Variable& v : leaves) {
+        check(v.dtype() == DType::F64, "gradcheck", "leaves must be f64, got " + v.data().describe());
+        check(v.is_leaf() && v.requires_grad(), "gradcheck", "every leaf must require a gradient");
     }
     Generator gen(opt.seed);
-    Variable y = f(xs);
+    std::vector<Variable> xs = leaves;
+    for (Variable& x : xs) x.zero_grad();
+    Variable y = f();
     check(y.dtype() == DType::F64, "gradcheck", "f must return f64, got " + y.data().describe());
     Tensor g = randn(y.shape(), gen, DType::F64);
     y.backward(g);  // dL/dx with L = sum(y * g)
 
     GradcheckResult r;
-    for (size_t k = 0; k < xs.size(); ++k) {
-        Tensor& x = xs[k].data();
+    for (Variable& leaf : xs) {
+        Tensor& x = leaf.data();
         const int64_t n = x.numel();
         std::vector<int64_t> idx(static_cast<size_t>(n));
         std::iota(idx.begin(), idx.end(), 0);
         if (opt.max_elements >= 0 && opt.max_elements < n) {  // a seeded random subset
             Tensor u = rand({n}, gen, DType::F64);
-            std::sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return u.flat(a) < u.flat(b); });
+            const double* pu = u.data<double>();
+            std::sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return pu[a] < pu[b]; });
             idx.resize(static_cast<size_t>(opt.max_elements));
         }
-        const Tensor& analytic = xs[k].grad();
+        const Tensor& analytic = leaf.grad();
         double max_abs = 0, max_num = 0;
         for (int64_t i : idx) {
             const double orig = x.flat(i);
             x.set_flat(i, orig + opt.eps);
-            const double plus = projected(f, xs, g);
+            const double plus = projected(f, g);
             x.set_flat(i, orig - opt.eps);
-            const double minus = projected(f, xs, g);
+            const double minus = projected(f, g);
             x.set_flat(i, orig);
             const double numeric = (plus - minus) / (2 * opt.eps);
             const double a = analytic.defined() ? analytic.flat(i) : 0.0;
@@ -79,6 +82,15 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
         r.checked.push_back(static_cast<int64_t>(idx.size()));
     }
     return r;
+}
+
+GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, const GradcheckOptions& opt) {
+    std::vector<Variable> xs;
+    for (const Tensor& t : inputs) {
+        check(t.dtype() == DType::F64, "gradcheck", "inputs must be f64, got " + t.describe());
+        xs.emplace_back(t.clone(), true);
+    }
+    return gradcheck_leaves([&] { return f(xs); }, xs, opt);
 }
 
 }  // namespace ddpm

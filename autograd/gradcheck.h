@@ -33,4 +33,10 @@ using GradcheckFn = std::function<Variable(const std::vector<Variable>&)>;
 GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& opt = {});
 
+// The same for a computation f() that reads `leaves` itself (a module's
+// parameters and its input): each leaf is perturbed in place and restored.
+// The leaves' gradients are overwritten.
+GradcheckResult gradcheck_leaves(const std::function<Variable()>& f, const std::vector<Variable>& leaves,
+                                 const GradcheckOptions& opt = {});
+
 }  // namespace ddpm

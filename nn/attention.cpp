@@ -1,0 +1,38 @@
+// attention.cpp: attention as two batched GEMMs around a softmax, one batch entry per (image, head).
+#include "nn/attention.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "nn/trace.h"
+
+namespace ddpm {
+
+AttnBlock::AttnBlock(int64_t ch_, int64_t heads_, int64_t groups, double eps, Initializer& init)
+    : ch(ch_), heads(heads_) {
+    if (heads <= 0 || ch % heads != 0)
+        fail("AttnBlock", fmt::format("{} channels are not divisible into {} heads", ch, heads));
+    norm = register_module("norm", std::make_shared<GroupNorm>(groups, ch, init, eps));
+    q = register_module("q", std::make_shared<Conv2d>(ch, ch, 1, 1, 0, init));
+    k = register_module("k", std::make_shared<Conv2d>(ch, ch, 1, 1, 0, init));
+    v = register_module("v", std::make_shared<Conv2d>(ch, ch, 1, 1, 0, init));
+    proj_out = register_module("proj_out", std::make_shared<Conv2d>(ch, ch, 1, 1, 0, init, /*zero_init=*/true));
+}
+
+Variable AttnBlock::forward(const Variable& x) {
+    const int64_t B = x.size(0), H = x.size(2), W = x.size(3), N = H * W, d = ch / heads;
+    Variable h = norm->forward(x);
+    // (B, C, H, W) -> (B*heads, d, N): the channels of head j are a contiguous block.
+    Variable qh = mul_scalar(reshape(q->forward(h), {B * heads, d, N}), 1.0 / std::sqrt(static_cast<double>(d)));
+    Variable kh = reshape(k->forward(h), {B * heads, d, N});
+    Variable vh = reshape(v->forward(h), {B * heads, d, N});
+    Variable w = softmax(matmul(qh, kh, /*trans_a=*/true, false), -1);  // (B*heads, N queries, N keys)
+    Variable out = matmul(vh, w, false, /*trans_b=*/true);                // (B*heads, d, N)
+    LayerRecord rec{name() + ".softmax(qk)v", "attention", w.shape(), 0, 2.0 * 2.0 * B * heads * N * N * d};
+    LayerTrace::record(rec);
+    return x + proj_out->forward(reshape(out, {B, ch, H, W}));
+}
+
+}  // namespace ddpm

@@ -1,0 +1,36 @@
+// config.h: the U-Net's hyper-parameters; presets and JSON files.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace ddpm {
+
+struct UNetConfig {
+    std::string name = "small";
+    int64_t in_channels = 1;
+    int64_t out_channels = 1;  // 2 * in_channels for a learned-range variance
+    int64_t image_size = 28;
+    int64_t channels = 32;     // C, the base width
+    std::vector<int64_t> ch_mult = {1, 2, 2};
+    int64_t num_res_blocks = 2;
+    std::vector<int64_t> attn_resolutions = {14};
+    int64_t groups = 8;
+    double dropout = 0.1;
+    int64_t heads = 1;
+    double gn_eps = 1e-5;
+
+    // "tiny", "small", "cifar10" (../shared/reference/unet.md).
+    static UNetConfig preset(const std::string& name);
+    static bool is_preset(const std::string& name);
+    // A preset name, or a path to a JSON file with the fields above.
+    static UNetConfig load(const std::string& name_or_path);
+    static UNetConfig from_json(const nlohmann::json& j);  // missing fields keep the defaults
+    nlohmann::json to_json() const;
+
+    // Throws std::invalid_argument naming the first field that cannot build a network.
+    void validate() const;
+};
+
+}  // namespace ddpm

@@ -1,0 +1,18 @@
+// group_norm.h: the GroupNorm layer, weight (gamma) 1 and bias (beta) 0 at start.
+#pragma once
+
+#include "nn/init.h"
+#include "nn/module.h"
+
+namespace ddpm {
+
+class GroupNorm : public Module {
+public:
+    GroupNorm(int64_t groups, int64_t channels, Initializer& init, double eps = 1e-5);
+    Variable forward(const Variable& x);
+    Variable weight, bias;
+    int64_t groups, channels;
+    double eps;
+};
+
+}  // namespace ddpm

@@ -1,0 +1,27 @@
+// resblock.h: the U-Net's residual block with the timestep added in the middle.
+#pragma once
+
+#include "nn/conv.h"
+#include "nn/group_norm.h"
+#include "nn/linear.h"
+#include "tensor/random.h"
+
+namespace ddpm {
+
+// h = Conv3x3(SiLU(GN(x)));  h += Linear(SiLU(temb))[:, :, None, None];
+// h = Conv3x3(Dropout(SiLU(GN(h))));  return skip(x) + h,
+// skip a Conv1x1 when the channel count changes; the last conv starts at zero,
+// so a fresh block is the identity (or the 1x1 projection).
+class ResBlock : public Module {
+public:
+    ResBlock(int64_t in, int64_t out, int64_t temb_ch, int64_t groups, double dropout, double eps,
+             Initializer& init);
+    // temb_act is SiLU(temb), (B, temb_ch), computed once for all blocks.
+    Variable forward(const Variable& x, const Variable& temb_act, Generator& gen);
+    std::shared_ptr<GroupNorm> norm1, norm2;
+    std::shared_ptr<Conv2d> conv1, conv2, skip;
+    std::shared_ptr<Linear> temb_proj;
+    double dropout;
+};
+
+}  // namespace ddpm

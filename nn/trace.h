@@ -1,0 +1,35 @@
+// trace.h: a per-layer record of output shapes and FLOPs, filled by layers'
+// forward() while a LayerTrace is active (for `ddpm info` and the profilers).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace ddpm {
+
+struct LayerRecord {
+    std::string name;   // dotted module path, e.g. "down.0.block.1.conv1"
+    std::string kind;   // "conv2d", "linear", "attention", ...
+    Shape out_shape;
+    int64_t params = 0;
+    double flops = 0;   // multiply-adds count 2
+};
+
+// While alive, layer forwards on this thread append to records().
+class LayerTrace {
+public:
+    LayerTrace();
+    ~LayerTrace();
+    LayerTrace(const LayerTrace&) = delete;
+    LayerTrace& operator=(const LayerTrace&) = delete;
+    const std::vector<LayerRecord>& records() const { return records_; }
+    static void record(LayerRecord r);  // no-op when no trace is active
+
+private:
+    std::vector<LayerRecord> records_;
+    LayerTrace* previous_;
+};
+
+}  // namespace ddpm

@@ -1,0 +1,120 @@
+// unet.cpp: the down path pushes every activation on a skip stack, the up path
+// pops one into each of its ResBlocks (concatenated along channels).
+#include "nn/unet.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "autograd/ops.h"
+
+namespace ddpm {
+
+UNet::UNet(const UNetConfig& cfg, InitScheme scheme, uint64_t seed, DType dtype)
+    : config_(cfg), dropout_gen_(seed ^ 0x9E3779B97F4A7C15ull) {
+    config_.validate();
+    Initializer init(scheme, seed, dtype);
+    const int64_t C = cfg.channels, temb_ch = 4 * C, levels = static_cast<int64_t>(cfg.ch_mult.size());
+    auto has_attn = [&](int64_t res) {
+        return std::find(cfg.attn_resolutions.begin(), cfg.attn_resolutions.end(), res) != cfg.attn_resolutions.end();
+    };
+    auto resblock = [&](int64_t in, int64_t out) {
+        return std::make_shared<ResBlock>(in, out, temb_ch, cfg.groups, cfg.dropout, cfg.gn_eps, init);
+    };
+    auto attnblock = [&](int64_t ch) { return std::make_shared<AttnBlock>(ch, cfg.heads, cfg.groups, cfg.gn_eps, init); };
+
+    time_embed_ = register_module("time_embed", std::make_shared<TimeEmbed>(C, init));
+    conv_in_ = register_module("conv_in", std::make_shared<Conv2d>(cfg.in_channels, C, 3, 1, 1, init));
+
+    // Down path; skip_ch records the width of every activation pushed on the skip stack.
+    std::vector<int64_t> skip_ch{C};
+    int64_t ch = C, res = cfg.image_size;
+    down_ = register_module("down", std::make_shared<ModuleList<UNetLevel>>());
+    for (int64_t i = 0; i < levels; ++i) {
+        auto level = std::make_shared<UNetLevel>();
+        level->block = level->register_module("block", std::make_shared<ModuleList<ResBlock>>());
+        level->attn = level->register_module("attn", std::make_shared<ModuleList<AttnBlock>>());
+        const int64_t out = C * cfg.ch_mult[i];
+        for (int64_t j = 0; j < cfg.num_res_blocks; ++j) {
+            level->block->push_back(resblock(ch, out));
+            ch = out;
+            if (has_attn(res)) level->attn->push_back(attnblock(ch));
+            skip_ch.push_back(ch);
+        }
+        if (i != levels - 1) {
+            level->downsample = level->register_module("downsample", std::make_shared<Downsample>(ch, init));
+            skip_ch.push_back(ch);
+            res /= 2;
+        }
+        down_->push_back(level);
+    }
+
+    mid_block_1_ = register_module("mid.block_1", resblock(ch, ch));
+    mid_attn_1_ = register_module("mid.attn_1", attnblock(ch));
+    mid_block_2_ = register_module("mid.block_2", resblock(ch, ch));
+
+    // Up path, built in reverse level order; up.i is level i.
+    up_ = register_module("up", std::make_shared<ModuleList<UNetLevel>>());
+    std::vector<std::shared_ptr<UNetLevel>> up_levels(levels);
+    for (int64_t i = levels - 1; i >= 0; --i) {
+        auto level = std::make_shared<UNetLevel>();
+        level->block = level->register_module("block", std::make_shared<ModuleList<ResBlock>>());
+        level->attn = level->register_module("attn", std::make_shared<ModuleList<AttnBlock>>());
+        const int64_t out = C * cfg.ch_mult[i];
+        for (int64_t j = 0; j < cfg.num_res_blocks + 1; ++j) {
+            level->block->push_back(resblock(ch + skip_ch.back(), out));
+            skip_ch.pop_back();
+            ch = out;
+            if (has_attn(res)) level->attn->push_back(attnblock(ch));
+        }
+        if (i != 0) {
+            level->upsample = level->register_module("upsample", std::make_shared<Upsample>(ch, init));
+            res *= 2;
+        }
+        up_levels[i] = level;
+    }
+    for (auto& l : up_levels) up_->push_back(l);
+
+    norm_out_ = register_module("norm_out", std::make_shared<GroupNorm>(cfg.groups, ch, init, cfg.gn_eps));
+    conv_out_ = register_module("conv_out",
+                                std::make_shared<Conv2d>(ch, cfg.out_channels, 3, 1, 1, init, /*zero_init=*/true));
+    assign_names();
+}
+
+Variable UNet::forward(const Variable& x, const Tensor& t) {
+    const UNetConfig& c = config_;
+    if (x.dim() != 4 || x.size(1) != c.in_channels || x.size(2) != c.image_size || x.size(3) != c.image_size)
+        fail("unet", fmt::format("input {} but the '{}' config takes [B,{},{},{}]", x.data().describe(), c.name,
+                                 c.in_channels, c.image_size, c.image_size));
+    if (t.dim() != 1 || t.size(0) != x.size(0))
+        fail("unet", fmt::format("timesteps {} for a batch of {}", t.describe(), x.size(0)));
+    const int64_t levels = static_cast<int64_t>(c.ch_mult.size());
+
+    Variable temb_act = silu(time_embed_->forward(t));  // every ResBlock applies SiLU to temb first
+    std::vector<Variable> hs{conv_in_->forward(x)};
+    for (int64_t i = 0; i < levels; ++i) {
+        UNetLevel& level = (*down_)[i];
+        for (int64_t j = 0; j < c.num_res_blocks; ++j) {
+            Variable h = (*level.block)[j].forward(hs.back(), temb_act, dropout_gen_);
+            if (!level.attn->empty()) h = (*level.attn)[j].forward(h);
+            hs.push_back(h);
+        }
+        if (level.downsample) hs.push_back(level.downsample->forward(hs.back()));
+    }
+    Variable h = hs.back();
+    h = mid_block_1_->forward(h, temb_act, dropout_gen_);
+    h = mid_attn_1_->forward(h);
+    h = mid_block_2_->forward(h, temb_act, dropout_gen_);
+    for (int64_t i = levels - 1; i >= 0; --i) {
+        UNetLevel& level = (*up_)[i];
+        for (int64_t j = 0; j < c.num_res_blocks + 1; ++j) {
+            h = (*level.block)[j].forward(concat({h, hs.back()}, 1), temb_act, dropout_gen_);
+            hs.pop_back();
+            if (!level.attn->empty()) h = (*level.attn)[j].forward(h);
+        }
+        if (level.upsample) h = level.upsample->forward(h);
+    }
+    return conv_out_->forward(silu(norm_out_->forward(h)));
+}
+
+}  // namespace ddpm

@@ -1,0 +1,45 @@
+// unet.h: epsilon_theta(x_t, t), the DDPM U-Net of ../shared/reference/unet.md.
+#pragma once
+
+#include "nn/attention.h"
+#include "nn/config.h"
+#include "nn/conv.h"
+#include "nn/module_list.h"
+#include "nn/resblock.h"
+#include "nn/timestep_embedding.h"
+
+namespace ddpm {
+
+// One resolution level: its ResBlocks, an AttnBlock after each when the
+// resolution is in attn_resolutions, and the resampling step between levels.
+struct UNetLevel : Module {
+    std::shared_ptr<ModuleList<ResBlock>> block;
+    std::shared_ptr<ModuleList<AttnBlock>> attn;
+    std::shared_ptr<Downsample> downsample;  // down path, every level but the last
+    std::shared_ptr<Upsample> upsample;      // up path, every level but the first
+};
+
+class UNet : public Module {
+public:
+    UNet(const UNetConfig& config, InitScheme scheme = InitScheme::DDPM, uint64_t seed = 0,
+         DType dtype = DType::F32);
+
+    // x is (B, in_channels, S, S), t holds B timesteps in [0, T); returns (B, out_channels, S, S).
+    Variable forward(const Variable& x, const Tensor& t);
+
+    const UNetConfig& config() const { return config_; }
+    // Dropout masks come from here; its state is part of a training checkpoint.
+    Generator& dropout_generator() { return dropout_gen_; }
+
+private:
+    UNetConfig config_;
+    Generator dropout_gen_;
+    std::shared_ptr<TimeEmbed> time_embed_;
+    std::shared_ptr<Conv2d> conv_in_, conv_out_;
+    std::shared_ptr<ModuleList<UNetLevel>> down_, up_;
+    std::shared_ptr<ResBlock> mid_block_1_, mid_block_2_;
+    std::shared_ptr<AttnBlock> mid_attn_1_;
+    std::shared_ptr<GroupNorm> norm_out_;
+};
+
+}  // namespace ddpm
