@@ -1,0 +1,113 @@
+// optim.cpp: each update is one fused pass over a parameter and its state.
+#include "nn/optim.h"
+
+#include <cmath>
+
+#include "tensor/elementwise.h"
+#include "tensor/parallel.h"
+
+namespace ddpm {
+
+Adam::Adam(Module::NamedParameters params, AdamOptions opt) : params_(std::move(params)), opt_(opt) {
+    for (auto& [name, p] : params_) {
+        m_.push_back(Tensor::zeros_like(p.data()));
+        v_.push_back(Tensor::zeros_like(p.data()));
+    }
+}
+
+void Adam::step() {
+    ++t_;
+    const double bc1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(t_));
+    const double bc2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(t_));
+    for (size_t i = 0; i < params_.size(); ++i) {
+        Variable& p = params_[i].second;
+        if (!p.grad().defined()) continue;
+        dispatch(p.dtype(), [&](auto tag) {
+            using T = decltype(tag);
+            T* w = p.data().data<T>();
+            const T* g = p.grad().data<T>();
+            T* m = m_[i].data<T>();
+            T* v = v_[i].data<T>();
+            const T b1 = T(opt_.beta1), b2 = T(opt_.beta2), lr = T(opt_.lr), eps = T(opt_.eps);
+            const T wd = T(opt_.weight_decay), step_size = T(opt_.lr / bc1), sqrt_bc2 = T(std::sqrt(bc2));
+            const bool decoupled = opt_.decoupled;
+            parallel_range(p.numel(), kGrainElementwise, [&](int64_t b, int64_t e) {
+                for (int64_t j = b; j < e; ++j) {
+                    T gj = g[j];
+                    if (decoupled)
+                        w[j] *= T(1) - lr * wd;
+                    else
+                        gj += wd * w[j];
+                    m[j] = b1 * m[j] + (T(1) - b1) * gj;
+                    v[j] = b2 * v[j] + (T(1) - b2) * gj * gj;
+                    w[j] -= step_size * m[j] / (std::sqrt(v[j]) / sqrt_bc2 + eps);
+                }
+            });
+        });
+    }
+}
+
+void Adam::zero_grad() {
+    for (auto& [name, p] : params_) p.zero_grad();
+}
+
+SGD::SGD(std::vector<Variable> params, double lr, double momentum, double weight_decay)
+    : params_(std::move(params)), lr_(lr), momentum_(momentum), weight_decay_(weight_decay), buf_(params_.size()) {}
+
+void SGD::step() {
+    for (size_t i = 0; i < params_.size(); ++i) {
+        Variable& p = params_[i];
+        if (!p.grad().defined()) continue;
+        Tensor g = p.grad().clone();
+        if (weight_decay_ != 0.0) axpy_(g, weight_decay_, p.data());
+        if (momentum_ != 0.0) {
+            if (!buf_[i].defined()) {
+                buf_[i] = g.clone();
+            } else {
+                scale_(buf_[i], momentum_);
+                axpy_(buf_[i], 1.0, g);
+            }
+            g = buf_[i];
+        }
+        axpy_(p.data(), -lr_, g);
+    }
+}
+
+void SGD::zero_grad() {
+    for (Variable& p : params_) p.zero_grad();
+}
+
+double clip_grad_norm(const std::vector<Variable>& params, double max_norm) {
+    double total = 0;
+    for (const Variable& p : params) {
+        if (!p.grad().defined()) continue;
+        dispatch(p.dtype(), [&](auto tag) {
+            using T = decltype(tag);
+            const T* g = p.grad().data<T>();
+            double s = 0;
+            for (int64_t j = 0; j < p.numel(); ++j) s += double(g[j]) * double(g[j]);
+            total += s;
+        });
+    }
+    const double norm = std::sqrt(total);
+    if (norm > max_norm && norm > 0) {
+        const double scale = max_norm / (norm + 1e-6);  // as torch.nn.utils.clip_grad_norm_
+        for (const Variable& p : params) {
+            Tensor g = p.grad();  // a handle on the same buffer
+            if (g.defined()) scale_(g, scale);
+        }
+    }
+    return norm;
+}
+
+double LrSchedule::at(int64_t step) const {
+    if (warmup > 0 && step < warmup) return base_lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
+    if (kind == Kind::Cosine && total_steps > warmup) {
+        const double progress =
+            std::min(1.0, static_cast<double>(step - warmup) / static_cast<double>(total_steps - warmup));
+        return base_lr * 0.5 * (1.0 + std::cos(M_PI * progress));
+    }
+    return base_lr;
+}
+
+}  // namespace ddpm

@@ -1,0 +1,197 @@
+// safetensors.cpp: every field of the header is checked before any byte of
+// data is trusted; sizes are checked against the file length before allocating.
+#include "nn/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+namespace ddpm {
+
+namespace {
+constexpr uint64_t kMaxHeader = 100u << 20;  // the reference implementation's limit
+
+const char* st_dtype(DType dt) { return dt == DType::F32 ? "F32" : "F64"; }
+
+[[noreturn]] void bad(const std::string& origin, const std::string& what) {
+    throw FormatError(fmt::format("{}: {}", origin, what));
+}
+}  // namespace
+
+const Tensor& SafeTensors::at(const std::string& name) const {
+    for (auto& [n, t] : tensors)
+        if (n == name) return t;
+    throw FormatError("safetensors: no tensor named '" + name + "'");
+}
+
+bool SafeTensors::contains(const std::string& name) const {
+    for (auto& [n, t] : tensors)
+        if (n == name) return true;
+    return false;
+}
+
+std::string safetensors_serialize(const NamedTensors& tensors, const Metadata& metadata) {
+    nlohmann::ordered_json header = nlohmann::ordered_json::object();
+    if (!metadata.empty()) header["__metadata__"] = metadata;
+    uint64_t offset = 0;
+    for (auto& [name, t] : tensors) {
+        check(name != "__metadata__" && !name.empty(), "safetensors", "bad tensor name '" + name + "'");
+        check(!header.contains(name), "safetensors", "tensor name '" + name + "' used twice");
+        header[name] = {{"dtype", st_dtype(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + t.nbytes()}}};
+        offset += t.nbytes();
+    }
+    std::string json = header.dump();
+    json.append((8 - json.size() % 8) % 8, ' ');  // data starts 8-byte aligned
+    std::string out(8, '\0');
+    const uint64_t n = json.size();
+    for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+    out += json;
+    out.reserve(out.size() + offset);
+    for (auto& [name, t] : tensors) out.append(static_cast<const char*>(t.raw_data()), t.nbytes());
+    return out;
+}
+
+SafeTensors safetensors_parse(const std::string& bytes, const std::string& origin) {
+    if (bytes.size() < 8) bad(origin, fmt::format("file is {} bytes, shorter than the 8-byte header length", bytes.size()));
+    uint64_t n = 0;
+    for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+    if (n > kMaxHeader) bad(origin, fmt::format("header length {} (bytes 0-7) is over the {} limit", n, kMaxHeader));
+    if (n > bytes.size() - 8)
+        bad(origin, fmt::format("header length {} (bytes 0-7) runs past the end of the {}-byte file", n, bytes.size()));
+    nlohmann::json header;
+    try {
+        header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
+    } catch (const nlohmann::json::parse_error& e) {
+        bad(origin, fmt::format("header is not valid JSON at byte {}: {}", 8 + e.byte, e.what()));
+    }
+    if (!header.is_object()) bad(origin, "header is not a JSON object");
+    const uint64_t data_begin = 8 + n, data_len = bytes.size() - data_begin;
+
+    SafeTensors st;
+    struct Span { uint64_t begin, end; std::string name; };
+    std::vector<Span> spans;
+    for (auto it = header.begin(); it != header.end(); ++it) {
+        const std::string& name = it.key();
+        const auto& e = it.value();
+        if (name == "__metadata__") {
+            if (!e.is_object()) bad(origin, "__metadata__ is not an object");
+            for (auto m = e.begin(); m != e.end(); ++m) {
+                if (!m.value().is_string()) bad(origin, fmt::format("__metadata__.{} is not a string", m.key()));
+                st.metadata[m.key()] = m.value().get<std::string>();
+            }
+            continue;
+        }
+        auto field = [&](const char* f) -> const nlohmann::json& {
+            if (!e.is_object() || !e.contains(f)) bad(origin, fmt::format("tensor '{}' has no '{}'", name, f));
+            return e.at(f);
+        };
+        const auto& jd = field("dtype");
+        const std::string dts = jd.is_string() ? jd.get<std::string>() : jd.dump();
+        DType dt;
+        if (dts == "F32") dt = DType::F32;
+        else if (dts == "F64") dt = DType::F64;
+        else bad(origin, fmt::format("tensor '{}' has dtype {}; only F32 and F64 are supported", name, dts));
+        const auto& js = field("shape");
+        if (!js.is_array() || js.size() > 8) bad(origin, fmt::format("tensor '{}': shape must be an array of up to 8 sizes", name));
+        Shape shape;
+        uint64_t numel = 1;
+        for (const auto& d : js) {
+            if (!d.is_number_unsigned()) bad(origin, fmt::format("tensor '{}': shape {} has a negative or non-integer size", name, js.dump()));
+            const uint64_t v = d.get<uint64_t>();
+            if (v != 0 && numel > data_len / v) bad(origin, fmt::format("tensor '{}': shape {} is larger than the file", name, js.dump()));
+            numel *= v;
+            shape.push_back(static_cast<int64_t>(v));
+        }
+        const auto& jo = field("data_offsets");
+        if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() || !jo[1].is_number_unsigned())
+            bad(origin, fmt::format("tensor '{}': data_offsets {} is not [begin, end]", name, jo.dump()));
+        const uint64_t b = jo[0].get<uint64_t>(), en = jo[1].get<uint64_t>();
+        if (b > en || en > data_len)
+            bad(origin, fmt::format("tensor '{}': data_offsets [{}, {}] out of range (data section is {} bytes)", name, b, en, data_len));
+        if (en - b != numel * dtype_size(dt))
+            bad(origin, fmt::format("tensor '{}': data_offsets [{}, {}] hold {} bytes but {}{} needs {}", name, b, en, en - b,
+                                    dts, js.dump(), numel * dtype_size(dt)));
+        spans.push_back({b, en, name});
+        Tensor t(shape, dt);
+        std::memcpy(t.raw_data(), bytes.data() + data_begin + b, t.nbytes());
+        st.tensors.emplace_back(name, std::move(t));
+    }
+    // The tensors must tile the data section: no overlap, no gap, nothing left over.
+    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+    uint64_t at = 0;
+    for (const Span& s : spans) {
+        if (s.begin < at) bad(origin, fmt::format("tensor '{}' at [{}, {}] overlaps the tensor before it", s.name, s.begin, s.end));
+        if (s.begin > at) bad(origin, fmt::format("gap in the data section before tensor '{}' (bytes {} to {})", s.name, at, s.begin));
+        at = s.end;
+    }
+    if (at != data_len) bad(origin, fmt::format("data section is {} bytes but the tensors cover {}", data_len, at));
+    // Hand the tensors back in file order (by offset), which is the order the writer gave.
+    std::map<std::string, size_t> index;
+    for (size_t i = 0; i < st.tensors.size(); ++i) index[st.tensors[i].first] = i;
+    NamedTensors in_order;
+    for (const Span& s : spans) in_order.push_back(std::move(st.tensors[index.at(s.name)]));
+    st.tensors = std::move(in_order);
+    return st;
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+    namespace fs = std::filesystem;
+    const fs::path target(path);
+    const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+    std::string tmpl = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
+    int fd = ::mkstemp(tmpl.data());
+    if (fd < 0) throw FormatError(fmt::format("{}: cannot create a temporary file in {}: {}", path, dir.string(), std::strerror(errno)));
+    auto fail_io = [&](const char* what) {
+        const int err = errno;
+        ::close(fd);
+        ::unlink(tmpl.c_str());
+        throw FormatError(fmt::format("{}: {} failed: {}; the previous file is untouched", path, what, std::strerror(err)));
+    };
+    size_t done = 0;
+    while (done < bytes.size()) {
+        ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            fail_io("write");
+        }
+        done += static_cast<size_t>(w);
+    }
+    if (::fchmod(fd, 0644) != 0) fail_io("fchmod");
+    if (::fsync(fd) != 0) fail_io("fsync");
+    if (::close(fd) != 0) {
+        ::unlink(tmpl.c_str());
+        throw FormatError(fmt::format("{}: close failed: {}", path, std::strerror(errno)));
+    }
+    if (::rename(tmpl.c_str(), path.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(tmpl.c_str());
+        throw FormatError(fmt::format("{}: rename failed: {}; the previous file is untouched", path, std::strerror(err)));
+    }
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        ::fsync(dfd);  // make the rename itself durable
+        ::close(dfd);
+    }
+}
+
+void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata) {
+    write_file_atomic(path, safetensors_serialize(tensors, metadata));
+}
+
+SafeTensors load_safetensors(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw FormatError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return safetensors_parse(bytes, path);
+}
+
+}  // namespace ddpm
