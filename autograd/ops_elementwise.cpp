@@ -1,5 +1,6 @@
 // ops_elementwise.cpp: element-wise ops and their gradients.
 #include "autograd/ops.h"
+#include "autograd/profiler.h"
 #include "tensor/elementwise.h"
 #include "tensor/reduce.h"
 
@@ -20,6 +21,7 @@ template <class Rule> Variable unary_op(const Variable& x, Tensor y, const char*
 
 // d(a + b) = g, g.
 Variable add(const Variable& a, const Variable& b) {
+    OpTimer timer("add");
     return Variable::make_result(
         ddpm::add(a.data(), b.data()), {a, b},
         [](const Tensor& g, std::vector<Variable>& in) {
@@ -31,6 +33,7 @@ Variable add(const Variable& a, const Variable& b) {
 
 // d(a - b) = g, -g.
 Variable sub(const Variable& a, const Variable& b) {
+    OpTimer timer("sub");
     return Variable::make_result(
         ddpm::sub(a.data(), b.data()), {a, b},
         [](const Tensor& g, std::vector<Variable>& in) {
@@ -42,6 +45,7 @@ Variable sub(const Variable& a, const Variable& b) {
 
 // d(a * b) = g b, g a.
 Variable mul(const Variable& a, const Variable& b) {
+    OpTimer timer("mul");
     return Variable::make_result(
         ddpm::mul(a.data(), b.data()), {a, b},
         [](const Tensor& g, std::vector<Variable>& in) {
@@ -53,6 +57,7 @@ Variable mul(const Variable& a, const Variable& b) {
 
 // d(a / b) = g / b, -g a / b^2.
 Variable div(const Variable& a, const Variable& b) {
+    OpTimer timer("div");
     return Variable::make_result(
         ddpm::div(a.data(), b.data()), {a, b},
         [](const Tensor& g, std::vector<Variable>& in) {
@@ -67,41 +72,48 @@ Variable div(const Variable& a, const Variable& b) {
 }
 
 Variable add_scalar(const Variable& x, double s) {
+    OpTimer timer("add_scalar");
     return unary_op(x, ddpm::add_scalar(x.data(), s), "add_scalar",
                     [](const Tensor& g, const Tensor&, const Tensor&) { return g; });
 }
 
 Variable mul_scalar(const Variable& x, double s) {
+    OpTimer timer("mul_scalar");
     return unary_op(x, ddpm::mul_scalar(x.data(), s), "mul_scalar",
                     [s](const Tensor& g, const Tensor&, const Tensor&) { return ddpm::mul_scalar(g, s); });
 }
 
 // d(x^p) = g p x^(p-1).
 Variable pow(const Variable& x, double p) {
+    OpTimer timer("pow");
     return unary_op(x, pow_scalar(x.data(), p), "pow", [p](const Tensor& g, const Tensor& xv, const Tensor&) {
         return ddpm::mul(g, ddpm::mul_scalar(pow_scalar(xv, p - 1.0), p));
     });
 }
 
 Variable neg(const Variable& x) {
+    OpTimer timer("neg");
     return unary_op(x, ddpm::neg(x.data()), "neg",
                     [](const Tensor& g, const Tensor&, const Tensor&) { return ddpm::neg(g); });
 }
 
 // d(e^x) = g e^x.
 Variable exp(const Variable& x) {
+    OpTimer timer("exp");
     return unary_op(x, ddpm::exp(x.data()), "exp",
                     [](const Tensor& g, const Tensor&, const Tensor& y) { return ddpm::mul(g, y); });
 }
 
 // d(log x) = g / x.
 Variable log(const Variable& x) {
+    OpTimer timer("log");
     return unary_op(x, ddpm::log(x.data()), "log",
                     [](const Tensor& g, const Tensor& xv, const Tensor&) { return ddpm::div(g, xv); });
 }
 
 // d(sqrt x) = g / (2 sqrt x).
 Variable sqrt(const Variable& x) {
+    OpTimer timer("sqrt");
     return unary_op(x, ddpm::sqrt(x.data()), "sqrt", [](const Tensor& g, const Tensor&, const Tensor& y) {
         return ddpm::div(ddpm::mul_scalar(g, 0.5), y);
     });
@@ -109,6 +121,7 @@ Variable sqrt(const Variable& x) {
 
 // d(tanh x) = g (1 - y^2).
 Variable tanh(const Variable& x) {
+    OpTimer timer("tanh");
     return unary_op(x, ddpm::tanh(x.data()), "tanh", [](const Tensor& g, const Tensor&, const Tensor& y) {
         return ddpm::mul(g, ddpm::add_scalar(ddpm::neg(ddpm::mul(y, y)), 1.0));
     });
@@ -116,23 +129,27 @@ Variable tanh(const Variable& x) {
 
 // d(sigmoid x) = g y (1 - y).
 Variable sigmoid(const Variable& x) {
+    OpTimer timer("sigmoid");
     return unary_op(x, ddpm::sigmoid(x.data()), "sigmoid", [](const Tensor& g, const Tensor&, const Tensor& y) {
         return ddpm::mul(g, ddpm::mul(y, ddpm::add_scalar(ddpm::neg(y), 1.0)));
     });
 }
 
 Variable silu(const Variable& x) {
+    OpTimer timer("silu");
     return unary_op(x, ddpm::silu(x.data()), "silu",
                     [](const Tensor& g, const Tensor& xv, const Tensor&) { return silu_backward(xv, g); });
 }
 
 // d|x| = g sign(x) (0 at 0, like PyTorch).
 Variable abs(const Variable& x) {
+    OpTimer timer("abs");
     return unary_op(x, ddpm::abs(x.data()), "abs",
                     [](const Tensor& g, const Tensor& xv, const Tensor&) { return ddpm::mul(g, sign(xv)); });
 }
 
 Variable where(const Tensor& cond, const Variable& a, const Variable& b) {
+    OpTimer timer("where");
     return Variable::make_result(
         ddpm::where(cond, a.data(), b.data()), {a, b},
         [cond](const Tensor& g, std::vector<Variable>& in) {

@@ -1,5 +1,6 @@
 // ops_linalg.cpp: matmul and conv2d with their gradients.
 #include "autograd/ops.h"
+#include "autograd/profiler.h"
 #include "tensor/conv2d.h"
 #include "tensor/matmul.h"
 #include "tensor/reduce.h"
@@ -11,6 +12,7 @@ namespace ddpm {
 //   dB = op(A)^T G      (B^T stored: dB = G^T op(A))
 // summed over the batch when one operand was shared by every batch entry.
 Variable matmul(const Variable& a, const Variable& b, bool ta, bool tb) {
+    OpTimer timer("matmul");
     return Variable::make_result(
         ddpm::matmul(a.data(), b.data(), ta, tb), {a, b},
         [ta, tb](const Tensor& g, std::vector<Variable>& in) {
@@ -29,6 +31,7 @@ Variable matmul(const Variable& a, const Variable& b, bool ta, bool tb) {
 }
 
 Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias, int64_t stride, int64_t pad) {
+    OpTimer timer("conv2d");
     const bool has_bias = bias.defined();
     std::vector<Variable> inputs{x, weight};
     if (has_bias) inputs.push_back(bias);

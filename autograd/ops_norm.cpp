@@ -1,10 +1,12 @@
 // ops_norm.cpp: group norm with its fused backward.
 #include "autograd/ops.h"
+#include "autograd/profiler.h"
 #include "tensor/group_norm.h"
 
 namespace ddpm {
 
 Variable group_norm(const Variable& x, const Variable& gamma, const Variable& beta, int64_t groups, double eps) {
+    OpTimer timer("group_norm");
     GroupNormOut f = group_norm_forward(x.data(), gamma.data(), beta.data(), groups, eps);
     return Variable::make_result(
         std::move(f.y), {x, gamma, beta},

@@ -1,5 +1,6 @@
 // ops_reduce.cpp: reductions and softmax, with their gradients.
 #include "autograd/ops.h"
+#include "autograd/profiler.h"
 #include "tensor/elementwise.h"
 #include "tensor/reduce.h"
 #include "tensor/softmax.h"
@@ -8,6 +9,7 @@ namespace ddpm {
 
 // d sum = g copied back over every summed element.
 Variable sum(const Variable& x, const std::vector<int64_t>& axes, bool keepdim) {
+    OpTimer timer("sum");
     Shape keep = reduced_shape(x.shape(), axes, "sum");
     return Variable::make_result(
         ddpm::sum(x.data(), axes, keepdim), {x},
@@ -19,6 +21,7 @@ Variable sum(const Variable& x, const std::vector<int64_t>& axes, bool keepdim) 
 
 // d mean = g / n copied back, n the number of elements averaged.
 Variable mean(const Variable& x, const std::vector<int64_t>& axes, bool keepdim) {
+    OpTimer timer("mean");
     Shape keep = reduced_shape(x.shape(), axes, "mean");
     const double n = static_cast<double>(x.numel()) / static_cast<double>(shape_numel(keep));
     return Variable::make_result(
@@ -30,6 +33,7 @@ Variable mean(const Variable& x, const std::vector<int64_t>& axes, bool keepdim)
 }
 
 Variable max(const Variable& x, const std::vector<int64_t>& axes, bool keepdim) {
+    OpTimer timer("max");
     Shape keep = reduced_shape(x.shape(), axes, "max");
     Tensor m = ddpm::max(x.data(), axes, true);
     Tensor out = keepdim ? m : m.reshape(drop_reduced(x.shape(), keep));
@@ -44,6 +48,7 @@ Variable max(const Variable& x, const std::vector<int64_t>& axes, bool keepdim) 
 }
 
 Variable softmax(const Variable& x, int64_t axis) {
+    OpTimer timer("softmax");
     Tensor y = ddpm::softmax(x.data(), axis);
     return Variable::make_result(
         y, {x},
@@ -52,6 +57,7 @@ Variable softmax(const Variable& x, int64_t axis) {
 }
 
 Variable log_softmax(const Variable& x, int64_t axis) {
+    OpTimer timer("log_softmax");
     Tensor y = ddpm::log_softmax(x.data(), axis);
     return Variable::make_result(
         y, {x},

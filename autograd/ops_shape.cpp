@@ -1,5 +1,6 @@
 // ops_shape.cpp: reshaping, slicing, joining and resampling, with their gradients.
 #include "autograd/ops.h"
+#include "autograd/profiler.h"
 #include "tensor/dropout.h"
 #include "tensor/elementwise.h"
 #include "tensor/shape_ops.h"
@@ -8,6 +9,7 @@
 namespace ddpm {
 
 Variable reshape(const Variable& x, const Shape& shape) {
+    OpTimer timer("reshape");
     return Variable::make_result(
         x.data().reshape(shape), {x},
         [](const Tensor& g, std::vector<Variable>& in) { in[0].accumulate_grad(g.reshape(in[0].shape())); },
@@ -16,6 +18,7 @@ Variable reshape(const Variable& x, const Shape& shape) {
 
 // The gradient of rows [begin, end) lands in those rows of a zero gradient.
 Variable slice(const Variable& x, int64_t begin, int64_t end) {
+    OpTimer timer("slice");
     return Variable::make_result(
         x.data().slice(begin, end), {x},
         [begin, end](const Tensor& g, std::vector<Variable>& in) {
@@ -29,6 +32,7 @@ Variable slice(const Variable& x, int64_t begin, int64_t end) {
 
 // The gradient goes back through the inverse permutation.
 Variable permute(const Variable& x, const std::vector<int64_t>& order) {
+    OpTimer timer("permute");
     std::vector<int64_t> inverse(order.size());
     for (size_t i = 0; i < order.size(); ++i)
         inverse[static_cast<size_t>(normalize_axis(order[i], x.dim(), "permute"))] = static_cast<int64_t>(i);
@@ -48,6 +52,7 @@ Variable transpose(const Variable& x, int64_t a, int64_t b) {
 
 // Each part gets back its own stretch of the gradient.
 Variable concat(const std::vector<Variable>& parts, int64_t axis) {
+    OpTimer timer("concat");
     std::vector<Tensor> data;
     for (const Variable& p : parts) data.push_back(p.data());
     const int64_t a = normalize_axis(axis, parts.at(0).dim(), "concat");
@@ -66,6 +71,7 @@ Variable concat(const std::vector<Variable>& parts, int64_t axis) {
 
 // The gradient is g padded with zeros to the input's extent along the axis.
 Variable narrow(const Variable& x, int64_t axis, int64_t begin, int64_t length) {
+    OpTimer timer("narrow");
     const int64_t a = normalize_axis(axis, x.dim(), "narrow");
     return Variable::make_result(
         ddpm::narrow(x.data(), a, begin, length), {x},
@@ -80,6 +86,7 @@ Variable narrow(const Variable& x, int64_t axis, int64_t begin, int64_t length) 
 }
 
 Variable upsample_nearest2x(const Variable& x) {
+    OpTimer timer("upsample_nearest2x");
     return Variable::make_result(
         ddpm::upsample_nearest2x(x.data()), {x},
         [](const Tensor& g, std::vector<Variable>& in) { in[0].accumulate_grad(upsample_nearest2x_backward(g)); },
@@ -87,6 +94,7 @@ Variable upsample_nearest2x(const Variable& x) {
 }
 
 Variable dropout(const Variable& x, double p, Generator& gen, bool training) {
+    OpTimer timer("dropout");
     if (!training || p == 0.0) return x;
     DropoutOut f = dropout_forward(x.data(), p, gen);
     return Variable::make_result(

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <unordered_set>
 
+#include "autograd/profiler.h"
 #include "tensor/elementwise.h"
 
 namespace ddpm {
@@ -20,7 +21,7 @@ struct Variable::Impl {
     // Graph edge: set only on results of ops recorded while grad mode was on.
     std::vector<Variable> inputs;
     BackwardFn backward;
-    std::string op = "leaf";
+    const char* op = "leaf";  // a string literal from the op
     bool released = false;  // a node whose backward has run
 
     bool is_node() const { return static_cast<bool>(backward); }
@@ -56,7 +57,7 @@ Tensor& Variable::data() {
 
 bool Variable::requires_grad() const { return defined() && impl_->requires_grad; }
 void Variable::set_requires_grad(bool on) {
-    check(is_leaf(), "set_requires_grad", "only a leaf's flag can be set (this is a result of " + impl_->op + ")");
+    check(is_leaf(), "set_requires_grad", std::string("only a leaf's flag can be set (this is a result of ") + impl_->op + ")");
     impl_->requires_grad = on;
 }
 bool Variable::is_leaf() const { return defined() && !impl_->is_node(); }
@@ -69,11 +70,11 @@ void Variable::set_grad(Tensor g) {
     impl_->grad = std::move(g);
 }
 void Variable::zero_grad() { impl_->grad = Tensor(); }
-const std::string& Variable::op_name() const { return impl_->op; }
+const char* Variable::op_name() const { return impl_->op; }
 
 void Variable::accumulate_grad(Tensor g) {
     check(g.shape() == shape() && g.dtype() == dtype(), "backward",
-          "gradient " + g.describe() + " for the " + impl_->op + " result " + data().describe());
+          "gradient " + g.describe() + " for the " + std::string(impl_->op) + " result " + data().describe());
     if (!impl_->grad.defined())  // take g's buffer only if nobody else holds it
         impl_->grad = g.storage_unique() ? std::move(g) : g.clone();
     else
@@ -102,9 +103,9 @@ void Variable::backward() {
 }
 
 void Variable::backward(const Tensor& grad_out) {
-    check(requires_grad(), "backward", "the " + impl_->op + " result does not require a gradient");
+    check(requires_grad(), "backward", std::string("the ") + impl_->op + " result does not require a gradient");
     check(!impl_->released, "backward",
-          "the graph of this " + impl_->op + " result was released by an earlier backward()");
+          std::string("the graph of this ") + impl_->op + " result was released by an earlier backward()");
     check(grad_out.shape() == shape() && grad_out.dtype() == dtype(), "backward",
           "seed gradient " + grad_out.describe() + " for output " + data().describe());
 
@@ -133,7 +134,10 @@ void Variable::backward(const Tensor& grad_out) {
     accumulate_grad(grad_out.clone());
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
         Impl& node = **it;
-        if (node.grad.defined()) node.backward(node.grad, node.inputs);
+        if (node.grad.defined()) {
+            OpTimer timer(node.op, /*backward=*/true);
+            node.backward(node.grad, node.inputs);
+        }
         // A result's gradient is not kept (a leaf's is), and its edge goes now,
         // freeing the tensors its closure saved as soon as they are no longer needed.
         node.grad = Tensor();

@@ -56,7 +56,7 @@ public:
     Variable detach() const;
 
     // Op name, for error messages and graph dumps ("conv2d", "add", "leaf").
-    const std::string& op_name() const;
+    const char* op_name() const;
 
     // Used by ops: a result of `op` computed from `inputs`. When grad mode is off
     // or no input requires a gradient, no graph is recorded.

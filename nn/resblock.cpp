@@ -6,12 +6,12 @@
 namespace ddpm {
 
 ResBlock::ResBlock(int64_t in, int64_t out, int64_t temb_ch, int64_t groups, double dropout_, double eps,
-                   Initializer& init)
-    : dropout(dropout_) {
+                   Initializer& init) {
     norm1 = register_module("norm1", std::make_shared<GroupNorm>(groups, in, init, eps));
     conv1 = register_module("conv1", std::make_shared<Conv2d>(in, out, 3, 1, 1, init));
     temb_proj = register_module("temb_proj", std::make_shared<Linear>(temb_ch, out, init));
     norm2 = register_module("norm2", std::make_shared<GroupNorm>(groups, out, init, eps));
+    dropout = register_module("dropout", std::make_shared<Dropout>(dropout_));
     conv2 = register_module("conv2", std::make_shared<Conv2d>(out, out, 3, 1, 1, init, /*zero_init=*/true));
     if (in != out) skip = register_module("skip", std::make_shared<Conv2d>(in, out, 1, 1, 0, init));
 }
@@ -20,7 +20,7 @@ Variable ResBlock::forward(const Variable& x, const Variable& temb_act, Generato
     Variable h = conv1->forward(silu(norm1->forward(x)));
     const int64_t B = h.size(0), C = h.size(1);
     h = h + reshape(temb_proj->forward(temb_act), {B, C, 1, 1});
-    h = conv2->forward(ddpm::dropout(silu(norm2->forward(h)), dropout, gen, is_training()));
+    h = conv2->forward(dropout->forward(silu(norm2->forward(h)), gen));
     return (skip ? skip->forward(x) : x) + h;
 }
 

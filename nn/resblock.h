@@ -1,6 +1,7 @@
 // resblock.h: the U-Net's residual block with the timestep added in the middle.
 #pragma once
 
+#include "nn/activation.h"
 #include "nn/conv.h"
 #include "nn/group_norm.h"
 #include "nn/linear.h"
@@ -21,7 +22,7 @@ public:
     std::shared_ptr<GroupNorm> norm1, norm2;
     std::shared_ptr<Conv2d> conv1, conv2, skip;
     std::shared_ptr<Linear> temb_proj;
-    double dropout;
+    std::shared_ptr<Dropout> dropout;
 };
 
 }  // namespace ddpm

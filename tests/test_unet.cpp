@@ -3,6 +3,7 @@
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "helpers.h"
+#include "nn/checkpoint.h"
 #include "nn/trace.h"
 #include "nn/unet.h"
 #include "tensor/elementwise.h"
@@ -164,4 +165,40 @@ TEST_CASE("a layer trace lists every conv with its FLOPs") {
     for (const LayerRecord& r : trace.records()) flops += r.flops;
     MESSAGE("small: " << flops / 1e9 << " GFLOP per image forward");
     CHECK(flops / 1e9 == doctest::Approx(0.6246).epsilon(1e-3));
+}
+
+TEST_CASE("the U-Net matches PyTorch number for number (fixture from tests/fixtures/make_unet_fixture.py)") {
+    // The fixture holds a PyTorch twin's random weights (in PyTorch's layouts and
+    // names), an input, timesteps, its output and the input gradient of sum(y * g).
+    SafeTensors st = load_safetensors(DDPM_SOURCE_DIR "/tests/fixtures/unet_torch.safetensors");
+    UNetConfig cfg = UNetConfig::from_json(nlohmann::json::parse(st.metadata.at("config")));
+    UNet net(cfg, InitScheme::DDPM, 0, DType::F64);
+    load_state_dict(net, st, "model.", "fixture");
+    Variable x(st.at("x"), true);
+    Variable y = net.forward(x, st.at("t"));
+    CHECK(test::max_abs_diff(y.data(), st.at("y")) < 1e-10);
+    y.backward(st.at("g"));
+    CHECK(test::max_abs_diff(x.grad(), st.at("dx")) < 1e-10);
+    // In float32 the same weights agree to float32 rounding.
+    UNet net32(cfg, InitScheme::DDPM, 0, DType::F32);
+    for (auto& [name, p] : net32.named_parameters()) p.data().copy_(st.at("model." + name).to(DType::F32));
+    Variable y32 = net32.forward(Variable(st.at("x").to(DType::F32)), st.at("t").to(DType::F32));
+    CHECK(test::max_abs_diff(y32.data().to(DType::F64), st.at("y")) < 1e-4);
+}
+
+TEST_CASE("train and eval mode reach every submodule; dropout acts only in training") {
+    UNetConfig c = UNetConfig::preset("tiny");
+    c.dropout = 0.5;
+    UNet net(c, InitScheme::DDPM, 1);
+    Generator gen(2);
+    for (auto& [name, p] : net.named_parameters()) fill_normal(p.data(), gen, 0.0, 0.1);  // make conv2 non-zero
+    Variable x(randn({2, 1, 28, 28}, gen));
+    Tensor t = Tensor::from_data({5, 50}, {2});
+    NoGradGuard ng;
+    net.eval();
+    Tensor a = net.forward(x, t).data(), b = net.forward(x, t).data();
+    CHECK(test::max_abs_diff(a, b) == 0);  // deterministic in eval mode
+    net.train();
+    Tensor c1 = net.forward(x, t).data(), c2 = net.forward(x, t).data();
+    CHECK(test::max_abs_diff(c1, c2) > 0);  // fresh dropout masks each call
 }

@@ -1,0 +1,106 @@
+// bench_unet: U-Net forward and forward+backward at 1 and 2 threads, with the
+// share of time per layer type from the per-op profiler.
+//
+// Usage: bench_unet [config=small] [batch=64] [iterations=5]
+// GFLOP/s counts the forward as the traced conv/linear/attention FLOPs
+// (0.6246 GFLOP per image for `small`) and forward+backward as 3x that.
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include "autograd/ops.h"
+#include "autograd/profiler.h"
+#include "nn/trace.h"
+#include "nn/unet.h"
+#include "tensor/random.h"
+
+using namespace ddpm;
+
+namespace {
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+std::string category(const std::string& op) {
+    if (op == "conv2d") return "conv";
+    if (op == "group_norm") return "group norm";
+    if (op == "matmul" || op == "softmax") return "attention (matmul, softmax)";
+    return "element-wise and shape";
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    const std::string config = argc > 1 ? argv[1] : "small";
+    const int64_t batch = argc > 2 ? std::stoll(argv[2]) : 64;
+    const int iters = argc > 3 ? std::stoi(argv[3]) : 5;
+    UNetConfig cfg = UNetConfig::preset(config);
+    UNet net(cfg, InitScheme::DDPM, 0);
+    Generator gen(1);
+    const int64_t S = cfg.image_size;
+    Variable x(randn({batch, cfg.in_channels, S, S}, gen));
+    Tensor t = randint(1000, {batch}, gen);
+    Tensor target = randn({batch, cfg.out_channels, S, S}, gen);
+
+    double gflop_per_image = 0;
+    {
+        NoGradGuard ng;
+        LayerTrace trace;
+        net.forward(Variable(randn({1, cfg.in_channels, S, S}, gen)), Tensor::zeros({1}));
+        for (auto& r : trace.records()) gflop_per_image += r.flops / 1e9;
+    }
+    fmt::print("U-Net '{}', {} parameters, batch {}, {:.4f} GFLOP forward per image, median of {} runs\n\n", config,
+               net.num_parameters(), batch, gflop_per_image, iters);
+    fmt::print("| threads | pass | time (s) | images/s | GFLOP/s |\n|---|---|---|---|---|\n");
+    std::map<int, std::map<std::string, OpStats>> profiles;
+    for (int threads : {1, 2}) {
+        omp_set_num_threads(threads);
+        std::vector<double> fwd, step;
+        for (int i = 0; i < iters + 1; ++i) {  // the first run warms up
+            double t0 = now();
+            {
+                NoGradGuard ng;
+                net.forward(x, t);
+            }
+            double t1 = now();
+            if (i == iters) profiler::enable(true);
+            net.zero_grad();
+            Variable d = net.forward(x, t) - Variable(target);
+            mean(d * d).backward();
+            double t2 = now();
+            if (i == iters) {
+                profiler::enable(false);
+                profiles[threads] = profiler::snapshot();
+                profiler::reset();
+            } else if (i > 0) {
+                fwd.push_back(t1 - t0);
+                step.push_back(t2 - t1);
+            }
+        }
+        const double f = median(fwd), s = median(step);
+        fmt::print("| {} | forward (no grad) | {:.3f} | {:.1f} | {:.1f} |\n", threads, f, batch / f, batch * gflop_per_image / f);
+        fmt::print("| {} | forward + backward | {:.3f} | {:.1f} | {:.1f} |\n", threads, s, batch / s,
+                   3 * batch * gflop_per_image / s);
+    }
+    for (auto& [threads, stats] : profiles) {
+        std::map<std::string, std::pair<double, double>> by_cat;
+        double total = 0;
+        for (auto& [op, st] : stats) {
+            by_cat[category(op)].first += st.forward_s;
+            by_cat[category(op)].second += st.backward_s;
+            total += st.forward_s + st.backward_s;
+        }
+        fmt::print("\nTime share of one forward+backward by layer type, {} thread(s) (profiled run, {:.3f} s in ops):\n\n",
+                   threads, total);
+        fmt::print("| layer type | forward (s) | backward (s) | share |\n|---|---|---|---|\n");
+        for (auto& [cat, fb] : by_cat)
+            fmt::print("| {} | {:.3f} | {:.3f} | {:.1f}% |\n", cat, fb.first, fb.second,
+                       100 * (fb.first + fb.second) / total);
+    }
+    return 0;
+}
