@@ -29,6 +29,9 @@ Variable tanh(const Variable& x);
 Variable sigmoid(const Variable& x);
 Variable silu(const Variable& x);
 Variable abs(const Variable& x);
+Variable erf(const Variable& x);
+// min(max(x, lo), hi); the gradient passes where lo < x < hi.
+Variable clamp(const Variable& x, double lo, double hi);
 // cond is a 0/1 tensor (e.g. from gt()); no gradient flows into it.
 Variable where(const Tensor& cond, const Variable& a, const Variable& b);
 

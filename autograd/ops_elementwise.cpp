@@ -4,6 +4,8 @@
 #include "tensor/elementwise.h"
 #include "tensor/reduce.h"
 
+#include <cmath>
+
 namespace ddpm {
 
 namespace {
@@ -146,6 +148,22 @@ Variable abs(const Variable& x) {
     OpTimer timer("abs");
     return unary_op(x, ddpm::abs(x.data()), "abs",
                     [](const Tensor& g, const Tensor& xv, const Tensor&) { return ddpm::mul(g, sign(xv)); });
+}
+
+// d erf(x) = g (2 / sqrt(pi)) e^{-x^2}.
+Variable erf(const Variable& x) {
+    OpTimer timer("erf");
+    return unary_op(x, ddpm::erf(x.data()), "erf", [](const Tensor& g, const Tensor& xv, const Tensor&) {
+        return ddpm::mul(g, ddpm::mul_scalar(ddpm::exp(ddpm::neg(ddpm::mul(xv, xv))), 2.0 / std::sqrt(M_PI)));
+    });
+}
+
+Variable clamp(const Variable& x, double lo, double hi) {
+    OpTimer timer("clamp");
+    return unary_op(x, ddpm::clamp(x.data(), lo, hi), "clamp", [lo, hi](const Tensor& g, const Tensor& xv, const Tensor&) {
+        Tensor inside = ddpm::mul(gt(xv, Tensor::scalar(lo, xv.dtype())), lt(xv, Tensor::scalar(hi, xv.dtype())));
+        return ddpm::mul(g, inside);
+    });
 }
 
 Variable where(const Tensor& cond, const Variable& a, const Variable& b) {

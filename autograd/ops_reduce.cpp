@@ -36,7 +36,7 @@ Variable max(const Variable& x, const std::vector<int64_t>& axes, bool keepdim) 
     OpTimer timer("max");
     Shape keep = reduced_shape(x.shape(), axes, "max");
     Tensor m = ddpm::max(x.data(), axes, true);
-    Tensor out = keepdim ? m : m.reshape(drop_reduced(x.shape(), keep));
+    Tensor out = keepdim ? m : m.reshape(reduced_shape(x.shape(), axes, "max", false));
     return Variable::make_result(
         std::move(out), {x},
         [keep, m, axes](const Tensor& g, std::vector<Variable>& in) {

@@ -57,7 +57,7 @@ Tensor& Variable::data() {
 
 bool Variable::requires_grad() const { return defined() && impl_->requires_grad; }
 void Variable::set_requires_grad(bool on) {
-    check(is_leaf(), "set_requires_grad", std::string("only a leaf's flag can be set (this is a result of ") + impl_->op + ")");
+    if (!(is_leaf())) fail("set_requires_grad", std::string("only a leaf's flag can be set (this is a result of ") + impl_->op + ")");
     impl_->requires_grad = on;
 }
 bool Variable::is_leaf() const { return defined() && !impl_->is_node(); }
@@ -65,7 +65,7 @@ bool Variable::is_leaf() const { return defined() && !impl_->is_node(); }
 const Tensor& Variable::grad() const { return impl_->grad; }
 void Variable::set_grad(Tensor g) {
     if (g.defined())
-        check(g.shape() == shape() && g.dtype() == dtype(), "set_grad",
+        if (!(g.shape() == shape() && g.dtype() == dtype())) fail("set_grad",
               "gradient " + g.describe() + " for variable " + data().describe());
     impl_->grad = std::move(g);
 }
@@ -73,7 +73,7 @@ void Variable::zero_grad() { impl_->grad = Tensor(); }
 const char* Variable::op_name() const { return impl_->op; }
 
 void Variable::accumulate_grad(Tensor g) {
-    check(g.shape() == shape() && g.dtype() == dtype(), "backward",
+    if (!(g.shape() == shape() && g.dtype() == dtype())) fail("backward",
           "gradient " + g.describe() + " for the " + std::string(impl_->op) + " result " + data().describe());
     if (!impl_->grad.defined())  // take g's buffer only if nobody else holds it
         impl_->grad = g.storage_unique() ? std::move(g) : g.clone();
@@ -98,15 +98,15 @@ Variable Variable::make_result(Tensor data, std::vector<Variable> inputs, Backwa
 }
 
 void Variable::backward() {
-    check(numel() == 1, "backward", "needs a scalar output or an explicit gradient; got " + data().describe());
+    if (!(numel() == 1)) fail("backward", "needs a scalar output or an explicit gradient; got " + data().describe());
     backward(Tensor::ones(shape(), dtype()));
 }
 
 void Variable::backward(const Tensor& grad_out) {
-    check(requires_grad(), "backward", std::string("the ") + impl_->op + " result does not require a gradient");
-    check(!impl_->released, "backward",
+    if (!(requires_grad())) fail("backward", std::string("the ") + impl_->op + " result does not require a gradient");
+    if (!(!impl_->released)) fail("backward",
           std::string("the graph of this ") + impl_->op + " result was released by an earlier backward()");
-    check(grad_out.shape() == shape() && grad_out.dtype() == dtype(), "backward",
+    if (!(grad_out.shape() == shape() && grad_out.dtype() == dtype())) fail("backward",
           "seed gradient " + grad_out.describe() + " for output " + data().describe());
 
     if (is_leaf()) {  // d(x)/d(x): nothing to propagate

@@ -44,8 +44,8 @@ std::string safetensors_serialize(const NamedTensors& tensors, const Metadata& m
     if (!metadata.empty()) header["__metadata__"] = metadata;
     uint64_t offset = 0;
     for (auto& [name, t] : tensors) {
-        check(name != "__metadata__" && !name.empty(), "safetensors", "bad tensor name '" + name + "'");
-        check(!header.contains(name), "safetensors", "tensor name '" + name + "' used twice");
+        if (!(name != "__metadata__" && !name.empty())) fail("safetensors", "bad tensor name '" + name + "'");
+        if (!(!header.contains(name))) fail("safetensors", "tensor name '" + name + "' used twice");
         header[name] = {{"dtype", st_dtype(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + t.nbytes()}}};
         offset += t.nbytes();
     }
@@ -147,7 +147,10 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     namespace fs = std::filesystem;
     const fs::path target(path);
     const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-    std::string tmpl = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
+    std::string tmpl = dir.string();
+    tmpl += "/.";
+    tmpl += target.filename().string();
+    tmpl += ".tmp.XXXXXX";
     int fd = ::mkstemp(tmpl.data());
     if (fd < 0) throw FormatError(fmt::format("{}: cannot create a temporary file in {}: {}", path, dir.string(), std::strerror(errno)));
     auto fail_io = [&](const char* what) {

@@ -8,7 +8,7 @@
 namespace ddpm {
 
 Tensor timestep_embedding(const Tensor& t, int64_t dim, DType dtype) {
-    check(t.dim() == 1, "timestep_embedding", "t " + t.describe() + " is not (B)");
+    if (!(t.dim() == 1)) fail("timestep_embedding", "t " + t.describe() + " is not (B)");
     check(dim % 2 == 0 && dim >= 4, "timestep_embedding", "dim must be even and >= 4");
     const int64_t B = t.size(0), half = dim / 2;
     Tensor emb({B, dim}, dtype);

@@ -8,7 +8,7 @@
 namespace ddpm {
 
 DropoutOut dropout_forward(const Tensor& x, double p, Generator& gen) {
-    check(p >= 0.0 && p < 1.0, "dropout", fmt::format("p = {} is not in [0, 1)", p));
+    if (!(p >= 0.0 && p < 1.0)) fail("dropout", fmt::format("p = {} is not in [0, 1)", p));
     Tensor mask = rand(x.shape(), gen, x.dtype());
     const double keep = 1.0 / (1.0 - p);
     dispatch(x.dtype(), [&](auto tag) {

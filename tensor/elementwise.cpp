@@ -136,8 +136,16 @@ Tensor sign(const Tensor& x) {
     return unary(x, [](auto v) { return static_cast<decltype(v)>((v > 0) - (v < 0)); });
 }
 
+Tensor erf(const Tensor& x) { return unary(x, [](auto v) { return std::erf(v); }); }
+Tensor clamp(const Tensor& x, double lo, double hi) {
+    return unary(x, [lo, hi](auto v) {
+        using T = decltype(v);
+        return std::min(std::max(v, static_cast<T>(lo)), static_cast<T>(hi));
+    });
+}
+
 Tensor silu_backward(const Tensor& x, const Tensor& dy) {
-    check(x.shape() == dy.shape(), "silu_backward", x.describe() + " vs " + dy.describe());
+    if (!(x.shape() == dy.shape())) fail("silu_backward", x.describe() + " vs " + dy.describe());
     return binary(x, dy, "silu_backward", [](auto v, auto g) {
         using T = decltype(v);
         T s = T(1) / (T(1) + std::exp(-v));
@@ -147,7 +155,7 @@ Tensor silu_backward(const Tensor& x, const Tensor& dy) {
 
 Tensor expand(const Tensor& x, const Shape& shape) {
     Shape b = broadcast_shapes(x.shape(), shape, "expand");
-    check(b == shape, "expand", fmt::format("{} does not broadcast to {}", shape_str(x.shape()), shape_str(shape)));
+    if (!(b == shape)) fail("expand", fmt::format("{} does not broadcast to {}", shape_str(x.shape()), shape_str(shape)));
     Tensor out(shape, x.dtype());
     auto plan = make_broadcast_plan<2>(shape, {&shape, &x.shape()});
     dispatch(x.dtype(), [&](auto tag) {
@@ -164,7 +172,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
 void add_(Tensor& dst, const Tensor& src) {
     check_same_dtype(dst, src, "add_");
     Shape b = broadcast_shapes(dst.shape(), src.shape(), "add_");
-    check(b == dst.shape(), "add_",
+    if (!(b == dst.shape())) fail("add_",
           fmt::format("{} does not broadcast into {}", shape_str(src.shape()), shape_str(dst.shape())));
     auto plan = make_broadcast_plan<2>(dst.shape(), {&dst.shape(), &src.shape()});
     dispatch(dst.dtype(), [&](auto tag) {
@@ -184,7 +192,7 @@ void add_(Tensor& dst, const Tensor& src) {
 
 void axpy_(Tensor& dst, double alpha, const Tensor& src) {
     check_same_dtype(dst, src, "axpy_");
-    check(dst.numel() == src.numel(), "axpy_", dst.describe() + " vs " + src.describe());
+    if (!(dst.numel() == src.numel())) fail("axpy_", dst.describe() + " vs " + src.describe());
     dispatch(dst.dtype(), [&](auto tag) {
         using T = decltype(tag);
         const T* ps = src.data<T>();

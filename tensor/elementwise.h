@@ -38,6 +38,8 @@ Tensor sigmoid(const Tensor& x);  // 1 / (1 + e^-x)
 Tensor silu(const Tensor& x);     // x * sigmoid(x)
 Tensor abs(const Tensor& x);
 Tensor sign(const Tensor& x);     // -1, 0 or 1
+Tensor erf(const Tensor& x);      // (2/sqrt(pi)) int_0^x e^{-s^2} ds
+Tensor clamp(const Tensor& x, double lo, double hi);
 
 // d/dx silu(x) * dy = dy * s * (1 + x (1 - s)), s = sigmoid(x).
 Tensor silu_backward(const Tensor& x, const Tensor& dy);

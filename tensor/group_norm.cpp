@@ -17,10 +17,10 @@ struct GnGeom {
 
 GnGeom gn_geom(const Tensor& x, const Tensor& gamma, int64_t groups) {
     const char* op = "group_norm";
-    check(x.dim() >= 2, op, "input " + x.describe() + " is not (B,C,...)");
+    if (!(x.dim() >= 2)) fail(op, "input " + x.describe() + " is not (B,C,...)");
     const int64_t C = x.size(1);
-    check(groups > 0 && C % groups == 0, op, fmt::format("{} channels not divisible into {} groups", C, groups));
-    check(gamma.shape() == Shape{C} && gamma.dtype() == x.dtype(), op,
+    if (!(groups > 0 && C % groups == 0)) fail(op, fmt::format("{} channels not divisible into {} groups", C, groups));
+    if (!(gamma.shape() == Shape{C} && gamma.dtype() == x.dtype())) fail(op,
           fmt::format("gamma {} for input {}", gamma.describe(), x.describe()));
     return {x.size(0), C, x.numel() / std::max<int64_t>(x.size(0) * C, 1), groups, C / groups};
 }
@@ -29,7 +29,7 @@ GnGeom gn_geom(const Tensor& x, const Tensor& gamma, int64_t groups) {
 GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
                                 double eps) {
     const GnGeom g = gn_geom(x, gamma, groups);
-    check(beta.shape() == gamma.shape() && beta.dtype() == x.dtype(), "group_norm",
+    if (!(beta.shape() == gamma.shape() && beta.dtype() == x.dtype())) fail("group_norm",
           "beta " + beta.describe() + " does not match gamma " + gamma.describe());
     GroupNormOut out{Tensor(x.shape(), x.dtype()), Tensor({g.B, g.G}, x.dtype()), Tensor({g.B, g.G}, x.dtype())};
     dispatch(x.dtype(), [&](auto tag) {
@@ -69,7 +69,7 @@ GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tens
 GroupNormGrads group_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                    const Tensor& rstd, int64_t groups) {
     const GnGeom g = gn_geom(x, gamma, groups);
-    check(dy.shape() == x.shape() && dy.dtype() == x.dtype(), "group_norm_backward",
+    if (!(dy.shape() == x.shape() && dy.dtype() == x.dtype())) fail("group_norm_backward",
           "dy " + dy.describe() + " for input " + x.describe());
     GroupNormGrads grads{Tensor(x.shape(), x.dtype()), Tensor({g.C}, x.dtype()), Tensor({g.C}, x.dtype())};
     dispatch(x.dtype(), [&](auto tag) {

@@ -9,20 +9,15 @@
 
 namespace ddpm {
 
-Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& axes, const char* op) {
-    Shape out = shape;
-    if (axes.empty()) {
-        for (auto& d : out) d = 1;
-        return out;
-    }
-    for (int64_t a : axes) out[normalize_axis(a, static_cast<int64_t>(shape.size()), op)] = 1;
-    return out;
-}
-
-Shape drop_reduced(const Shape& in, const Shape& keep) {
+Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& axes, const char* op, bool keepdim) {
+    const int64_t n = static_cast<int64_t>(shape.size());
+    std::vector<bool> reduced(shape.size(), axes.empty());
+    for (int64_t a : axes) reduced[normalize_axis(a, n, op)] = true;
     Shape out;
-    for (size_t i = 0; i < in.size(); ++i)
-        if (!(keep[i] == 1 && in[i] != 1)) out.push_back(keep[i]);
+    for (int64_t i = 0; i < n; ++i) {
+        if (!reduced[i]) out.push_back(shape[i]);
+        else if (keepdim) out.push_back(1);
+    }
     return out;
 }
 
@@ -73,20 +68,20 @@ static Tensor reduce_into(const Tensor& x, const Shape& keep, double init, Combi
 Tensor sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
     Shape keep = reduced_shape(x.shape(), axes, "sum");
     Tensor out = reduce_into(x, keep, 0.0, [](double a, double b) { return a + b; });
-    return keepdim ? out : out.reshape(drop_reduced(x.shape(), keep));
+    return keepdim ? out : out.reshape(reduced_shape(x.shape(), axes, "reduce", false));
 }
 
 Tensor mean(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
     Shape keep = reduced_shape(x.shape(), axes, "mean");
     const int64_t count = x.numel() / std::max<int64_t>(shape_numel(keep), 1);
-    check(count > 0, "mean", "mean over zero elements of " + x.describe());
+    if (!(count > 0)) fail("mean", "mean over zero elements of " + x.describe());
     Tensor out = reduce_into(x, keep, 0.0, [](double a, double b) { return a + b; });
     dispatch(out.dtype(), [&](auto tag) {
         using T = decltype(tag);
         T* p = out.data<T>();
         for (int64_t i = 0; i < out.numel(); ++i) p[i] = static_cast<T>(p[i] / static_cast<double>(count));
     });
-    return keepdim ? out : out.reshape(drop_reduced(x.shape(), keep));
+    return keepdim ? out : out.reshape(reduced_shape(x.shape(), axes, "reduce", false));
 }
 
 Tensor max(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
@@ -94,18 +89,18 @@ Tensor max(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
     check(x.numel() > 0, "max", "max of an empty tensor");
     Tensor out = reduce_into(x, keep, -std::numeric_limits<double>::infinity(),
                              [](double a, double b) { return b > a || b != b ? b : a; });
-    return keepdim ? out : out.reshape(drop_reduced(x.shape(), keep));
+    return keepdim ? out : out.reshape(reduced_shape(x.shape(), axes, "reduce", false));
 }
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {
     if (x.shape() == shape) return x;
     const size_t nd = x.shape().size();
-    check(shape.size() <= nd, "sum_to",
+    if (!(shape.size() <= nd)) fail("sum_to",
           fmt::format("{} has more axes than {}", shape_str(shape), shape_str(x.shape())));
     Shape keep(nd - shape.size(), 1);
     keep.insert(keep.end(), shape.begin(), shape.end());
     for (size_t i = 0; i < nd; ++i)
-        check(keep[i] == x.shape()[i] || keep[i] == 1, "sum_to",
+        if (!(keep[i] == x.shape()[i] || keep[i] == 1)) fail("sum_to",
               fmt::format("{} does not broadcast to {}", shape_str(shape), shape_str(x.shape())));
     return reduce_into(x, keep, 0.0, [](double a, double b) { return a + b; }).reshape(shape);
 }

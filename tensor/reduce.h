@@ -17,9 +17,8 @@ Tensor max(const Tensor& x, const std::vector<int64_t>& axes = {}, bool keepdim 
 // broadcast input is the output gradient summed over the axes it was stretched along.
 Tensor sum_to(const Tensor& x, const Shape& shape);
 
-// The keepdim shape of reducing `shape` over `axes` (empty = all), and that
-// shape with the reduced axes dropped.
-Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& axes, const char* op);
-Shape drop_reduced(const Shape& shape, const Shape& keep);
+// The shape of reducing `shape` over `axes` (empty = all): the reduced axes
+// become 1 with keepdim, and are dropped without it.
+Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& axes, const char* op, bool keepdim = true);
 
 }  // namespace ddpm

@@ -50,7 +50,7 @@ Tensor concat(const std::vector<Tensor>& parts, int64_t axis) {
 
 Tensor narrow(const Tensor& x, int64_t axis, int64_t begin, int64_t length) {
     const int64_t a = normalize_axis(axis, x.dim(), "narrow");
-    check(begin >= 0 && length >= 0 && begin + length <= x.size(a), "narrow",
+    if (!(begin >= 0 && length >= 0 && begin + length <= x.size(a))) fail("narrow",
           fmt::format("[{}, {}) out of range on axis {} of {}", begin, begin + length, a, x.describe()));
     Shape out_shape = x.shape();
     out_shape[a] = length;

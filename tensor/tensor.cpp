@@ -30,7 +30,7 @@ void fail(const std::string& op, const std::string& what) {
 
 int64_t normalize_axis(int64_t axis, int64_t ndim, const char* op) {
     int64_t a = axis < 0 ? axis + ndim : axis;
-    check(a >= 0 && a < ndim, op, fmt::format("axis {} out of range for {} dims", axis, ndim));
+    if (!(a >= 0 && a < ndim)) fail(op, fmt::format("axis {} out of range for {} dims", axis, ndim));
     return a;
 }
 
@@ -44,7 +44,7 @@ Storage::~Storage() { std::free(data); }
 Tensor::Tensor(Shape shape, DType dtype)
     : offset_(0), shape_(std::move(shape)), dtype_(dtype) {
     for (int64_t d : shape_)
-        check(d >= 0, "Tensor", "negative dimension in " + shape_str(shape_));
+        if (!(d >= 0)) fail("Tensor", "negative dimension in " + shape_str(shape_));
     numel_ = shape_numel(shape_);
     storage_ = std::make_shared<Storage>(static_cast<size_t>(numel_) * dtype_size(dtype));
 }
@@ -76,7 +76,7 @@ Tensor Tensor::arange(int64_t n, DType dtype) {
 }
 
 Tensor Tensor::from_data(const std::vector<double>& values, const Shape& shape, DType dtype) {
-    check(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_data",
+    if (!(static_cast<int64_t>(values.size()) == shape_numel(shape))) fail("from_data",
           fmt::format("{} values for shape {}", values.size(), shape_str(shape)));
     Tensor t(shape, dtype);
     dispatch(dtype, [&](auto tag) {
@@ -93,7 +93,7 @@ int64_t Tensor::size(int64_t d) const { return shape_[normalize_axis(d, dim(), "
 
 template <class T> T* Tensor::data() {
     check(defined(), "data", "undefined tensor");
-    check(dtype_ == dtype_of<T>(), "data",
+    if (!(dtype_ == dtype_of<T>())) fail("data",
           fmt::format("tensor is {} but {} was asked for", dtype_name(dtype_),
                       dtype_name(dtype_of<T>())));
     return static_cast<T*>(storage_->data) + offset_;
@@ -116,20 +116,20 @@ Tensor Tensor::reshape(Shape shape) const {
     int64_t infer = -1, known = 1;
     for (size_t i = 0; i < shape.size(); ++i) {
         if (shape[i] == -1) {
-            check(infer < 0, "reshape", "more than one -1 in " + shape_str(shape));
+            if (!(infer < 0)) fail("reshape", "more than one -1 in " + shape_str(shape));
             infer = static_cast<int64_t>(i);
         } else {
-            check(shape[i] >= 0, "reshape", "negative size in " + shape_str(shape));
+            if (!(shape[i] >= 0)) fail("reshape", "negative size in " + shape_str(shape));
             known *= shape[i];
         }
     }
     if (infer >= 0) {
-        check(known > 0 && numel_ % known == 0, "reshape",
+        if (!(known > 0 && numel_ % known == 0)) fail("reshape",
               fmt::format("cannot reshape {} into {}", shape_str(shape_), shape_str(shape)));
         shape[infer] = numel_ / known;
         known *= shape[infer];
     }
-    check(known == numel_, "reshape",
+    if (!(known == numel_)) fail("reshape",
           fmt::format("cannot reshape {} into {}", shape_str(shape_), shape_str(shape)));
     Tensor t = *this;
     t.shape_ = std::move(shape);
@@ -138,7 +138,7 @@ Tensor Tensor::reshape(Shape shape) const {
 
 Tensor Tensor::slice(int64_t begin, int64_t end) const {
     check(dim() >= 1, "slice", "a 0-d tensor has no axis 0");
-    check(0 <= begin && begin <= end && end <= shape_[0], "slice",
+    if (!(0 <= begin && begin <= end && end <= shape_[0])) fail("slice",
           fmt::format("rows [{}, {}) out of range for {}", begin, end, shape_str(shape_)));
     Tensor t = *this;
     int64_t row = numel_ / std::max<int64_t>(shape_[0], 1);
@@ -178,7 +178,7 @@ Tensor Tensor::to(DType dtype) const {
 
 Tensor Tensor::permute(const std::vector<int64_t>& order) const {
     const int64_t n = dim();
-    check(static_cast<int64_t>(order.size()) == n, "permute",
+    if (!(static_cast<int64_t>(order.size()) == n)) fail("permute",
           fmt::format("order has {} axes, tensor {} has {}", order.size(), shape_str(shape_), n));
     std::vector<bool> seen(n, false);
     Shape out_shape(n);
@@ -233,13 +233,13 @@ void Tensor::fill_(double value) {
 }
 
 void Tensor::copy_(const Tensor& src) {
-    check(src.numel() == numel_ && src.dtype() == dtype_, "copy_",
+    if (!(src.numel() == numel_ && src.dtype() == dtype_)) fail("copy_",
           fmt::format("destination {} source {}", describe(), src.describe()));
     std::memmove(raw_data(), src.raw_data(), nbytes());
 }
 
 double Tensor::flat(int64_t i) const {
-    check(0 <= i && i < numel_, "flat", fmt::format("index {} out of range for {}", i, describe()));
+    if (!(0 <= i && i < numel_)) fail("flat", fmt::format("index {} out of range for {}", i, describe()));
     return dispatch(dtype_, [&](auto tag) -> double {
         using T = decltype(tag);
         return static_cast<double>(data<T>()[i]);
@@ -247,7 +247,7 @@ double Tensor::flat(int64_t i) const {
 }
 
 void Tensor::set_flat(int64_t i, double v) {
-    check(0 <= i && i < numel_, "set_flat", fmt::format("index {} out of range for {}", i, describe()));
+    if (!(0 <= i && i < numel_)) fail("set_flat", fmt::format("index {} out of range for {}", i, describe()));
     dispatch(dtype_, [&](auto tag) {
         using T = decltype(tag);
         data<T>()[i] = static_cast<T>(v);
@@ -255,7 +255,7 @@ void Tensor::set_flat(int64_t i, double v) {
 }
 
 double Tensor::item() const {
-    check(numel_ == 1, "item", "tensor " + describe() + " has more than one element");
+    if (!(numel_ == 1)) fail("item", "tensor " + describe() + " has more than one element");
     return flat(0);
 }
 

@@ -30,7 +30,9 @@ struct TensorError : std::invalid_argument {
     using std::invalid_argument::invalid_argument;
 };
 [[noreturn]] void fail(const std::string& op, const std::string& what);
-inline void check(bool cond, const char* op, const std::string& what) {
+// For literal messages only: a formatted message would be built even when cond
+// holds, so those sites write `if (!cond) fail(op, fmt::format(...))` instead.
+inline void check(bool cond, const char* op, const char* what) {
     if (!cond) fail(op, what);
 }
 

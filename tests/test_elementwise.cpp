@@ -70,6 +70,8 @@ TEST_CASE_TEMPLATE("unary ops against the standard library", T, float, double) {
     expect(sigmoid(x), [](double e) { return 1 / (1 + std::exp(-e)); }, v);
     expect(silu(x), [](double e) { return e / (1 + std::exp(-e)); }, v);
     expect(abs(x), [](double e) { return std::abs(e); }, v);
+    expect(erf(x), [](double e) { return std::erf(e); }, v);
+    expect(clamp(x, -1, 0.3), [](double e) { return std::min(std::max(e, -1.0), 0.3); }, v);
     expect(sign(x), [](double e) { return double((e > 0) - (e < 0)); }, v);
     expect(add_scalar(x, 3), [](double e) { return e + 3; }, v);
     expect(mul_scalar(x, -2), [](double e) { return -2 * e; }, v);

@@ -59,6 +59,8 @@ TEST_CASE("gradcheck: unary ops") {
     expect_grad("silu", [](Vars v) { return silu(v[0]); }, {x});
     expect_grad("abs", [](Vars v) { return abs(v[0]); }, {p});
     expect_grad("abs of negatives", [](Vars v) { return abs(-v[0]); }, {p});
+    expect_grad("erf", [](Vars v) { return erf(v[0]); }, {x});
+    expect_grad("clamp", [](Vars v) { return clamp(v[0], -0.7, 0.9); }, {x});
 }
 
 TEST_CASE("gradcheck: reductions and softmax") {

@@ -23,6 +23,10 @@ TEST_CASE_TEMPLATE("sum, mean and max over axes", T, float, double) {
     check_values(s02, {60, 92, 124}, tol<T>());
     check_values(mean(x, {1}), {4, 5, 6, 7, 16, 17, 18, 19}, tol<T>());
     check_values(max(x, {1, 2}, true), {11, 23}, 0);
+    // Reducing over an axis of size 1 drops it too (not only the axes longer than 1).
+    CHECK(sum(Tensor::ones({4, 1, 1, 1}, dt), {1, 2, 3}).shape() == Shape{4});
+    CHECK(mean(Tensor::ones({1, 3}, dt), {0}).shape() == Shape{3});
+    CHECK(max(Tensor::ones({2, 1}, dt), {1}).shape() == Shape{2});
     Tensor neg = Tensor::from_data({-3, -1, -2}, {3}, dt);
     CHECK(max(neg).item() == -1);
 }

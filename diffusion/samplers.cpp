@@ -1,0 +1,73 @@
+// samplers.cpp: both loops walk t = T-1 .. 0 of the (possibly respaced) chain.
+#include "diffusion/samplers.h"
+
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "tensor/elementwise.h"
+
+namespace ddpm {
+
+Tensor p_sample(const GaussianDiffusion& d, const DenoiseFn& model, const Tensor& x_t, int64_t t, Generator& gen,
+                bool clip_denoised) {
+    NoGradGuard no_grad;
+    const int64_t B = x_t.size(0);
+    Tensor tt = Tensor::full({B}, static_cast<double>(t), x_t.dtype());
+    PMeanVariance p = d.p_mean_variance(model, Variable(x_t), tt, clip_denoised);
+    if (t == 0) return p.mean.data();  // the last step returns the mean, no noise
+    Tensor noise = randn(x_t.shape(), gen, x_t.dtype());
+    return add(p.mean.data(), mul(exp(mul_scalar(p.log_variance.data(), 0.5)), noise));
+}
+
+Tensor ddim_sample(const GaussianDiffusion& d, const DenoiseFn& model, const Tensor& x_t, int64_t t, Generator& gen,
+                   double eta, bool clip_denoised) {
+    NoGradGuard no_grad;
+    const int64_t B = x_t.size(0);
+    Tensor tt = Tensor::full({B}, static_cast<double>(t), x_t.dtype());
+    PMeanVariance p = d.p_mean_variance(model, Variable(x_t), tt, clip_denoised);
+    const DiffusionSchedule& s = d.schedule();
+    const double abar = s.alphas_cumprod[t], abar_prev = s.alphas_cumprod_prev[t];
+    const double sigma = eta * std::sqrt((1 - abar_prev) / (1 - abar)) * std::sqrt(1 - abar / abar_prev);
+    // pred_eps is re-derived from the (clipped) x0_hat, so the two stay consistent.
+    Tensor mean = add(mul_scalar(p.pred_xstart.data(), std::sqrt(abar_prev)),
+                      mul_scalar(p.pred_eps.data(), std::sqrt(std::max(0.0, 1 - abar_prev - sigma * sigma))));
+    if (t == 0 || sigma == 0.0) return mean;
+    return add(mean, mul_scalar(randn(x_t.shape(), gen, x_t.dtype()), sigma));
+}
+
+template <class Step>
+static SampleResult sample_loop(const GaussianDiffusion& d, const Shape& shape, Generator& gen, const SampleOptions& opt,
+                                Step step) {
+    SampleResult r;
+    Tensor x = randn(shape, gen, opt.dtype);
+    const int64_t T = d.num_timesteps();
+    if (opt.keep_trajectory) {
+        r.trajectory.push_back(x);
+        r.trajectory_t.push_back(d.timestep_map().back());
+    }
+    for (int64_t t = T - 1; t >= 0; --t) {
+        x = step(x, t);
+        if (opt.keep_trajectory) {
+            r.trajectory.push_back(x);
+            r.trajectory_t.push_back(t == 0 ? -1 : d.timestep_map()[t - 1]);
+        }
+        if (opt.progress) opt.progress(T - t, T);
+    }
+    r.x0 = x;
+    return r;
+}
+
+SampleResult p_sample_loop(const GaussianDiffusion& d, const DenoiseFn& model, const Shape& shape, Generator& gen,
+                           const SampleOptions& opt) {
+    return sample_loop(d, shape, gen, opt,
+                       [&](const Tensor& x, int64_t t) { return p_sample(d, model, x, t, gen, opt.clip_denoised); });
+}
+
+SampleResult ddim_sample_loop(const GaussianDiffusion& d, const DenoiseFn& model, const Shape& shape, Generator& gen,
+                              double eta, const SampleOptions& opt) {
+    return sample_loop(d, shape, gen, opt, [&](const Tensor& x, int64_t t) {
+        return ddim_sample(d, model, x, t, gen, eta, opt.clip_denoised);
+    });
+}
+
+}  // namespace ddpm

@@ -1,0 +1,67 @@
+// timestep_sampler.cpp
+#include "diffusion/timestep_sampler.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace ddpm {
+
+TimestepSampler::TimestepSampler(Kind kind, int64_t T) : kind_(kind), T_(T), history_(static_cast<size_t>(T)) {}
+
+TimestepSampler::Kind TimestepSampler::parse(const std::string& name) {
+    if (name == "uniform") return Kind::Uniform;
+    if (name == "importance") return Kind::Importance;
+    throw std::invalid_argument("unknown timestep sampler '" + name + "' (uniform or importance)");
+}
+
+std::vector<double> TimestepSampler::probabilities() const {
+    std::vector<double> p(static_cast<size_t>(T_), 1.0 / static_cast<double>(T_));
+    if (kind_ == Kind::Uniform) return p;
+    for (const auto& h : history_)
+        if (h.size() < kHistory) return p;  // still warming up
+    double total = 0;
+    for (int64_t t = 0; t < T_; ++t) {
+        double ss = 0;
+        for (double l : history_[t]) ss += l * l;
+        p[t] = std::sqrt(ss / kHistory);
+        total += p[t];
+    }
+    const double uniform = 0.001;
+    for (double& v : p) v = v / total * (1.0 - uniform) + uniform / static_cast<double>(T_);
+    return p;
+}
+
+TimestepSampler::Draw TimestepSampler::sample(int64_t batch, Generator& gen, DType dtype) const {
+    const std::vector<double> p = probabilities();
+    std::vector<double> cdf(p.size());
+    double acc = 0;
+    for (size_t i = 0; i < p.size(); ++i) cdf[i] = (acc += p[i]);
+    Tensor u = rand({batch}, gen, DType::F64);
+    Draw d{Tensor({batch}, dtype), Tensor({batch}, dtype)};
+    for (int64_t b = 0; b < batch; ++b) {
+        const double x = u.flat(b) * acc;
+        int64_t t = std::lower_bound(cdf.begin(), cdf.end(), x) - cdf.begin();
+        t = std::min(t, T_ - 1);
+        d.t.set_flat(b, static_cast<double>(t));
+        d.weights.set_flat(b, 1.0 / (static_cast<double>(T_) * p[t]));
+    }
+    return d;
+}
+
+void TimestepSampler::update(const Tensor& t, const Tensor& losses) {
+    for (int64_t b = 0; b < t.numel(); ++b) {
+        auto& h = history_[static_cast<size_t>(t.flat(b))];
+        if (h.size() == kHistory) h.erase(h.begin());
+        h.push_back(losses.flat(b));
+    }
+}
+
+nlohmann::json TimestepSampler::state() const { return {{"kind", kind_ == Kind::Uniform ? "uniform" : "importance"}, {"history", history_}}; }
+
+void TimestepSampler::load_state(const nlohmann::json& j) {
+    auto h = j.at("history").get<std::vector<std::vector<double>>>();
+    if (static_cast<int64_t>(h.size()) != T_) throw std::invalid_argument("timestep sampler history is for another T");
+    history_ = std::move(h);
+}
+
+}  // namespace ddpm

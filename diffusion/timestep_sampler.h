@@ -1,0 +1,40 @@
+// timestep_sampler.h: how t is drawn for each training image.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "tensor/random.h"
+
+namespace ddpm {
+
+// Draws t with probabilities p_t and returns the importance weights 1 / (T p_t),
+// so that mean(weights * loss) is an unbiased estimate of the uniform-t loss.
+class TimestepSampler {
+public:
+    enum class Kind { Uniform, Importance };
+    TimestepSampler(Kind kind, int64_t T);
+    static Kind parse(const std::string& name);  // "uniform" | "importance"
+
+    struct Draw {
+        Tensor t, weights;  // (B) each
+    };
+    Draw sample(int64_t batch, Generator& gen, DType dtype) const;
+    std::vector<double> probabilities() const;
+
+    // Importance sampling (improved-diffusion's LossSecondMomentResampler): p_t is
+    // proportional to sqrt(E[L_t^2]) over the last 10 losses seen at t, mixed with
+    // 0.001 of the uniform; uniform until every t has 10 losses.
+    void update(const Tensor& t, const Tensor& losses);
+
+    nlohmann::json state() const;  // the loss history, for checkpoints
+    void load_state(const nlohmann::json& j);
+
+private:
+    Kind kind_;
+    int64_t T_;
+    static constexpr int kHistory = 10;
+    std::vector<std::vector<double>> history_;  // per t, the last kHistory losses
+};
+
+}  // namespace ddpm

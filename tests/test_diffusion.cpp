@@ -1,0 +1,396 @@
+// Diffusion math against closed forms and the Gaussian-data oracle (no network needed).
+#include <cmath>
+
+#include "autograd/gradcheck.h"
+#include "autograd/ops.h"
+#include "diffusion/losses.h"
+#include "diffusion/samplers.h"
+#include "diffusion/timestep_sampler.h"
+#include "diffusion/training_losses.h"
+#include "diffusion/vlb.h"
+#include "helpers.h"
+#include "tensor/elementwise.h"
+#include "tensor/reduce.h"
+#include "tensor/shape_ops.h"
+
+using namespace ddpm;
+
+namespace {
+GaussianDiffusion linear_diffusion(ModelVarType v, int64_t T = 1000) {
+    return GaussianDiffusion(DiffusionSchedule::from_betas(make_betas(ScheduleKind::Linear, T)), v);
+}
+
+// The oracle's data: i.i.d. pixels on the 256 levels k/127.5 - 1, with the
+// probabilities of N(0, 0.2^2) integrated over each level's bin (edge bins open).
+struct GaussianData {
+    std::vector<double> level, prob;
+    GaussianData() {
+        auto Phi = [](double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); };
+        for (int k = 0; k < 256; ++k) {
+            const double v = k / 127.5 - 1.0;
+            const double hi = k == 255 ? 1.0 : Phi((v + 1.0 / 255) / 0.2), lo = k == 0 ? 0.0 : Phi((v - 1.0 / 255) / 0.2);
+            level.push_back(v);
+            prob.push_back(hi - lo);
+        }
+    }
+    Tensor sample(int64_t n, Generator& gen) const {
+        Tensor u = rand({n}, gen, DType::F64), x({n, 1, 1, 1}, DType::F64);
+        std::vector<double> cdf;
+        double acc = 0;
+        for (double p : prob) cdf.push_back(acc += p);
+        for (int64_t i = 0; i < n; ++i) {
+            size_t k = std::lower_bound(cdf.begin(), cdf.end(), u.flat(i) * acc) - cdf.begin();
+            x.set_flat(i, level[std::min<size_t>(k, 255)]);
+        }
+        return x;
+    }
+};
+constexpr double kDataVar = 0.040005;
+
+// The optimal eps predictor for Gaussian data of variance kDataVar:
+// eps_hat = sqrt(1 - abar_t) x_t / (abar_t var + 1 - abar_t).
+DenoiseFn gaussian_oracle(const DiffusionSchedule& s) {
+    return [&s](const Variable& x_t, const Tensor& t) {
+        Tensor scale({t.numel(), 1, 1, 1}, x_t.dtype());
+        for (int64_t b = 0; b < t.numel(); ++b) {
+            const double ab = s.alphas_cumprod[static_cast<size_t>(t.flat(b))];
+            scale.set_flat(b, std::sqrt(1 - ab) / (ab * kDataVar + 1 - ab));
+        }
+        return Variable(mul(x_t.data(), scale));
+    };
+}
+
+double mean_of(const Tensor& t) { return sum(t.to(DType::F64)).item() / static_cast<double>(t.numel()); }
+double stderr_of(const Tensor& t) {
+    const double m = mean_of(t);
+    double v = 0;
+    for (int64_t i = 0; i < t.numel(); ++i) v += (t.flat(i) - m) * (t.flat(i) - m);
+    return std::sqrt(v / (t.numel() - 1) / t.numel());
+}
+}  // namespace
+
+TEST_CASE("schedules match the oracle values") {
+    DiffusionSchedule lin = DiffusionSchedule::from_betas(make_betas(ScheduleKind::Linear, 1000));
+    CHECK(lin.alphas_cumprod[999] == doctest::Approx(4.035830e-05).epsilon(1e-6));
+    CHECK(lin.posterior_variance[1] == doctest::Approx(5.453188e-05).epsilon(1e-6));
+    CHECK(lin.posterior_variance[0] == 0.0);
+    CHECK(lin.posterior_log_variance_clipped[0] == lin.posterior_log_variance_clipped[1]);
+    DiffusionSchedule cos = DiffusionSchedule::from_betas(make_betas(ScheduleKind::Cosine, 1000));
+    CHECK(cos.betas[0] == doctest::Approx(4.128422e-05).epsilon(1e-6));
+    CHECK(cos.alphas_cumprod[999] == doctest::Approx(2.428767e-09).epsilon(1e-5));
+    CHECK(cos.betas[999] == 0.999);  // clipped
+    // Rescaled for other T: T = 100 spans the same range, betas 1e-3 .. 0.2.
+    auto b100 = make_betas(ScheduleKind::Linear, 100);
+    CHECK(b100.front() == doctest::Approx(1e-3));
+    CHECK(b100.back() == doctest::Approx(0.2));
+    // Every derived array is consistent with its definition.
+    for (int64_t t = 1; t < 1000; t += 111) {
+        CHECK(lin.alphas_cumprod_prev[t] == lin.alphas_cumprod[t - 1]);
+        CHECK(lin.posterior_mean_coef1[t] ==
+              doctest::Approx(std::sqrt(lin.alphas_cumprod[t - 1]) * lin.betas[t] / (1 - lin.alphas_cumprod[t])));
+        CHECK(lin.sqrt_recipm1_alphas_cumprod[t] == doctest::Approx(std::sqrt(1 / lin.alphas_cumprod[t] - 1)));
+    }
+}
+
+TEST_CASE("timestep spacings and respacing keep abar at the kept steps") {
+    auto ddim = space_timesteps(1000, "ddim50");
+    REQUIRE(ddim.size() == 50);
+    CHECK(ddim.front() == 0);
+    CHECK(ddim[1] == 20);
+    CHECK(ddim.back() == 980);
+    auto trailing = space_timesteps(1000, "trailing50");
+    REQUIRE(trailing.size() == 50);
+    CHECK(trailing.back() == 999);
+    CHECK(trailing.front() == 19);
+    auto even = space_timesteps(1000, "250");
+    CHECK(even.size() == 250);
+    CHECK(even.back() == 999);
+    CHECK_THROWS_AS(space_timesteps(1000, "ddimx"), std::invalid_argument);
+    CHECK_THROWS_AS(space_timesteps(1000, "ddim0"), std::invalid_argument);
+    GaussianDiffusion base = linear_diffusion(ModelVarType::FixedSmall);
+    GaussianDiffusion r = base.respaced(ddim);
+    CHECK(r.num_timesteps() == 50);
+    for (size_t i = 0; i < ddim.size(); ++i)
+        CHECK(r.schedule().alphas_cumprod[i] == doctest::Approx(base.schedule().alphas_cumprod[ddim[i]]).epsilon(1e-12));
+    CHECK(r.timestep_map()[1] == 20);
+}
+
+TEST_CASE("the discretized likelihood sums to 1 over the 256 bins") {
+    for (double mean : {-0.97, -0.3, 0.0, 0.5, 0.99})
+        for (double log_scale : {-5.0, -2.0, 0.0}) {
+            Tensor x({256}, DType::F64);
+            for (int k = 0; k < 256; ++k) x.set_flat(k, k / 127.5 - 1.0);
+            Variable lp = discretized_gaussian_log_likelihood(x, Variable(Tensor::full({256}, mean, DType::F64)),
+                                                              Variable(Tensor::full({256}, log_scale, DType::F64)));
+            double total = 0;
+            for (int k = 0; k < 256; ++k) total += std::exp(lp.data().flat(k));
+            INFO("mean " << mean << " log_scale " << log_scale);
+            CHECK(total == doctest::Approx(1.0).epsilon(1e-9));
+        }
+}
+
+TEST_CASE("normal_kl: zero for equal Gaussians, the closed form otherwise") {
+    auto v = [](double x) { return Variable(Tensor::from_data({x}, {1}, DType::F64)); };
+    CHECK(normal_kl(v(0.3), v(-1.2), v(0.3), v(-1.2)).item() == doctest::Approx(0.0).scale(1.0));
+    // KL(N(1, 1) || N(0, e^2)) = log(e) + (1 + 1) / (2 e^2) - 1/2.
+    CHECK(normal_kl(v(1.0), v(0.0), v(0.0), v(2.0)).item() ==
+          doctest::Approx(1.0 + 2.0 / (2 * std::exp(2.0)) - 0.5).epsilon(1e-12));
+}
+
+TEST_CASE("the posterior is the Bayes product of q(x_t | x_{t-1}) and q(x_{t-1} | x_0)") {
+    // Completing the square in x_{t-1}: precision = alpha_t / beta_t + 1 / (1 - abar_{t-1}),
+    // mean = (sqrt(alpha_t) x_t / beta_t + sqrt(abar_{t-1}) x_0 / (1 - abar_{t-1})) / precision.
+    GaussianDiffusion d = linear_diffusion(ModelVarType::FixedSmall);
+    const auto& s = d.schedule();
+    for (int64_t t : {1, 10, 500, 999}) {
+        const double x0 = 0.7, xt = -0.4;
+        const double prec = s.alphas[t] / s.betas[t] + 1.0 / (1.0 - s.alphas_cumprod_prev[t]);
+        const double mean = (std::sqrt(s.alphas[t]) * xt / s.betas[t] +
+                             std::sqrt(s.alphas_cumprod_prev[t]) * x0 / (1.0 - s.alphas_cumprod_prev[t])) / prec;
+        Tensor tt = Tensor::from_data({double(t)}, {1}, DType::F64);
+        auto q = d.q_posterior_mean_variance(Variable(Tensor::from_data({x0}, {1, 1, 1, 1}, DType::F64)),
+                                             Variable(Tensor::from_data({xt}, {1, 1, 1, 1}, DType::F64)), tt);
+        CHECK(q.mean.item() == doctest::Approx(mean).epsilon(1e-10));
+        CHECK(q.variance.item() == doctest::Approx(1.0 / prec).epsilon(1e-10));
+    }
+}
+
+TEST_CASE("predict_xstart_from_eps and predict_eps_from_xstart invert each other and q_sample") {
+    GaussianDiffusion d = linear_diffusion(ModelVarType::FixedLarge);
+    Generator gen(3);
+    Tensor x0 = randn({4, 2, 3, 3}, gen, DType::F64), eps = randn({4, 2, 3, 3}, gen, DType::F64);
+    Tensor t = Tensor::from_data({0, 1, 500, 999}, {4}, DType::F64);
+    Variable xt = d.q_sample(Variable(x0), t, eps);
+    CHECK(test::max_abs_diff(d.predict_xstart_from_eps(xt, t, Variable(eps)).data(), x0) < 1e-9);
+    CHECK(test::max_abs_diff(d.predict_eps_from_xstart(xt, t, Variable(x0)).data(), eps) < 1e-9);
+}
+
+TEST_CASE("an oracle that knows x0 makes DDIM-50 return x0 exactly") {
+    GaussianDiffusion base = linear_diffusion(ModelVarType::FixedSmall);
+    GaussianDiffusion d = base.respaced(space_timesteps(1000, "ddim50"));
+    Generator data(5);
+    Tensor x0 = clamp(randn({3, 1, 4, 4}, data, DType::F64), -1, 1);
+    const auto& s = base.schedule();
+    DenoiseFn knows_x0 = [&](const Variable& x_t, const Tensor& t) {
+        Tensor scale = base.extract(s.sqrt_alphas_cumprod, t, 4, DType::F64);
+        Tensor noise_scale = base.extract(s.sqrt_one_minus_alphas_cumprod, t, 4, DType::F64);
+        return Variable(div(sub(x_t.data(), mul(x0, scale)), noise_scale));
+    };
+    Generator gen(6);
+    SampleOptions opt;
+    opt.dtype = DType::F64;
+    SampleResult r = ddim_sample_loop(d, knows_x0, x0.shape(), gen, 0.0, opt);
+    CHECK(test::max_abs_diff(r.x0, x0) < 1e-9);
+}
+
+TEST_CASE("the Gaussian oracle data have the stated variance and entropy") {
+    GaussianData g;
+    double var = 0, h = 0;
+    for (int k = 0; k < 256; ++k) {
+        var += g.prob[k] * g.level[k] * g.level[k];
+        h -= g.prob[k] * std::log2(g.prob[k]);
+    }
+    CHECK(var == doctest::Approx(kDataVar).epsilon(1e-4));
+    CHECK(h == doctest::Approx(6.71961).epsilon(1e-5));
+}
+
+TEST_CASE("Gaussian oracle: the full bound in bits/dim, fixed-large and fixed-small") {
+    GaussianData data;
+    Generator gen(2024);
+    // 80000 pixels (each its own "image"; standard error ~0.009 bits/dim), in chunks
+    // to bound the (pixels x T) tables.
+    const int64_t chunks = 8, n = 10000;
+    Tensor x0 = data.sample(chunks * n, gen);
+    struct Case { ModelVarType v; double total, kl; };
+    for (Case c : {Case{ModelVarType::FixedLarge, 6.8514, 4.3317}, Case{ModelVarType::FixedSmall, 7.4618, 4.9421}}) {
+        GaussianDiffusion d = linear_diffusion(c.v);
+        BpdResult r;
+        std::vector<Tensor> totals, l0s, klss, priors;
+        for (int64_t k = 0; k < chunks; ++k) {
+            BpdResult part = calc_bpd_loop(d, gaussian_oracle(d.schedule()), x0.slice(k * n, (k + 1) * n), gen);
+            totals.push_back(part.total_bpd);
+            priors.push_back(part.prior);
+            l0s.push_back(narrow(part.terms, 1, 0, 1).reshape({n}));
+            klss.push_back(sum(narrow(part.terms, 1, 1, 999), {1}));
+        }
+        r.total_bpd = concat(totals, 0);
+        r.prior = concat(priors, 0);
+        Tensor l0 = concat(l0s, 0), kls = concat(klss, 0);
+        const double total = mean_of(r.total_bpd), se = stderr_of(r.total_bpd);
+        MESSAGE("total " << total << " +- " << se << ", L_0 " << mean_of(l0) << ", KL terms " << mean_of(kls)
+                         << ", prior " << mean_of(r.prior));
+        CHECK(se < 0.01);
+        CHECK(std::abs(total - c.total) < 3 * se);
+        CHECK(std::abs(mean_of(kls) - c.kl) < 3 * stderr_of(kls));
+        CHECK(std::abs(mean_of(l0) - 2.5197) < 3 * stderr_of(l0) + 1e-3);
+        CHECK(mean_of(r.prior) == doctest::Approx(1.16e-06).epsilon(0.01));
+        // The fast estimate from K = 50 timesteps agrees with the full bound.
+        Tensor small = x0.slice(0, 4000);
+        BpdEstimate e = estimate_bpd(d, gaussian_oracle(d.schedule()), small, 50, gen);
+        MESSAGE("estimate " << e.mean << " +- " << e.stderr_);
+        CHECK(std::abs(e.mean - c.total) < 3 * std::sqrt(e.stderr_ * e.stderr_ + se * se));
+    }
+}
+
+TEST_CASE("Gaussian oracle: expected L_simple is 0.080837") {
+    GaussianData data;
+    Generator gen(7);
+    GaussianDiffusion d = linear_diffusion(ModelVarType::FixedLarge);
+    const int64_t n = 200000;
+    Tensor x0 = data.sample(n, gen);
+    Tensor t = randint(1000, {n}, gen, DType::F64), noise = randn(x0.shape(), gen, DType::F64);
+    NoGradGuard ng;
+    TrainingLosses l = training_losses(d, gaussian_oracle(d.schedule()), x0, t, noise, LossType::Simple);
+    const double m = mean_of(l.mse.data()), se = stderr_of(l.mse.data());
+    MESSAGE("L_simple " << m << " +- " << se);
+    CHECK(std::abs(m - 0.080837) < 3 * se);
+}
+
+// For Gaussian data the oracle's chain is linear in x, so the variance of its
+// output follows in closed form: each step maps x to k x + sigma z, v -> k^2 v + sigma^2.
+double chain_variance(const GaussianDiffusion& d, const DiffusionSchedule& base, bool ddim) {
+    const auto& s = d.schedule();
+    double v = 1.0;
+    for (int64_t i = d.num_timesteps() - 1; i >= 0; --i) {
+        const double ab = base.alphas_cumprod[d.timestep_map()[i]];
+        const double x0_gain = std::sqrt(ab) * kDataVar / (ab * kDataVar + 1 - ab);   // E[x0 | x_t] = gain x_t
+        const double eps_gain = std::sqrt(1 - ab) / (ab * kDataVar + 1 - ab);
+        double k, var_add = 0;
+        if (ddim) {
+            const double abp = s.alphas_cumprod_prev[i];
+            k = std::sqrt(abp) * x0_gain + std::sqrt(1 - abp) * eps_gain;
+        } else {
+            k = s.posterior_mean_coef1[i] * x0_gain + s.posterior_mean_coef2[i];
+            if (i > 0)
+                var_add = d.var_type() == ModelVarType::FixedLarge ? s.betas[i] : s.posterior_variance[i];
+        }
+        v = k * k * v + var_add;
+    }
+    return v;
+}
+
+TEST_CASE("Gaussian oracle: DDPM and DDIM-50 samples have mean 0 and variance 0.04") {
+    // Each sampler must match its chain's exact output variance (closed form above)
+    // within 3 Monte-Carlo standard errors (mean: sqrt(0.04/n); variance: v sqrt(2/n)).
+    // Against the data's 0.04 the stated tolerance is the chain's own discretisation:
+    // 3% for the 1000-step DDPM chains, 25% for 50 deterministic DDIM steps, whose
+    // exact output variance is 0.0311 (the ODE is integrated in only 50 steps).
+    const int64_t n = 20000;
+    const Shape shape{n, 1, 1, 1};
+    GaussianDiffusion full = linear_diffusion(ModelVarType::FixedLarge);
+    const DiffusionSchedule& base = full.schedule();
+    DenoiseFn oracle = gaussian_oracle(base);
+    SampleOptions opt;
+    opt.dtype = DType::F64;
+    opt.clip_denoised = false;
+    Generator gen(8);
+    auto check_moments = [&](const Tensor& x, double exact_var, double tolerance, const char* name) {
+        const double m = mean_of(x);
+        double v = 0;
+        for (int64_t i = 0; i < x.numel(); ++i) v += (x.flat(i) - m) * (x.flat(i) - m);
+        v /= static_cast<double>(x.numel() - 1);
+        MESSAGE(name << ": mean " << m << ", variance " << v << " (exact for this chain " << exact_var << ")");
+        CHECK(std::abs(m) < 3 * std::sqrt(kDataVar / n));
+        CHECK(std::abs(v - exact_var) < 3 * exact_var * std::sqrt(2.0 / n));
+        CHECK(std::abs(v - kDataVar) < tolerance * kDataVar);
+    };
+    check_moments(p_sample_loop(full, oracle, shape, gen, opt).x0, chain_variance(full, base, false), 0.03,
+                  "DDPM fixed-large, 1000 steps");
+    GaussianDiffusion small = linear_diffusion(ModelVarType::FixedSmall);
+    check_moments(p_sample_loop(small, oracle, shape, gen, opt).x0, chain_variance(small, base, false), 0.03,
+                  "DDPM fixed-small, 1000 steps");
+    GaussianDiffusion ddim50 = small.respaced(space_timesteps(1000, "ddim50"));
+    CHECK(chain_variance(ddim50, base, true) == doctest::Approx(0.031053).epsilon(1e-4));
+    check_moments(ddim_sample_loop(ddim50, oracle, shape, gen, 0.0, opt).x0, chain_variance(ddim50, base, true), 0.25,
+                  "DDIM eta 0, 50 steps");
+}
+
+TEST_CASE("sampling is deterministic for a seed and can return its trajectory") {
+    GaussianDiffusion d = linear_diffusion(ModelVarType::FixedSmall).respaced(space_timesteps(1000, "ddim10"));
+    DenoiseFn oracle = gaussian_oracle(linear_diffusion(ModelVarType::FixedSmall).schedule());
+    GaussianDiffusion base = linear_diffusion(ModelVarType::FixedSmall);
+    DenoiseFn o2 = gaussian_oracle(base.schedule());
+    SampleOptions opt;
+    opt.keep_trajectory = true;
+    Generator g1(9), g2(9);
+    SampleResult a = ddim_sample_loop(d, o2, {2, 1, 3, 3}, g1, 0.5, opt);
+    SampleResult b = ddim_sample_loop(d, o2, {2, 1, 3, 3}, g2, 0.5, opt);
+    CHECK(test::max_abs_diff(a.x0, b.x0) == 0);
+    CHECK(a.trajectory.size() == 11);
+    CHECK(a.trajectory_t.front() == 900);
+    CHECK(a.trajectory_t.back() == -1);
+    (void)oracle;
+}
+
+TEST_CASE("learned-range variance interpolates between log beta~ and log beta") {
+    GaussianDiffusion d = linear_diffusion(ModelVarType::LearnedRange);
+    const auto& s = d.schedule();
+    Tensor t = Tensor::from_data({10, 10, 10}, {3}, DType::F64);
+    Tensor out = Tensor::zeros({3, 2, 1, 1}, DType::F64);
+    out.set_flat(1, -1.0), out.set_flat(3, 1.0), out.set_flat(5, 0.0);  // v = -1, 1, 0
+    PMeanVariance p = d.p_mean_variance_from_output(Variable(out), Variable(Tensor::zeros({3, 1, 1, 1}, DType::F64)), t, false);
+    CHECK(p.log_variance.data().flat(0) == doctest::Approx(s.posterior_log_variance_clipped[10]));
+    CHECK(p.log_variance.data().flat(1) == doctest::Approx(std::log(s.betas[10])));
+    CHECK(p.log_variance.data().flat(2) ==
+          doctest::Approx(0.5 * (std::log(s.betas[10]) + s.posterior_log_variance_clipped[10])));
+}
+
+TEST_CASE("the hybrid loss: its VLB term trains only the variance half of the output") {
+    GaussianDiffusion d = linear_diffusion(ModelVarType::LearnedRange);
+    Generator gen(10);
+    Tensor x0 = clamp(randn({2, 1, 4, 4}, gen, DType::F64), -1, 1);
+    Variable out(randn({2, 2, 4, 4}, gen, DType::F64), true);
+    DenoiseFn model = [&](const Variable&, const Tensor&) { return out; };
+    Tensor t = Tensor::from_data({0, 300}, {2}, DType::F64), noise = randn(x0.shape(), gen, DType::F64);
+    TrainingLosses l = training_losses(d, model, x0, t, noise, LossType::Hybrid);
+    sum(l.vb).backward();
+    Tensor g = out.grad();
+    double eps_part = 0, v_part = 0;
+    for (int64_t b = 0; b < 2; ++b)
+        for (int64_t i = 0; i < 16; ++i) {
+            eps_part += std::abs(g.flat(b * 32 + i));
+            v_part += std::abs(g.flat(b * 32 + 16 + i));
+        }
+    CHECK(eps_part == 0.0);
+    CHECK(v_part > 0.0);
+    CHECK_THROWS_AS(training_losses(linear_diffusion(ModelVarType::FixedSmall), model, x0, t, noise, LossType::Hybrid),
+                    std::invalid_argument);
+}
+
+TEST_CASE("the VLB terms are differentiable: gradcheck through vb_terms_bpd") {
+    GaussianDiffusion d = linear_diffusion(ModelVarType::LearnedRange, 50);
+    Generator gen(12);
+    Tensor x0 = clamp(randn({2, 1, 2, 2}, gen, DType::F64), -1, 1);
+    x0 = div(Tensor::from_data({-1, -0.2, 0.6, 1, 0.3, 0.1, -0.7, 0.0}, {2, 1, 2, 2}, DType::F64),
+             Tensor::scalar(1, DType::F64));
+    Tensor t = Tensor::from_data({0, 7}, {2}, DType::F64);
+    Tensor xt = d.q_sample(Variable(x0), t, randn(x0.shape(), gen, DType::F64)).data();
+    GradcheckResult r = gradcheck([&](const std::vector<Variable>& v) {
+        return vb_terms_bpd(d, v[0], x0, Variable(xt), t, false).output;
+    }, {mul_scalar(randn({2, 2, 2, 2}, gen, DType::F64), 0.3)});
+    INFO(r.report());
+    CHECK(r.worst_rel() < 1e-6);
+}
+
+TEST_CASE("importance sampling: uniform until warmed up, then weighted by RMS loss, unbiased weights") {
+    TimestepSampler s(TimestepSampler::Kind::Importance, 4);
+    Generator gen(13);
+    CHECK(s.probabilities()[0] == 0.25);
+    for (int rep = 0; rep < 10; ++rep)
+        s.update(Tensor::from_data({0, 1, 2, 3}, {4}, DType::F64), Tensor::from_data({1, 1, 1, 3}, {4}, DType::F64));
+    auto p = s.probabilities();
+    CHECK(p[3] == doctest::Approx(3.0 / 6.0 * 0.999 + 0.001 / 4));
+    CHECK(p[0] == doctest::Approx(1.0 / 6.0 * 0.999 + 0.001 / 4));
+    TimestepSampler::Draw draw = s.sample(20000, gen, DType::F64);
+    double w_mean = 0;
+    int64_t threes = 0;
+    for (int64_t i = 0; i < 20000; ++i) {
+        w_mean += draw.weights.flat(i) / 20000;
+        threes += draw.t.flat(i) == 3;
+    }
+    CHECK(w_mean == doctest::Approx(1.0).epsilon(0.02));  // E[1 / (T p_t)] = 1
+    CHECK(std::abs(threes - 0.5 * 20000) < 5 * 71);
+    TimestepSampler restored(TimestepSampler::Kind::Importance, 4);
+    restored.load_state(s.state());
+    CHECK(restored.probabilities() == p);
+}
