@@ -1,0 +1,131 @@
+// plot.cpp: a tiny raster plotter; text comes from stb_easy_font's quads.
+#include "app/plot.h"
+
+#include <fmt/format.h>
+#include <stb/stb_easy_font.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace ddpm {
+
+namespace {
+struct Canvas {
+    Image& img;
+    void set(int64_t x, int64_t y, uint8_t r, uint8_t g, uint8_t b) {
+        if (x < 0 || y < 0 || x >= img.width || y >= img.height) return;
+        uint8_t* p = img.at(x, y);
+        p[0] = r, p[1] = g, p[2] = b;
+    }
+    void rect(int64_t x0, int64_t y0, int64_t x1, int64_t y1, uint8_t r, uint8_t g, uint8_t b) {
+        for (int64_t y = y0; y < y1; ++y)
+            for (int64_t x = x0; x < x1; ++x) set(x, y, r, g, b);
+    }
+    void line(double x0, double y0, double x1, double y1, uint8_t r, uint8_t g, uint8_t b) {
+        const int64_t n = static_cast<int64_t>(std::max(std::abs(x1 - x0), std::abs(y1 - y0))) + 1;
+        for (int64_t i = 0; i <= n; ++i) {
+            const double f = static_cast<double>(i) / static_cast<double>(n);
+            set(std::lround(x0 + f * (x1 - x0)), std::lround(y0 + f * (y1 - y0)), r, g, b);
+        }
+    }
+    // stb_easy_font emits quads (4 vertices of x, y, z, colour = 16 bytes each).
+    void text(double x, double y, const std::string& s, uint8_t gray = 40) {
+        static char buffer[99999];
+        const int quads = stb_easy_font_print(0, 0, const_cast<char*>(s.c_str()), nullptr, buffer, sizeof(buffer));
+        const float* v = reinterpret_cast<const float*>(buffer);
+        for (int q = 0; q < quads; ++q, v += 16) {
+            const double qx0 = std::min(v[0], v[8]), qx1 = std::max(v[0], v[8]);
+            const double qy0 = std::min(v[1], v[9]), qy1 = std::max(v[1], v[9]);
+            rect(std::lround(x + qx0), std::lround(y + qy0), std::lround(x + qx1), std::lround(y + qy1), gray, gray, gray);
+        }
+    }
+    static int64_t text_width(const std::string& s) { return stb_easy_font_width(const_cast<char*>(s.c_str())); }
+};
+
+std::string tick_label(double v) {
+    if (v == 0) return "0";
+    const double a = std::abs(v);
+    if (a >= 1e4 || a < 1e-2) return fmt::format("{:.1e}", v);
+    return fmt::format("{:.4g}", v);
+}
+}  // namespace
+
+Image plot(const std::vector<Series>& series, const PlotOptions& opt) {
+    Image img(opt.width, opt.height, 3, 255);
+    Canvas c{img};
+    const int64_t left = 70, right = 20, top = opt.title.empty() ? 15 : 30, bottom = 35;
+    const int64_t pw = opt.width - left - right, ph = opt.height - top - bottom;
+    auto ty = [&](double y) { return opt.log_y ? std::log10(std::max(y, 1e-300)) : y; };
+    double xlo = opt.x_lo, xhi = opt.x_hi, ylo = opt.y_lo, yhi = opt.y_hi;
+    if (xlo >= xhi || ylo >= yhi) {
+        double dxlo = std::numeric_limits<double>::infinity(), dxhi = -dxlo, dylo = dxlo, dyhi = -dxlo;
+        for (const Series& s : series)
+            for (size_t i = 0; i < s.x.size(); ++i) {
+                if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i]) || (opt.log_y && s.y[i] <= 0)) continue;
+                dxlo = std::min(dxlo, s.x[i]), dxhi = std::max(dxhi, s.x[i]);
+                dylo = std::min(dylo, ty(s.y[i])), dyhi = std::max(dyhi, ty(s.y[i]));
+            }
+        if (!(dxlo <= dxhi)) dxlo = 0, dxhi = 1, dylo = 0, dyhi = 1;
+        if (dxlo == dxhi) dxlo -= 0.5, dxhi += 0.5;
+        if (dylo == dyhi) dylo -= 0.5, dyhi += 0.5;
+        if (xlo >= xhi) xlo = dxlo, xhi = dxhi;
+        if (ylo >= yhi) {
+            const double m = 0.05 * (dyhi - dylo);
+            ylo = dylo - m, yhi = dyhi + m;
+        }
+    } else if (opt.log_y) {
+        ylo = ty(ylo), yhi = ty(yhi);
+    }
+    auto px = [&](double x) { return left + (x - xlo) / (xhi - xlo) * pw; };
+    auto py = [&](double y) { return top + ph - (ty(y) - ylo) / (yhi - ylo) * ph; };
+
+    // Frame, grid and ticks.
+    for (int i = 0; i <= 5; ++i) {
+        const double fx = xlo + (xhi - xlo) * i / 5.0, fy = ylo + (yhi - ylo) * i / 5.0;
+        const double gx = left + pw * i / 5.0, gy = top + ph - ph * i / 5.0;
+        c.line(gx, top, gx, top + ph, 230, 230, 230);
+        c.line(left, gy, left + pw, gy, 230, 230, 230);
+        const std::string lx = tick_label(fx), ly = tick_label(opt.log_y ? std::pow(10.0, fy) : fy);
+        c.text(gx - Canvas::text_width(lx) / 2.0, top + ph + 6, lx);
+        c.text(left - 6 - Canvas::text_width(ly), gy - 4, ly);
+    }
+    c.line(left, top, left, top + ph, 0, 0, 0);
+    c.line(left, top + ph, left + pw, top + ph, 0, 0, 0);
+    c.line(left + pw, top, left + pw, top + ph, 0, 0, 0);
+    c.line(left, top, left + pw, top, 0, 0, 0);
+    if (!opt.title.empty()) c.text(left + pw / 2.0 - Canvas::text_width(opt.title) / 2.0, 8, opt.title, 0);
+
+    for (const Series& s : series) {
+        bool have_prev = false;
+        double prev_x = 0, prev_y = 0;
+        for (size_t i = 0; i < s.x.size(); ++i) {
+            const bool ok = std::isfinite(s.x[i]) && std::isfinite(s.y[i]) && !(opt.log_y && s.y[i] <= 0);
+            if (!ok) {
+                have_prev = false;
+                continue;
+            }
+            const double x = std::clamp(px(s.x[i]), double(left), double(left + pw));
+            const double y = std::clamp(py(s.y[i]), double(top), double(top + ph));
+            if (opt.lines) {
+                if (have_prev) c.line(prev_x, prev_y, x, y, s.r, s.g, s.b);
+            } else {
+                c.rect(std::lround(x) - 1, std::lround(y) - 1, std::lround(x) + 1, std::lround(y) + 1, s.r, s.g, s.b);
+            }
+            prev_x = x, prev_y = y, have_prev = true;
+        }
+    }
+    // Legend, top right.
+    int64_t ly = top + 8;
+    for (const Series& s : series) {
+        if (s.label.empty()) continue;
+        const int64_t w = Canvas::text_width(s.label);
+        const int64_t x0 = left + pw - w - 30;
+        c.rect(x0, ly + 1, x0 + 12, ly + 7, s.r, s.g, s.b);
+        c.text(x0 + 18, ly, s.label);
+        ly += 14;
+    }
+    return img;
+}
+
+}  // namespace ddpm

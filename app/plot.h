@@ -1,0 +1,30 @@
+// plot.h: the few charts ddpm.cpp draws (scatter, line), rendered straight to an Image.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "app/image_io.h"
+
+namespace ddpm {
+
+struct Series {
+    std::vector<double> x, y;
+    uint8_t r = 0, g = 0, b = 0;
+    std::string label;
+};
+
+struct PlotOptions {
+    int64_t width = 640, height = 480;
+    std::string title;
+    bool log_y = false;
+    bool lines = true;  // false: dots (a scatter plot)
+    // Fixed axis ranges; when lo >= hi the range comes from the data.
+    double x_lo = 0, x_hi = 0, y_lo = 0, y_hi = 0;
+};
+
+// Axes with tick labels, a legend and the series; text in a built-in 5x7 pixel font.
+Image plot(const std::vector<Series>& series, const PlotOptions& opt);
+
+}  // namespace ddpm
