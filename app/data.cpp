@@ -1,0 +1,272 @@
+// data.cpp
+#include "app/data.h"
+
+#include <fmt/format.h>
+#include <stb/stb_image.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "tensor/random.h"
+
+namespace ddpm {
+
+namespace fs = std::filesystem;
+
+namespace {
+const char* kFashionDir = "/usr/share/datasets/fashion-mnist";
+
+uint32_t be32(const std::string& b, size_t at) {
+    return (uint32_t(uint8_t(b[at])) << 24) | (uint32_t(uint8_t(b[at + 1])) << 16) | (uint32_t(uint8_t(b[at + 2])) << 8) |
+           uint32_t(uint8_t(b[at + 3]));
+}
+
+std::string find_file(const std::string& dir, const std::vector<std::string>& names) {
+    for (const std::string& n : names) {
+        fs::path p = fs::path(dir) / n;
+        if (fs::exists(p)) return p.string();
+    }
+    throw DataError(fmt::format("{}: none of {} found", dir, fmt::join(names, ", ")));
+}
+
+// Converts between 1 and 3 channels (gray = mean of R, G, B; RGB = gray copied).
+Dataset convert_channels(Dataset d, int64_t channels) {
+    if (d.channels == channels) return d;
+    if (!((d.channels == 1 && channels == 3) || (d.channels == 3 && channels == 1)))
+        throw DataError(fmt::format("cannot convert {}-channel images to {} channels", d.channels, channels));
+    const int64_t hw = d.height * d.width;
+    std::vector<uint8_t> out(static_cast<size_t>(d.n * channels * hw));
+    for (int64_t i = 0; i < d.n; ++i) {
+        const uint8_t* src = d.pixels.data() + i * d.channels * hw;
+        uint8_t* dst = out.data() + i * channels * hw;
+        for (int64_t p = 0; p < hw; ++p) {
+            if (channels == 3) {
+                dst[p] = dst[hw + p] = dst[2 * hw + p] = src[p];
+            } else {
+                dst[p] = static_cast<uint8_t>((int(src[p]) + src[hw + p] + src[2 * hw + p] + 1) / 3);
+            }
+        }
+    }
+    d.pixels = std::move(out);
+    d.channels = channels;
+    return d;
+}
+}  // namespace
+
+std::string read_maybe_gz(const std::string& path, size_t max_bytes) {
+    if (!fs::exists(path)) throw DataError(fmt::format("{}: no such file", path));
+    gzFile f = gzopen(path.c_str(), "rb");  // reads plain files unchanged
+    if (!f) throw DataError(fmt::format("{}: cannot open", path));
+    std::string out;
+    char buf[1 << 16];
+    for (;;) {
+        const int n = gzread(f, buf, sizeof(buf));
+        if (n < 0) {
+            int err = 0;
+            std::string msg = gzerror(f, &err);
+            gzclose(f);
+            throw DataError(fmt::format("{}: corrupt gzip data after {} bytes: {}", path, out.size(), msg));
+        }
+        if (n == 0) break;
+        out.append(buf, static_cast<size_t>(n));
+        if (out.size() > max_bytes) {
+            gzclose(f);
+            throw DataError(fmt::format("{}: more than {} bytes, too large for a dataset file", path, max_bytes));
+        }
+    }
+    gzclose(f);
+    return out;
+}
+
+Dataset read_idx_images(const std::string& path) {
+    const std::string b = read_maybe_gz(path, size_t(4) << 30);
+    if (b.size() < 16) throw DataError(fmt::format("{}: {} bytes, shorter than the 16-byte IDX image header", path, b.size()));
+    const uint32_t magic = be32(b, 0);
+    if (magic != 0x00000803)
+        throw DataError(fmt::format("{}: magic 0x{:08x} at byte 0, expected 0x00000803 (unsigned bytes, 3 dimensions)", path, magic));
+    const uint64_t n = be32(b, 4), h = be32(b, 8), w = be32(b, 12);
+    if (h == 0 || w == 0 || h > 4096 || w > 4096)
+        throw DataError(fmt::format("{}: image size {}x{} (bytes 8-15) is out of range", path, h, w));
+    if (n * h * w != b.size() - 16)
+        throw DataError(fmt::format("{}: header promises {} images of {}x{} ({} bytes) but {} bytes follow it", path, n, h,
+                                    w, n * h * w, b.size() - 16));
+    Dataset d;
+    d.n = static_cast<int64_t>(n), d.channels = 1, d.height = static_cast<int64_t>(h), d.width = static_cast<int64_t>(w);
+    d.pixels.assign(b.begin() + 16, b.end());
+    d.description = fmt::format("{} ({} images {}x{})", path, n, h, w);
+    return d;
+}
+
+Dataset read_cifar10(const std::string& dir, Split split) {
+    std::vector<std::string> files;
+    if (split == Split::Train)
+        for (int i = 1; i <= 5; ++i) files.push_back(find_file(dir, {fmt::format("data_batch_{}.bin", i)}));
+    else
+        files.push_back(find_file(dir, {"test_batch.bin"}));
+    Dataset d;
+    d.channels = 3, d.height = d.width = 32;
+    const size_t record = 1 + 3072;
+    for (const std::string& f : files) {
+        const std::string b = read_maybe_gz(f, size_t(1) << 30);
+        if (b.empty() || b.size() % record != 0)
+            throw DataError(fmt::format("{}: {} bytes is not a whole number of {}-byte records (label + 3x32x32)", f, b.size(), record));
+        for (size_t r = 0; r < b.size() / record; ++r) {
+            const uint8_t label = static_cast<uint8_t>(b[r * record]);
+            if (label > 9) throw DataError(fmt::format("{}: record {} (byte {}) has label {}, expected 0-9", f, r, r * record, label));
+            d.pixels.insert(d.pixels.end(), b.begin() + static_cast<std::ptrdiff_t>(r * record + 1),
+                            b.begin() + static_cast<std::ptrdiff_t>((r + 1) * record));
+            ++d.n;
+        }
+    }
+    d.description = fmt::format("CIFAR-10 {} from {} ({} images)", split == Split::Train ? "train" : "test", dir, d.n);
+    return d;
+}
+
+Dataset read_image_folder(const std::string& dir, int64_t size, int64_t channels) {
+    if (!fs::is_directory(dir)) throw DataError(fmt::format("{}: not a folder", dir));
+    std::vector<std::string> paths;
+    for (auto& e : fs::recursive_directory_iterator(dir)) {
+        if (!e.is_regular_file()) continue;
+        std::string ext = e.path().extension().string();
+        std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+        if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") paths.push_back(e.path().string());
+    }
+    std::sort(paths.begin(), paths.end());
+    if (paths.empty()) throw DataError(fmt::format("{}: no .png, .jpg or .jpeg files", dir));
+    Dataset d;
+    d.channels = channels, d.height = d.width = size;
+    for (const std::string& p : paths) {
+        int w = 0, h = 0, c = 0;
+        if (!stbi_info(p.c_str(), &w, &h, &c)) throw DataError(fmt::format("{}: not a readable image ({})", p, stbi_failure_reason()));
+        if (w <= 0 || h <= 0 || int64_t(w) * h > (int64_t(1) << 28))
+            throw DataError(fmt::format("{}: image size {}x{} is out of range", p, w, h));
+        unsigned char* px = stbi_load(p.c_str(), &w, &h, &c, static_cast<int>(channels));
+        if (!px) throw DataError(fmt::format("{}: cannot decode ({})", p, stbi_failure_reason()));
+        // Centre crop to a square, then area-average (box filter) down or sample up to size x size.
+        const int64_t side = std::min(w, h), x0 = (w - side) / 2, y0 = (h - side) / 2;
+        const size_t base = d.pixels.size();
+        d.pixels.resize(base + static_cast<size_t>(channels * size * size));
+        for (int64_t ch = 0; ch < channels; ++ch)
+            for (int64_t y = 0; y < size; ++y)
+                for (int64_t x = 0; x < size; ++x) {
+                    const int64_t sy0 = y0 + y * side / size, sy1 = std::max(sy0 + 1, y0 + (y + 1) * side / size);
+                    const int64_t sx0 = x0 + x * side / size, sx1 = std::max(sx0 + 1, x0 + (x + 1) * side / size);
+                    double acc = 0;
+                    for (int64_t sy = sy0; sy < sy1; ++sy)
+                        for (int64_t sx = sx0; sx < sx1; ++sx) acc += px[(sy * w + sx) * channels + ch];
+                    d.pixels[base + static_cast<size_t>((ch * size + y) * size + x)] =
+                        static_cast<uint8_t>(std::lround(acc / double((sy1 - sy0) * (sx1 - sx0))));
+                }
+        stbi_image_free(px);
+        ++d.n;
+    }
+    d.description = fmt::format("{} ({} images, centre-cropped to {}x{})", dir, d.n, size, size);
+    return d;
+}
+
+Dataset load_dataset(const std::string& spec, Split split, int64_t channels, int64_t size) {
+    const size_t colon = spec.find(':');
+    const std::string kind = spec.substr(0, colon), dir = colon == std::string::npos ? "" : spec.substr(colon + 1);
+    Dataset d;
+    if (kind == "fashion-mnist" || kind == "mnist") {
+        const std::string root = dir.empty() ? (kind == "fashion-mnist" ? kFashionDir : "") : dir;
+        if (root.empty()) throw DataError("--data mnist:DIR needs the folder of the IDX files");
+        if (!fs::is_directory(root))
+            throw DataError(fmt::format("{}: no such folder{}", root,
+                                        root == kFashionDir ? " (install Debian's dataset-fashion-mnist)" : ""));
+        const std::string prefix = split == Split::Train ? "train" : "t10k";
+        d = read_idx_images(find_file(root, {prefix + "-images-idx3-ubyte.gz", prefix + "-images-idx3-ubyte",
+                                             prefix + "-images.idx3-ubyte"}));
+    } else if (kind == "cifar10") {
+        if (dir.empty()) throw DataError("--data cifar10:DIR needs the folder of the binary batches");
+        d = read_cifar10(dir, split);
+    } else if (kind == "images") {
+        if (dir.empty()) throw DataError("--data images:DIR needs a folder");
+        return read_image_folder(dir, size, channels);  // resized on load; no test split
+    } else {
+        throw DataError(fmt::format("unknown --data '{}' (fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, images:DIR)", spec));
+    }
+    if (d.height != size || d.width != size)
+        throw DataError(fmt::format("{} holds {}x{} images but the model takes {}x{}", d.description, d.height, d.width,
+                                    size, size));
+    return convert_channels(std::move(d), channels);
+}
+
+BatchLoader::BatchLoader(const Dataset& data, int64_t batch, uint64_t seed, bool flip)
+    : data_(data), batch_(batch), seed_(seed), flip_(flip) {
+    if (data.n <= 0) throw DataError("empty dataset");
+    worker_ = std::thread([this] {
+        std::unique_lock<std::mutex> lock(mu_);
+        for (;;) {
+            cv_.wait(lock, [this] { return stop_ || (wanted_k_ >= 0 && wanted_k_ != ready_k_); });
+            if (stop_) return;
+            const int64_t k = wanted_k_;
+            lock.unlock();
+            Tensor t = make(k);
+            lock.lock();
+            if (wanted_k_ == k) {
+                ready_ = std::move(t);
+                ready_k_ = k;
+                cv_.notify_all();
+            }
+        }
+    });
+}
+
+BatchLoader::~BatchLoader() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    worker_.join();
+}
+
+Tensor BatchLoader::make(int64_t k) const {
+    const int64_t N = data_.n, B = batch_, bytes = data_.image_bytes();
+    const int64_t H = data_.height, W = data_.width, C = data_.channels;
+    Tensor out(Shape{B, C, H, W}, DType::F32);
+    float* po = out.data<float>();
+    std::vector<int64_t> perm;
+    int64_t perm_epoch = -1;
+    Generator flips(seed_ ^ 0xF1F1F1F1F1F1F1F1ull);
+    flips.set_state(flips.seed(), static_cast<uint64_t>(k) * static_cast<uint64_t>((B + 3) / 4));
+    Tensor coin = rand({B}, flips, DType::F64);
+    for (int64_t i = 0; i < B; ++i) {
+        const int64_t idx = k * B + i, epoch = idx / N;
+        if (epoch != perm_epoch) {  // Fisher-Yates from the epoch's own stream
+            perm.resize(static_cast<size_t>(N));
+            for (int64_t j = 0; j < N; ++j) perm[j] = j;
+            Generator g(seed_ + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(epoch + 1));
+            Tensor u = rand({N}, g, DType::F64);
+            for (int64_t j = N - 1; j > 0; --j) std::swap(perm[j], perm[static_cast<int64_t>(u.flat(j) * (j + 1)) % (j + 1)]);
+            perm_epoch = epoch;
+        }
+        const uint8_t* src = data_.pixels.data() + perm[static_cast<size_t>(idx % N)] * bytes;
+        float* dst = po + i * bytes;
+        const bool mirror = flip_ && coin.flat(i) < 0.5;
+        for (int64_t c = 0; c < C; ++c)
+            for (int64_t y = 0; y < H; ++y)
+                for (int64_t x = 0; x < W; ++x)
+                    dst[(c * H + y) * W + x] = src[(c * H + y) * W + (mirror ? W - 1 - x : x)] / 127.5f - 1.0f;
+    }
+    return out;
+}
+
+Tensor BatchLoader::get(int64_t k) {
+    Tensor t;
+    {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (wanted_k_ == k) cv_.wait(lock, [&] { return ready_k_ == k; });
+        if (ready_k_ == k) t = std::move(ready_);
+        wanted_k_ = k + 1;  // start on the next one
+    }
+    cv_.notify_all();
+    return t.defined() ? t : make(k);
+}
+
+}  // namespace ddpm

@@ -1,0 +1,75 @@
+// data.h: image datasets and the batch loader.
+//
+// Sources (the --data flag):
+//   fashion-mnist[:DIR]  IDX files (.gz or raw), default /usr/share/datasets/fashion-mnist
+//   mnist:DIR            the same format
+//   cifar10:DIR          CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin)
+//   images:DIR           a folder of PNG/JPEG files, centre-cropped and resized
+// Pixels are kept as bytes and scaled to [-1, 1] (x = p / 127.5 - 1) per batch.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace ddpm {
+
+// A bad or missing input file; the message names the file and what is wrong where.
+struct DataError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct Dataset {
+    int64_t n = 0, channels = 0, height = 0, width = 0;
+    std::vector<uint8_t> pixels;  // (n, channels, height, width)
+    std::string description;
+    int64_t image_bytes() const { return channels * height * width; }
+};
+
+enum class Split { Train, Test };
+
+// Parses a --data spec and loads the split, converted to `channels` (gray <-> RGB)
+// and checked (or, for image folders, resized) to size x size.
+Dataset load_dataset(const std::string& spec, Split split, int64_t channels, int64_t size);
+
+// Readers, each validating sizes against the file before trusting a header.
+Dataset read_idx_images(const std::string& path);           // magic 0x00000803
+Dataset read_cifar10(const std::string& dir, Split split);
+Dataset read_image_folder(const std::string& dir, int64_t size, int64_t channels);
+std::string read_maybe_gz(const std::string& path, size_t max_bytes);  // whole file, gunzipped if .gz
+
+// Batches in a fixed order: batch k of the run is a pure function of (seed, k), so a
+// resumed run sees the same batches. Each epoch is a fresh permutation of the data
+// from the seed; with flip, each image is mirrored left-right with probability 1/2.
+// A background thread prepares batch k+1 while batch k is used.
+class BatchLoader {
+public:
+    BatchLoader(const Dataset& data, int64_t batch, uint64_t seed, bool flip);
+    ~BatchLoader();
+    BatchLoader(const BatchLoader&) = delete;
+    BatchLoader& operator=(const BatchLoader&) = delete;
+
+    Tensor get(int64_t k);  // (batch, C, H, W) float32 in [-1, 1]
+    Tensor make(int64_t k) const;  // the same, computed on the calling thread
+
+private:
+    void prefetch(int64_t k);
+    const Dataset& data_;
+    int64_t batch_;
+    uint64_t seed_;
+    bool flip_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::thread worker_;
+    int64_t ready_k_ = -1, wanted_k_ = -1;
+    bool stop_ = false;
+    Tensor ready_;
+};
+
+}  // namespace ddpm

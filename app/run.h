@@ -1,0 +1,44 @@
+// run.h: what a trained model needs besides its weights, and the run folder's files.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "diffusion/gaussian_diffusion.h"
+#include "nn/checkpoint.h"
+
+namespace ddpm {
+
+// The diffusion a model was trained with; stored in every checkpoint (extra.diffusion).
+struct DiffusionSettings {
+    int64_t T = 1000;
+    std::string schedule = "linear";  // linear | cosine
+    std::string loss = "simple";      // simple (fixed-large variance) | hybrid (learned range)
+    ModelVarType var_type() const;
+    GaussianDiffusion make() const;
+    nlohmann::json to_json() const;
+    static DiffusionSettings from_json(const nlohmann::json& j);
+};
+
+// A model rebuilt from a checkpoint file alone, with its diffusion and training extras.
+struct LoadedModel {
+    std::unique_ptr<UNet> model;
+    DiffusionSettings diffusion;
+    nlohmann::json extra;
+    int64_t step = 0;
+    bool ema = false;  // whether the EMA weights were loaded
+};
+LoadedModel load_trained_model(const std::string& checkpoint, bool use_ema);
+
+// Checkpoints in a run folder are checkpoint_<step>.safetensors; sorted by step.
+std::string checkpoint_path(const std::string& run_dir, int64_t step);
+std::vector<std::string> list_checkpoints(const std::string& run_dir);
+void prune_checkpoints(const std::string& run_dir, size_t keep);
+
+// Warns on stderr when OpenBLAS fell back to its slowest kernels (OPENBLAS_CORETYPE unset on a new CPU).
+void warn_if_slow_blas();
+// Sets OpenMP's and OpenBLAS's thread counts (0 keeps the default).
+void set_threads(int threads);
+
+}  // namespace ddpm

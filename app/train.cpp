@@ -1,0 +1,330 @@
+// train.cpp: one step is: batch k, t and eps drawn, L_simple (or L_hybrid),
+// backward, clip, Adam, EMA. Everything random is keyed by the seed and the step,
+// or checkpointed, so that a resumed run continues bit for bit.
+#include "app/train.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "app/data.h"
+#include "app/image_io.h"
+#include "app/plot.h"
+#include "autograd/ops.h"
+#include "diffusion/samplers.h"
+#include "diffusion/timestep_sampler.h"
+#include "diffusion/training_losses.h"
+#include "nn/ema.h"
+#include "nn/optim.h"
+#include "nn/safetensors.h"
+
+namespace ddpm {
+
+namespace fs = std::filesystem;
+
+namespace {
+std::atomic<int> g_signal{0};
+extern "C" void on_signal(int sig) { g_signal = sig; }
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+std::string format_duration(double s) {
+    if (!std::isfinite(s) || s < 0) return "?";
+    const int64_t t = static_cast<int64_t>(s);
+    return t >= 3600 ? fmt::format("{}h{:02d}m", t / 3600, (t / 60) % 60) : fmt::format("{}m{:02d}s", t / 60, t % 60);
+}
+
+// The name of the first parameter whose gradient holds a NaN or an infinity.
+std::string first_nonfinite_grad(const Module::NamedParameters& params) {
+    for (auto& [name, p] : params) {
+        const Tensor& g = p.grad();
+        if (!g.defined()) continue;
+        const float* d = g.data<float>();
+        for (int64_t i = 0; i < g.numel(); ++i)
+            if (!std::isfinite(d[i])) return name;
+    }
+    return "";
+}
+
+// metrics.csv, and the (step, loss) history behind loss.png. On resume the rows
+// up to the checkpoint's step are kept (later ones belong to steps being redone).
+struct Metrics {
+    std::ofstream csv;
+    std::vector<double> steps, losses;
+    Metrics(const std::string& path, int64_t resume_step) {
+        const char* header = "step,loss,loss_q1,loss_q2,loss_q3,loss_q4,lr,grad_norm,images_per_s,wall_s\n";
+        std::string kept = header;
+        if (resume_step > 0 && fs::exists(path)) {
+            std::ifstream in(path);
+            std::string line;
+            std::getline(in, line);
+            while (std::getline(in, line)) {
+                double st = 0, lo = 0;
+                if (std::sscanf(line.c_str(), "%lf,%lf", &st, &lo) != 2 || st > static_cast<double>(resume_step)) continue;
+                steps.push_back(st);
+                losses.push_back(lo);
+                kept += line + "\n";
+            }
+        }
+        write_file_atomic(path, kept);
+        csv.open(path, std::ios::app);
+        if (!csv) throw std::runtime_error(path + ": cannot write");
+    }
+};
+
+void write_loss_plot(const std::string& path, const Metrics& m) {
+    Series raw{m.steps, m.losses, 170, 190, 230, "loss"};
+    Series smooth{m.steps, {}, 20, 60, 200, "moving average (100)"};
+    double acc = 0;
+    for (size_t i = 0; i < m.losses.size(); ++i) {
+        acc += m.losses[i];
+        if (i >= 100) acc -= m.losses[i - 100];
+        smooth.y.push_back(acc / static_cast<double>(std::min<size_t>(i + 1, 100)));
+    }
+    PlotOptions o;
+    o.title = "training loss";
+    o.log_y = true;
+    write_png(path, plot({raw, smooth}, o));
+}
+}  // namespace
+
+nlohmann::json TrainOptions::to_json() const {
+    return {{"config", config}, {"data", data}, {"out", out}, {"steps", steps}, {"minutes", minutes}, {"batch", batch},
+            {"lr", lr}, {"warmup", warmup}, {"ema", ema}, {"grad_clip", grad_clip}, {"diffusion", diffusion.to_json()},
+            {"timestep_sampler", timestep_sampler}, {"flip", flip}, {"seed", seed}, {"threads", threads},
+            {"sample_every", sample_every}, {"ckpt_every", ckpt_every}, {"log_every", log_every},
+            {"keep_checkpoints", keep_checkpoints}, {"sample_num", sample_num}, {"sample_steps", sample_steps},
+            {"skip_nonfinite", skip_nonfinite}, {"command_line", command_line}};
+}
+
+TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
+    TrainOptions o;
+    o.config = j.at("config");
+    o.data = j.at("data");
+    o.out = j.at("out");
+    o.steps = j.at("steps");
+    o.minutes = j.at("minutes");
+    o.batch = j.at("batch");
+    o.lr = j.at("lr");
+    o.warmup = j.at("warmup");
+    o.ema = j.at("ema");
+    o.grad_clip = j.at("grad_clip");
+    o.diffusion = DiffusionSettings::from_json(j.at("diffusion"));
+    o.timestep_sampler = j.at("timestep_sampler");
+    o.flip = j.at("flip");
+    o.seed = j.at("seed");
+    o.threads = j.at("threads");
+    o.sample_every = j.at("sample_every");
+    o.ckpt_every = j.at("ckpt_every");
+    o.log_every = j.at("log_every");
+    o.keep_checkpoints = j.at("keep_checkpoints");
+    o.sample_num = j.at("sample_num");
+    o.sample_steps = j.at("sample_steps");
+    o.skip_nonfinite = j.at("skip_nonfinite");
+    o.command_line = j.value("command_line", "");
+    return o;
+}
+
+int run_train(TrainOptions opt) {
+    // Resume: the run's own options, with a new step or time budget if one was given.
+    std::string resume_ckpt;
+    if (!opt.resume.empty()) {
+        const std::string dir = opt.resume;
+        const fs::path saved = fs::path(dir) / "train.json";
+        if (!fs::exists(saved)) throw std::runtime_error(dir + ": not a run folder (no train.json)");
+        std::ifstream in(saved);
+        TrainOptions prev = TrainOptions::from_json(nlohmann::json::parse(in));
+        if (opt.steps) prev.steps = opt.steps;
+        if (opt.minutes) prev.minutes = opt.minutes;
+        if (opt.threads) prev.threads = opt.threads;
+        prev.command_line = opt.command_line;
+        prev.out = dir;
+        opt = prev;
+        auto ckpts = list_checkpoints(dir);
+        if (ckpts.empty()) throw std::runtime_error(dir + ": no checkpoint to resume from");
+        resume_ckpt = ckpts.back();
+    }
+    if (opt.batch < 1 || opt.batch > 65536) throw std::invalid_argument(fmt::format("--batch {} out of range", opt.batch));
+    if (!(opt.lr > 0 && std::isfinite(opt.lr))) throw std::invalid_argument("--lr must be positive");
+    if (!(opt.ema >= 0 && opt.ema < 1)) throw std::invalid_argument("--ema must be in [0, 1)");
+    if (opt.sample_every < 0 || opt.ckpt_every < 0 || opt.warmup < 0 || opt.steps < 0 || opt.minutes < 0)
+        throw std::invalid_argument("step counts and minutes must not be negative");
+    set_threads(opt.threads);
+
+    UNetConfig cfg = UNetConfig::load(opt.config);
+    if (opt.diffusion.loss == "hybrid") cfg.out_channels = 2 * cfg.in_channels;
+    GaussianDiffusion diffusion = opt.diffusion.make();
+    TimestepSampler sampler(TimestepSampler::parse(opt.timestep_sampler), opt.diffusion.T);
+    const LossType loss_type = parse_loss_type(opt.diffusion.loss);
+    // Load the data before touching the run folder, so a bad --data writes nothing.
+    Dataset data = load_dataset(opt.data, Split::Train, cfg.in_channels, cfg.image_size);
+    warn_if_slow_blas();  // after the checks, so that a bad flag gets a one-line error
+
+    if (opt.out.empty()) {
+        char stamp[32];
+        std::time_t t = std::time(nullptr);
+        std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&t));
+        opt.out = (fs::path("runs") / fmt::format("{}-{}", fs::path(opt.config).stem().string(), stamp)).string();
+    }
+    if (resume_ckpt.empty() && !list_checkpoints(opt.out).empty())
+        throw std::runtime_error(opt.out + ": already holds a run; use --resume " + opt.out + " or another --out");
+    fs::create_directories(opt.out);
+    write_file_atomic((fs::path(opt.out) / "train.json").string(), opt.to_json().dump(2) + "\n");
+    write_file_atomic((fs::path(opt.out) / "config.json").string(), cfg.to_json().dump(2) + "\n");
+
+    UNet model(cfg, InitScheme::DDPM, opt.seed);
+    AdamOptions ao;
+    ao.lr = opt.lr;
+    Adam adam(model.named_parameters(), ao);
+    EMA ema(model.named_parameters(), opt.ema);
+    Generator train_gen(opt.seed + 1);  // timesteps and noise
+    LrSchedule schedule{opt.lr, opt.warmup, LrSchedule::Kind::Constant, 0};
+    TrainingState state{&model, &ema, &adam, 0, {{"train", &train_gen}, {"dropout", &model.dropout_generator()}}, {}};
+    if (!resume_ckpt.empty()) {
+        restore_checkpoint(load_safetensors(resume_ckpt), state, resume_ckpt);
+        sampler.load_state(state.extra.at("timestep_sampler"));
+        fmt::print("resumed {} at step {}\n", resume_ckpt, state.step);
+    }
+    Metrics metrics((fs::path(opt.out) / "metrics.csv").string(), state.step);
+    BatchLoader loader(data, opt.batch, opt.seed + 2, opt.flip);
+    DenoiseFn net = [&](const Variable& x, const Tensor& t) { return model.forward(x, t); };
+
+    auto save = [&](int64_t step) {
+        state.step = step;
+        state.extra = {{"diffusion", opt.diffusion.to_json()}, {"timestep_sampler", sampler.state()},
+                       {"data", opt.data}};
+        save_checkpoint(checkpoint_path(opt.out, step), state);
+        prune_checkpoints(opt.out, static_cast<size_t>(std::max<int64_t>(1, opt.keep_checkpoints)));
+    };
+    auto sample_grid = [&](const std::string& name, int64_t num) {
+        NoGradGuard no_grad;
+        EMA::Scope use_ema(ema);
+        model.eval();
+        Generator g(opt.seed + 3);  // the same noise at every step, so grids are comparable
+        GaussianDiffusion d = diffusion.respaced(space_timesteps(opt.diffusion.T, fmt::format("ddim{}", std::min(opt.sample_steps, opt.diffusion.T))));
+        Tensor x = ddim_sample_loop(d, net, {num, cfg.in_channels, cfg.image_size, cfg.image_size}, g, 0.0).x0;
+        model.train();
+        write_png((fs::path(opt.out) / name).string(), make_grid(x, static_cast<int64_t>(std::ceil(std::sqrt(double(num))))));
+    };
+
+    g_signal = 0;
+    auto old_int = std::signal(SIGINT, on_signal);
+    auto old_term = std::signal(SIGTERM, on_signal);
+    const bool tty = ::isatty(STDERR_FILENO);
+    const double start = now_s();
+    double last_log = start, ema_rate = 0;
+    int64_t step = state.step, last_log_step = step;
+    fmt::print("training '{}' ({} parameters) on {}, batch {}, run folder {}\n", cfg.name, model.num_parameters(),
+               data.description, opt.batch, opt.out);
+    int exit_code = 0;
+    model.train();
+    for (;;) {
+        if (opt.steps && step >= opt.steps) break;
+        if (opt.minutes && now_s() - start >= opt.minutes * 60) break;
+        if (g_signal) {
+            exit_code = 128 + g_signal;
+            break;
+        }
+        Tensor x0 = loader.get(step);
+        TimestepSampler::Draw draw = sampler.sample(opt.batch, train_gen, DType::F32);
+        Tensor noise = randn(x0.shape(), train_gen);
+        TrainingLosses l = training_losses(diffusion, net, x0, draw.t, noise, loss_type);
+        Variable loss = mean(l.loss * Variable(draw.weights));
+        adam.zero_grad();
+        loss.backward();
+        const double loss_v = loss.item();
+        const std::string bad = std::isfinite(loss_v) ? first_nonfinite_grad(model.named_parameters()) : "the loss";
+        if (!bad.empty()) {
+            fmt::print(stderr, "\nstep {}: non-finite value in {} (loss {}); ", step, bad, loss_v);
+            if (opt.skip_nonfinite) {
+                fmt::print(stderr, "skipping the step\n");
+                ++step;
+                continue;
+            }
+            fmt::print(stderr, "stopping; the last good checkpoint is kept\n");
+            exit_code = 1;
+            break;
+        }
+        const double gnorm = clip_grad_norm(model.parameters(), opt.grad_clip);
+        adam.set_lr(schedule.at(step));
+        adam.step();
+        ema.update();
+        const Tensor per_image = l.loss.data();
+        sampler.update(draw.t, per_image);
+        ++step;
+
+        // Metrics: loss per quartile of t in this batch.
+        double q_sum[4] = {0, 0, 0, 0};
+        int q_n[4] = {0, 0, 0, 0};
+        for (int64_t b = 0; b < opt.batch; ++b) {
+            const int q = static_cast<int>(draw.t.flat(b) * 4 / opt.diffusion.T);
+            q_sum[q] += per_image.flat(b);
+            ++q_n[q];
+        }
+        const double t_now = now_s();
+        const double rate = opt.batch / std::max(1e-9, t_now - last_log) * (step - last_log_step);
+        ema_rate = ema_rate == 0 ? rate : 0.9 * ema_rate + 0.1 * rate;
+        last_log = t_now, last_log_step = step;
+        metrics.csv << step << ',' << loss_v;
+        for (int q = 0; q < 4; ++q) {
+            metrics.csv << ',';
+            if (q_n[q]) metrics.csv << q_sum[q] / q_n[q];
+        }
+        metrics.csv << ',' << adam.lr() << ',' << gnorm << ',' << rate << ',' << (t_now - start) << '\n';
+        metrics.steps.push_back(static_cast<double>(step));
+        metrics.losses.push_back(loss_v);
+
+        const bool log_now = step % std::max<int64_t>(1, opt.log_every) == 0;
+        if (tty || log_now) {
+            const double smooth = metrics.losses.size() >= 20
+                                      ? std::accumulate(metrics.losses.end() - 20, metrics.losses.end(), 0.0) / 20
+                                      : loss_v;
+            double eta = NAN;
+            if (opt.steps) eta = (opt.steps - step) * opt.batch / ema_rate;
+            if (opt.minutes) eta = std::min(std::isfinite(eta) ? eta : 1e300, opt.minutes * 60 - (t_now - start));
+            const std::string total = opt.steps ? std::to_string(opt.steps) : "-";
+            if (tty) {
+                const double frac = opt.steps ? double(step) / opt.steps
+                                              : (opt.minutes ? (t_now - start) / (opt.minutes * 60) : 0.0);
+                const int width = 24, fill = static_cast<int>(std::clamp(frac, 0.0, 1.0) * width);
+                fmt::print(stderr, "\rstep {}/{} [{}{}] loss {:.4f} {:.1f} img/s ETA {}   ", step, total,
+                           std::string(fill, '='), std::string(width - fill, ' '), smooth, ema_rate, format_duration(eta));
+            } else {
+                fmt::print("step {}/{} loss {:.4f} lr {:.2e} grad {:.3f} {:.1f} img/s elapsed {} ETA {}\n", step, total,
+                           smooth, adam.lr(), gnorm, ema_rate, format_duration(t_now - start), format_duration(eta));
+                std::fflush(stdout);
+            }
+            if (log_now) {
+                metrics.csv.flush();
+                write_loss_plot((fs::path(opt.out) / "loss.png").string(), metrics);
+            }
+        }
+        if (opt.ckpt_every && step % opt.ckpt_every == 0) save(step);
+        if (opt.sample_every && step % opt.sample_every == 0) sample_grid(fmt::format("samples_{:08d}.png", step), opt.sample_num);
+    }
+    if (tty) fmt::print(stderr, "\n");
+    std::signal(SIGINT, old_int);
+    std::signal(SIGTERM, old_term);
+    metrics.csv.flush();
+    if (exit_code == 1) return 1;  // non-finite: keep the last good checkpoint as it is
+    if (list_checkpoints(opt.out).empty() || list_checkpoints(opt.out).back() != checkpoint_path(opt.out, step)) save(step);
+    if (!metrics.steps.empty()) write_loss_plot((fs::path(opt.out) / "loss.png").string(), metrics);
+    if (exit_code) {
+        fmt::print("stopped by signal {} at step {}; checkpoint {}\n", exit_code - 128, step, checkpoint_path(opt.out, step));
+        return exit_code;
+    }
+    sample_grid(fmt::format("samples_{:08d}.png", step), std::max<int64_t>(opt.sample_num, 64));
+    fmt::print("done: {} steps in {}; checkpoint {}, samples {}\n", step, format_duration(now_s() - start),
+               checkpoint_path(opt.out, step), (fs::path(opt.out) / fmt::format("samples_{:08d}.png", step)).string());
+    return 0;
+}
+
+}  // namespace ddpm

@@ -1,0 +1,40 @@
+// train.h: `ddpm train`, the DDPM training loop with its run folder.
+#pragma once
+
+#include <string>
+
+#include "app/run.h"
+
+namespace ddpm {
+
+struct TrainOptions {
+    std::string config = "small";          // tiny | small | cifar10 | FILE.json
+    std::string data = "fashion-mnist";    // see data.h
+    std::string out;                       // run folder; default runs/<config>-<time>
+    std::string resume;                    // a run folder to continue
+    int64_t steps = 0;                     // stop after this many steps (0: no limit)
+    double minutes = 0;                    // stop after this much training time (0: no limit)
+    int64_t batch = 64;
+    double lr = 2e-4;
+    int64_t warmup = 5000;
+    double ema = 0.9999;
+    double grad_clip = 1.0;
+    DiffusionSettings diffusion;
+    std::string timestep_sampler = "uniform";  // uniform | importance
+    bool flip = false;
+    uint64_t seed = 0;
+    int threads = 0;
+    int64_t sample_every = 1000, ckpt_every = 1000, log_every = 50, keep_checkpoints = 3;
+    int64_t sample_num = 36, sample_steps = 50;  // DDIM eta 0 grids while training
+    bool skip_nonfinite = false;  // skip a step with a non-finite loss or gradient instead of stopping
+    std::string command_line;
+
+    nlohmann::json to_json() const;
+    static TrainOptions from_json(const nlohmann::json& j);
+};
+
+// Returns the process exit code: 0 done, 130/143 stopped by SIGINT/SIGTERM after
+// checkpointing, 1 on a non-finite loss (the last good checkpoint kept).
+int run_train(TrainOptions opt);
+
+}  // namespace ddpm

@@ -1,0 +1,171 @@
+// The `ddpm` executable end to end, on a few steps of a tiny model.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "app/image_io.h"
+#include "app/npy.h"
+#include "helpers.h"
+#include "nn/checkpoint.h"
+
+using namespace ddpm;
+namespace fs = std::filesystem;
+
+namespace {
+struct Result {
+    int code;
+    std::string out, err;
+};
+
+// Runs `ddpm ARGS` with stdout and stderr captured.
+Result run_ddpm(const std::string& args) {
+    static int n = 0;
+    const fs::path dir = fs::temp_directory_path() / ("ddpm_cli_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const std::string o = (dir / ("out" + std::to_string(n))).string(), e = (dir / ("err" + std::to_string(n++))).string();
+    const int status = std::system((std::string(DDPM_BINARY) + " " + args + " >" + o + " 2>" + e).c_str());
+    auto slurp = [](const std::string& p) {
+        std::ifstream in(p);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    };
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(o), slurp(e)};
+}
+
+std::string scratch(const std::string& name) {
+    fs::path p = fs::temp_directory_path() / ("ddpm_cli_" + std::to_string(::getpid())) / name;
+    fs::remove_all(p);
+    fs::create_directories(p.parent_path());
+    return p.string();
+}
+
+const char* kFew = " --config tiny --batch 8 --diffusion-steps 50 --sample-num 4 --sample-steps 5 --log-every 2 --threads 2";
+
+std::string read_all(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+}  // namespace
+
+TEST_CASE("ddpm train, sample, eval and info on a tiny model") {
+    const std::string run = scratch("run");
+    Result tr = run_ddpm("train" + std::string(kFew) + " --steps 4 --ckpt-every 2 --sample-every 2 --out " + run);
+    INFO(tr.out << tr.err);
+    REQUIRE(tr.code == 0);
+    for (const char* f : {"train.json", "config.json", "metrics.csv", "loss.png", "checkpoint_00000002.safetensors",
+                          "checkpoint_00000004.safetensors", "samples_00000002.png", "samples_00000004.png"})
+        CHECK_MESSAGE(fs::exists(fs::path(run) / f), f);
+    const std::string csv = read_all(run + "/metrics.csv");
+    CHECK(csv.rfind("step,loss,loss_q1,loss_q2,loss_q3,loss_q4,lr,grad_norm,images_per_s,wall_s\n", 0) == 0);
+    CHECK(std::count(csv.begin(), csv.end(), '\n') == 5);
+    CHECK(read_all(run + "/train.json").find("\"command_line\"") != std::string::npos);
+    CHECK(read_png(run + "/loss.png").width == 640);
+
+    const std::string ckpt = run + "/checkpoint_00000004.safetensors";
+    const std::string out = scratch("s");
+    Result sa = run_ddpm("sample --checkpoint " + ckpt + " --num 5 --steps 4 --strip --out " + out);
+    INFO(sa.out << sa.err);
+    REQUIRE(sa.code == 0);
+    Tensor x = read_npy(out + ".npy");
+    CHECK(x.shape() == Shape{5, 1, 28, 28});
+    double lo = 1, hi = -1;
+    for (int64_t i = 0; i < x.numel(); ++i) lo = std::min(lo, x.flat(i)), hi = std::max(hi, x.flat(i));
+    CHECK(lo >= -1.0);
+    CHECK(hi <= 1.0);
+    CHECK(read_png(out + ".png").width == 3 * 30 + 2);
+    CHECK(fs::exists(out + "_strip.png"));
+    Result ddpm_sampler = run_ddpm("sample --checkpoint " + ckpt + " --sampler ddpm --num 2 --no-ema --out " + out + "2");
+    CHECK(ddpm_sampler.code == 0);
+
+    const std::string ev = scratch("e");
+    Result e = run_ddpm("eval --checkpoint " + ckpt + " --num 4 --out " + ev);
+    INFO(e.out << e.err);
+    REQUIRE(e.code == 0);
+    const size_t at = e.out.find("bits/dim (full bound, T = 50): ");
+    REQUIRE(at != std::string::npos);
+    const double bpd = std::stod(e.out.substr(at + 31));
+    CHECK(std::isfinite(bpd));
+    CHECK(bpd > 0);
+    CHECK(fs::exists(ev + "_terms.csv"));
+    CHECK(fs::exists(ev + "_terms.png"));
+    Result est = run_ddpm("eval --checkpoint " + ckpt + " --num 4 --timesteps 3 --out " + ev);
+    CHECK(est.out.find("unbiased estimate") != std::string::npos);
+
+    Result info = run_ddpm("info tiny");
+    CHECK(info.code == 0);
+    CHECK(info.out.substr(info.out.rfind("parameters:")) == "parameters: 176849\n");
+    Result info_ck = run_ddpm("info " + ckpt);
+    CHECK(info_ck.out.find("parameters: 176849") != std::string::npos);
+}
+
+TEST_CASE("bad input: a one-line error, a non-zero exit, nothing written") {
+    const std::string run = scratch("bad");
+    auto one_line = [](const Result& r) {
+        CHECK(r.code != 0);
+        CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+        CHECK(r.err.rfind("ddpm: error: ", 0) == 0);
+    };
+    Result r1 = run_ddpm("train --batch lots --out " + run);
+    one_line(r1);
+    CHECK(r1.err.find("--batch") != std::string::npos);
+    Result r2 = run_ddpm("train --config tiny --data mnist:/no/such/folder --out " + run);
+    one_line(r2);
+    CHECK(r2.err.find("/no/such/folder") != std::string::npos);
+    Result r3 = run_ddpm("train --config huge --out " + run);
+    one_line(r3);
+    Result r4 = run_ddpm("train --loss fancy --out " + run);
+    one_line(r4);
+    CHECK(!fs::exists(run));
+
+    // A checkpoint whose tensors belong to another config than its metadata says.
+    const std::string good = scratch("good");
+    REQUIRE(run_ddpm("train" + std::string(kFew) + " --steps 1 --sample-every 0 --out " + good).code == 0);
+    SafeTensors st = load_safetensors(good + "/checkpoint_00000001.safetensors");
+    st.metadata["config"] = UNetConfig::preset("small").to_json().dump();
+    const std::string wrong = scratch("wrong.safetensors");
+    save_safetensors(wrong, st.tensors, st.metadata);
+    const std::string out = scratch("never");
+    Result r5 = run_ddpm("sample --checkpoint " + wrong + " --num 1 --out " + out);
+    one_line(r5);
+    CHECK(r5.err.find("tensor '") != std::string::npos);
+    CHECK(r5.err.find("but the model has") != std::string::npos);
+    CHECK(!fs::exists(out + ".png"));
+    Result r6 = run_ddpm("sample --checkpoint /no/such.safetensors --out " + out);
+    one_line(r6);
+}
+
+TEST_CASE("--resume continues bit for bit: 2N steps equal N + N") {
+    // A tiny config with dropout, so that the dropout stream is exercised too.
+    const std::string cfg = scratch("dropout.json");
+    {
+        nlohmann::json j = UNetConfig::preset("tiny").to_json();
+        j["dropout"] = 0.1;
+        std::ofstream(cfg) << j.dump();
+    }
+    const std::string flags = " --config " + cfg +
+                              " --batch 8 --diffusion-steps 50 --sample-every 0 --ckpt-every 0 --threads 2 --flip"
+                              " --timestep-sampler importance --warmup 2";
+    const std::string a = scratch("a"), b = scratch("b");
+    REQUIRE(run_ddpm("train" + flags + " --steps 6 --out " + a).code == 0);
+    REQUIRE(run_ddpm("train" + flags + " --steps 3 --out " + b).code == 0);
+    Result resumed = run_ddpm("train --resume " + b + " --steps 6");
+    INFO(resumed.out << resumed.err);
+    REQUIRE(resumed.code == 0);
+    SafeTensors ka = load_safetensors(a + "/checkpoint_00000006.safetensors");
+    SafeTensors kb = load_safetensors(b + "/checkpoint_00000006.safetensors");
+    REQUIRE(ka.tensors.size() == kb.tensors.size());
+    for (size_t i = 0; i < ka.tensors.size(); ++i) {
+        INFO(ka.tensors[i].first);
+        CHECK(ka.tensors[i].first == kb.tensors[i].first);
+        CHECK(std::memcmp(ka.tensors[i].second.raw_data(), kb.tensors[i].second.raw_data(), ka.tensors[i].second.nbytes()) == 0);
+    }
+    CHECK(ka.metadata.at("rng") == kb.metadata.at("rng"));
+    // metrics.csv of the resumed run has one row per step.
+    const std::string csv = read_all(b + "/metrics.csv");
+    CHECK(std::count(csv.begin(), csv.end(), '\n') == 7);
+}
