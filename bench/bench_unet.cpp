@@ -101,6 +101,13 @@ int main(int argc, char** argv) {
         for (auto& [cat, fb] : by_cat)
             fmt::print("| {} | {:.3f} | {:.3f} | {:.1f}% |\n", cat, fb.first, fb.second,
                        100 * (fb.first + fb.second) / total);
+        std::vector<std::pair<double, std::string>> ops;
+        for (auto& [op, st] : stats) ops.push_back({st.forward_s + st.backward_s, op});
+        std::sort(ops.rbegin(), ops.rend());
+        fmt::print("\nPer op, {} thread(s):\n\n| op | calls | forward (s) | backward (s) | share |\n|---|---|---|---|---|\n", threads);
+        for (auto& [t, op] : ops)
+            fmt::print("| {} | {} | {:.4f} | {:.4f} | {:.1f}% |\n", op, stats[op].forward_calls, stats[op].forward_s,
+                       stats[op].backward_s, 100 * t / total);
     }
     return 0;
 }

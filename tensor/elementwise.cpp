@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "tensor/broadcast.h"
+#include "tensor/fast_exp.h"
 #include "tensor/parallel.h"
 
 namespace ddpm {
@@ -35,6 +36,7 @@ static void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
 template <class T, class F>
 static inline void binary_run(T* o, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n, F f) {
     if (sa == 1 && sb == 1) {
+#pragma omp simd
         for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], b[i]);
     } else if (sa == 1 && sb == 0) {
         const T bv = *b;
@@ -108,6 +110,7 @@ template <class F> static Tensor unary(const Tensor& x, F f) {
         const T* px = x.data<T>();
         T* po = out.data<T>();
         parallel_range(x.numel(), kGrainElementwise / 4, [&](int64_t b, int64_t e) {
+#pragma omp simd
             for (int64_t i = b; i < e; ++i) po[i] = static_cast<T>(f(px[i]));
         });
     });
@@ -121,15 +124,15 @@ Tensor pow_scalar(const Tensor& x, double p) {
     return unary(x, [p](auto v) { return std::pow(v, static_cast<decltype(v)>(p)); });
 }
 Tensor neg(const Tensor& x) { return unary(x, [](auto v) { return -v; }); }
-Tensor exp(const Tensor& x) { return unary(x, [](auto v) { return std::exp(v); }); }
+Tensor exp(const Tensor& x) { return unary(x, [](auto v) { return exp_kernel(v); }); }
 Tensor log(const Tensor& x) { return unary(x, [](auto v) { return std::log(v); }); }
 Tensor sqrt(const Tensor& x) { return unary(x, [](auto v) { return std::sqrt(v); }); }
 Tensor tanh(const Tensor& x) { return unary(x, [](auto v) { return std::tanh(v); }); }
 Tensor sigmoid(const Tensor& x) {
-    return unary(x, [](auto v) { return decltype(v)(1) / (decltype(v)(1) + std::exp(-v)); });
+    return unary(x, [](auto v) { return decltype(v)(1) / (decltype(v)(1) + exp_kernel(-v)); });
 }
 Tensor silu(const Tensor& x) {
-    return unary(x, [](auto v) { return v / (decltype(v)(1) + std::exp(-v)); });
+    return unary(x, [](auto v) { return v / (decltype(v)(1) + exp_kernel(-v)); });
 }
 Tensor abs(const Tensor& x) { return unary(x, [](auto v) { return std::abs(v); }); }
 Tensor sign(const Tensor& x) {
@@ -148,7 +151,7 @@ Tensor silu_backward(const Tensor& x, const Tensor& dy) {
     if (!(x.shape() == dy.shape())) fail("silu_backward", x.describe() + " vs " + dy.describe());
     return binary(x, dy, "silu_backward", [](auto v, auto g) {
         using T = decltype(v);
-        T s = T(1) / (T(1) + std::exp(-v));
+        T s = T(1) / (T(1) + exp_kernel(-v));
         return g * s * (T(1) + v * (T(1) - s));
     });
 }

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "tensor/fast_exp.h"
 #include "tensor/parallel.h"
 
 namespace ddpm {
@@ -29,6 +30,27 @@ template <class F> void for_each_line(const Lines& l, F&& f) {
     });
 }
 
+// One line of n values at stride s (Stride = 1: known contiguous, so the loops vectorise).
+template <bool Log, class T, int Stride> void softmax_line(const T* xl, T* yl, int64_t n, int64_t s) {
+    const int64_t st = Stride == 1 ? 1 : s;
+    T m = xl[0];
+    for (int64_t j = 1; j < n; ++j) m = std::max(m, xl[j * st]);
+    T z = 0;
+#pragma omp simd reduction(+ : z)
+    for (int64_t j = 0; j < n; ++j) {
+        const T e = exp_kernel(xl[j * st] - m);
+        if constexpr (!Log) yl[j * st] = e;
+        z += e;
+    }
+    if constexpr (Log) {
+        const T lz = static_cast<T>(std::log(z)) + m;
+        for (int64_t j = 0; j < n; ++j) yl[j * st] = xl[j * st] - lz;
+    } else {
+        const T inv = T(1) / z;
+        for (int64_t j = 0; j < n; ++j) yl[j * st] *= inv;
+    }
+}
+
 template <bool Log> Tensor softmax_impl(const Tensor& x, int64_t axis, const char* op) {
     const Lines l = lines_of(x, axis, op);
     Tensor y(x.shape(), x.dtype());
@@ -37,23 +59,10 @@ template <bool Log> Tensor softmax_impl(const Tensor& x, int64_t axis, const cha
         const T* px = x.data<T>();
         T* py = y.data<T>();
         for_each_line(l, [&](int64_t off, int64_t s, int64_t n) {
-            const T* xl = px + off;
-            T* yl = py + off;
-            T m = xl[0];
-            for (int64_t j = 1; j < n; ++j) m = std::max(m, xl[j * s]);
-            double z = 0;
-            for (int64_t j = 0; j < n; ++j) {
-                T e = std::exp(xl[j * s] - m);
-                if constexpr (!Log) yl[j * s] = e;
-                z += e;
-            }
-            if constexpr (Log) {
-                const T lz = static_cast<T>(std::log(z)) + m;
-                for (int64_t j = 0; j < n; ++j) yl[j * s] = xl[j * s] - lz;
-            } else {
-                const T inv = static_cast<T>(1.0 / z);
-                for (int64_t j = 0; j < n; ++j) yl[j * s] *= inv;
-            }
+            if (s == 1)
+                softmax_line<Log, T, 1>(px + off, py + off, n, 1);
+            else
+                softmax_line<Log, T, 0>(px + off, py + off, n, s);
         });
     });
     return y;
@@ -77,7 +86,7 @@ template <bool Log> Tensor softmax_backward_impl(const Tensor& y, const Tensor& 
             const T d = static_cast<T>(dot);
             for (int64_t j = 0; j < n; ++j) {
                 if constexpr (Log)
-                    xl[j * s] = dl[j * s] - std::exp(yl[j * s]) * d;
+                    xl[j * s] = dl[j * s] - exp_kernel(yl[j * s]) * d;
                 else
                     xl[j * s] = yl[j * s] * (dl[j * s] - d);
             }
