@@ -14,6 +14,14 @@
 #include "app/npy.h"
 #include "app/plot.h"
 #include "app/run.h"
+#include "app/train.h"
+#include "autograd/profiler.h"
+#include "tensor/allocator.h"
+
+#include <omp.h>
+#include <sys/resource.h>
+#include <algorithm>
+#include <nlohmann/json.hpp>
 #include "autograd/ops.h"
 #include "diffusion/samplers.h"
 #include "diffusion/training_losses.h"
@@ -169,6 +177,86 @@ int run_eval(const EvalCommand& c) {
     fmt::print("bits/dim (full bound, T = {}): {:.4f}  = L_0 {:.4f} + sum L_t-1 {:.4f} + L_T {:.2e}\n", T, total,
                term_mean[0], kl, prior);
     fmt::print("L_simple: {:.5f}\nwrote {}_terms.csv and {}_terms.png\n", lsimple, c.out, c.out);
+    return 0;
+}
+
+int run_bench(const BenchCommand& c) {
+    set_threads(c.threads);
+    if (c.batch < 1 || c.steps < 1) throw std::invalid_argument("--batch and --steps must be at least 1");
+    UNetConfig cfg = UNetConfig::load(c.config);
+    warn_if_slow_blas();
+    UNet model(cfg, InitScheme::DDPM, 0);
+    DiffusionSettings ds;
+    GaussianDiffusion diffusion = ds.make();
+    TimestepSampler sampler(TimestepSampler::Kind::Uniform, ds.T);
+    Adam adam(model.named_parameters(), AdamOptions{});
+    EMA ema(model.named_parameters(), 0.9999);
+    Generator gen(0);
+    const Shape shape{c.batch, cfg.in_channels, cfg.image_size, cfg.image_size};
+    Tensor x0 = ddpm::clamp(randn(shape, gen), -1.0, 1.0);
+    double gflop_image = 0;
+    {
+        NoGradGuard ng;
+        LayerTrace trace;
+        model.forward(Variable(Tensor::zeros({1, cfg.in_channels, cfg.image_size, cfg.image_size})), Tensor::zeros({1}));
+        for (const LayerRecord& r : trace.records()) gflop_image += r.flops / 1e9;
+    }
+    auto now = [] { return std::chrono::steady_clock::now(); };
+    auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+    };
+    std::vector<double> step_s, fwd_s, ddim_s;
+    int64_t allocs = 0;
+    GaussianDiffusion ddim = diffusion.respaced(space_timesteps(ds.T, "ddim50"));
+    DenoiseFn net = [&](const Variable& x, const Tensor& t) { return model.forward(x, t); };
+    for (int64_t i = 0; i < c.steps + 2; ++i) {  // two warm-up rounds
+        const bool timed = i >= 2, profiled = c.profile && i == c.steps + 1;
+        const int64_t before = allocator_stats().system_allocations;
+        if (profiled) profiler::enable(true);
+        auto t0 = now();
+        model.train();
+        train_step(model, diffusion, sampler, LossType::Simple, adam, &ema, x0, gen, 2e-4, 1.0);
+        auto t1 = now();
+        if (profiled) profiler::enable(false);
+        if (timed) allocs += allocator_stats().system_allocations - before;
+        model.eval();
+        Tensor tt = randint(ds.T, {c.batch}, gen);
+        {
+            NoGradGuard ng;
+            auto f0 = now();
+            model.forward(Variable(x0), tt);
+            auto f1 = now();
+            ddim_sample(ddim, net, x0, 25, gen, 0.0, true);
+            auto f2 = now();
+            if (timed) fwd_s.push_back(secs(f0, f1)), ddim_s.push_back(secs(f1, f2));
+        }
+        if (timed) step_s.push_back(secs(t0, t1));
+    }
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    const double step = median(step_s), fwd = median(fwd_s);
+    nlohmann::ordered_json j = {
+        {"framework", "ddpm.cpp"}, {"config", cfg.name}, {"batch", c.batch}, {"threads", omp_get_max_threads()},
+        {"train_step_s", step}, {"forward_s", fwd}, {"ddim_step_s", median(ddim_s)},
+        {"peak_rss_mib", ru.ru_maxrss / 1024.0}, {"train_gflops", 3 * gflop_image * c.batch / step},
+        {"forward_gflops", gflop_image * c.batch / fwd},
+        {"tensor_allocations_per_step", static_cast<double>(allocs) / static_cast<double>(c.steps)},
+        {"steps_timed", c.steps}};
+    fmt::print("{}\n", j.dump());
+    if (c.profile) {
+        auto stats = profiler::snapshot();
+        double total = 0;
+        std::vector<std::pair<double, std::string>> ops;
+        for (auto& [op, st] : stats) ops.push_back({st.forward_s + st.backward_s, op}), total += st.forward_s + st.backward_s;
+        std::sort(ops.rbegin(), ops.rend());
+        fmt::print("\nper-op profile of one training step ({:.3f} s in ops):\n{:<22} {:>6} {:>12} {:>12} {:>7}\n", total, "op",
+                   "calls", "forward s", "backward s", "share");
+        for (auto& [tm, op] : ops)
+            fmt::print("{:<22} {:>6} {:>12.4f} {:>12.4f} {:>6.1f}%\n", op, stats[op].forward_calls, stats[op].forward_s,
+                       stats[op].backward_s, 100 * tm / total);
+    }
     return 0;
 }
 

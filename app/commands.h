@@ -34,6 +34,18 @@ struct EvalCommand {
 };
 int run_eval(const EvalCommand& c);
 
+// `ddpm bench`: medians over `steps` timed steps (after warm-up) of a training
+// step (forward, L_simple, backward, clip, Adam, EMA), a no-grad forward and one
+// DDIM step of the batch; peak RSS; GFLOP/s; tensor buffers taken from the system per step.
+struct BenchCommand {
+    std::string config = "small";
+    int64_t batch = 64;
+    int threads = 0;
+    int64_t steps = 10;
+    bool profile = false;  // also print the per-op time table
+};
+int run_bench(const BenchCommand& c);
+
 // A config name/file or a checkpoint: the layer table and the parameter count.
 int run_info(const std::string& what);
 

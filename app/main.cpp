@@ -42,7 +42,9 @@ int main(int argc, char** argv) {
     train->add_option("--log-every", tr.log_every, "log line and loss.png every N steps")->capture_default_str();
     train->add_option("--keep", tr.keep_checkpoints, "checkpoints kept in the run folder")->capture_default_str();
     train->add_option("--sample-num", tr.sample_num, "images in the grids written while training")->capture_default_str();
-    train->add_option("--sample-steps", tr.sample_steps, "DDIM steps for those grids")->capture_default_str();
+    train->add_option("--sample-steps", tr.sample_steps, "sampling steps for those grids")->capture_default_str();
+    train->add_option("--sample-sampler", tr.sample_sampler, "sampler for those grids: ddpm (respaced ancestral) | ddim")
+        ->check(CLI::IsMember({"ddpm", "ddim"}))->capture_default_str();
     train->add_flag("--skip-nonfinite", tr.skip_nonfinite, "skip a step with a NaN/Inf loss or gradient instead of stopping");
 
     SampleCommand sc;
@@ -73,6 +75,14 @@ int main(int argc, char** argv) {
     eval->add_option("--out", ec.out, "output prefix: OUT_terms.csv, OUT_terms.png")->capture_default_str();
     eval->add_option("--threads", ec.threads, "threads (0: all cores)");
 
+    BenchCommand bc;
+    auto* bench = app.add_subcommand("bench", "time a training step, a forward pass and a DDIM step; print JSON");
+    bench->add_option("--config", bc.config, "tiny | small | cifar10 | FILE.json")->capture_default_str();
+    bench->add_option("--batch", bc.batch, "batch size")->capture_default_str();
+    bench->add_option("--threads", bc.threads, "threads (0: all cores)")->capture_default_str();
+    bench->add_option("--steps", bc.steps, "timed steps (after two warm-up steps)")->capture_default_str();
+    bench->add_flag("--profile", bc.profile, "also print the per-op time of one training step");
+
     std::string what = "small";
     auto* info = app.add_subcommand("info", "layer table: output shapes, parameters and FLOPs per image");
     info->add_option("what", what, "a config (tiny, small, cifar10, FILE.json) or a checkpoint")->capture_default_str();
@@ -90,6 +100,7 @@ int main(int argc, char** argv) {
         if (*sample) return run_sample(sc);
         if (*eval) return run_eval(ec);
         if (*info) return run_info(what);
+        if (*bench) return run_bench(bc);
     } catch (const std::exception& e) {
         fmt::print(stderr, "ddpm: error: {}\n", e.what());
         return 1;

@@ -96,12 +96,36 @@ void write_loss_plot(const std::string& path, const Metrics& m) {
 }
 }  // namespace
 
+StepResult train_step(UNet& model, const GaussianDiffusion& diffusion, TimestepSampler& sampler, LossType loss_type,
+                      Adam& adam, EMA* ema, const Tensor& x0, Generator& gen, double lr, double grad_clip) {
+    StepResult r;
+    TimestepSampler::Draw draw = sampler.sample(x0.size(0), gen, DType::F32);
+    Tensor noise = randn(x0.shape(), gen);
+    DenoiseFn net = [&](const Variable& x, const Tensor& t) { return model.forward(x, t); };
+    TrainingLosses l = training_losses(diffusion, net, x0, draw.t, noise, loss_type);
+    Variable loss = mean(l.loss * Variable(draw.weights));
+    adam.zero_grad();
+    loss.backward();
+    r.loss = loss.item();
+    r.t = draw.t;
+    r.per_image_loss = l.loss.data();
+    r.nonfinite = std::isfinite(r.loss) ? first_nonfinite_grad(model.named_parameters()) : "the loss";
+    if (!r.nonfinite.empty()) return r;
+    r.grad_norm = clip_grad_norm(model.parameters(), grad_clip);
+    adam.set_lr(lr);
+    adam.step();
+    if (ema) ema->update();
+    sampler.update(draw.t, r.per_image_loss);
+    return r;
+}
+
 nlohmann::json TrainOptions::to_json() const {
     return {{"config", config}, {"data", data}, {"out", out}, {"steps", steps}, {"minutes", minutes}, {"batch", batch},
             {"lr", lr}, {"warmup", warmup}, {"ema", ema}, {"grad_clip", grad_clip}, {"diffusion", diffusion.to_json()},
             {"timestep_sampler", timestep_sampler}, {"flip", flip}, {"seed", seed}, {"threads", threads},
             {"sample_every", sample_every}, {"ckpt_every", ckpt_every}, {"log_every", log_every},
             {"keep_checkpoints", keep_checkpoints}, {"sample_num", sample_num}, {"sample_steps", sample_steps},
+            {"sample_sampler", sample_sampler},
             {"skip_nonfinite", skip_nonfinite}, {"command_line", command_line}};
 }
 
@@ -128,6 +152,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     o.keep_checkpoints = j.at("keep_checkpoints");
     o.sample_num = j.at("sample_num");
     o.sample_steps = j.at("sample_steps");
+    o.sample_sampler = j.value("sample_sampler", "ddpm");
     o.skip_nonfinite = j.at("skip_nonfinite");
     o.command_line = j.value("command_line", "");
     return o;
@@ -209,8 +234,13 @@ int run_train(TrainOptions opt) {
         EMA::Scope use_ema(ema);
         model.eval();
         Generator g(opt.seed + 3);  // the same noise at every step, so grids are comparable
-        GaussianDiffusion d = diffusion.respaced(space_timesteps(opt.diffusion.T, fmt::format("ddim{}", std::min(opt.sample_steps, opt.diffusion.T))));
-        Tensor x = ddim_sample_loop(d, net, {num, cfg.in_channels, cfg.image_size, cfg.image_size}, g, 0.0).x0;
+        const int64_t steps = std::min(opt.sample_steps, opt.diffusion.T);
+        const Shape shape{num, cfg.in_channels, cfg.image_size, cfg.image_size};
+        Tensor x = opt.sample_sampler == "ddim"
+                       ? ddim_sample_loop(diffusion.respaced(space_timesteps(opt.diffusion.T, fmt::format("ddim{}", steps))),
+                                          net, shape, g, 0.0).x0
+                       : p_sample_loop(diffusion.respaced(space_timesteps(opt.diffusion.T, std::to_string(steps))), net,
+                                       shape, g).x0;
         model.train();
         write_png((fs::path(opt.out) / name).string(), make_grid(x, static_cast<int64_t>(std::ceil(std::sqrt(double(num))))));
     };
@@ -224,6 +254,7 @@ int run_train(TrainOptions opt) {
     int64_t step = state.step, last_log_step = step;
     fmt::print("training '{}' ({} parameters) on {}, batch {}, run folder {}\n", cfg.name, model.num_parameters(),
                data.description, opt.batch, opt.out);
+    std::fflush(stdout);
     int exit_code = 0;
     model.train();
     for (;;) {
@@ -233,17 +264,11 @@ int run_train(TrainOptions opt) {
             exit_code = 128 + g_signal;
             break;
         }
-        Tensor x0 = loader.get(step);
-        TimestepSampler::Draw draw = sampler.sample(opt.batch, train_gen, DType::F32);
-        Tensor noise = randn(x0.shape(), train_gen);
-        TrainingLosses l = training_losses(diffusion, net, x0, draw.t, noise, loss_type);
-        Variable loss = mean(l.loss * Variable(draw.weights));
-        adam.zero_grad();
-        loss.backward();
-        const double loss_v = loss.item();
-        const std::string bad = std::isfinite(loss_v) ? first_nonfinite_grad(model.named_parameters()) : "the loss";
-        if (!bad.empty()) {
-            fmt::print(stderr, "\nstep {}: non-finite value in {} (loss {}); ", step, bad, loss_v);
+        StepResult r = train_step(model, diffusion, sampler, loss_type, adam, &ema, loader.get(step), train_gen,
+                                  schedule.at(step), opt.grad_clip);
+        const double loss_v = r.loss, gnorm = r.grad_norm;
+        if (!r.nonfinite.empty()) {
+            fmt::print(stderr, "\nstep {}: non-finite value in {} (loss {}); ", step, r.nonfinite, loss_v);
             if (opt.skip_nonfinite) {
                 fmt::print(stderr, "skipping the step\n");
                 ++step;
@@ -253,19 +278,15 @@ int run_train(TrainOptions opt) {
             exit_code = 1;
             break;
         }
-        const double gnorm = clip_grad_norm(model.parameters(), opt.grad_clip);
-        adam.set_lr(schedule.at(step));
-        adam.step();
-        ema.update();
-        const Tensor per_image = l.loss.data();
-        sampler.update(draw.t, per_image);
+        const Tensor& per_image = r.per_image_loss;
+        const Tensor& draw_t = r.t;
         ++step;
 
         // Metrics: loss per quartile of t in this batch.
         double q_sum[4] = {0, 0, 0, 0};
         int q_n[4] = {0, 0, 0, 0};
         for (int64_t b = 0; b < opt.batch; ++b) {
-            const int q = static_cast<int>(draw.t.flat(b) * 4 / opt.diffusion.T);
+            const int q = static_cast<int>(draw_t.flat(b) * 4 / opt.diffusion.T);
             q_sum[q] += per_image.flat(b);
             ++q_n[q];
         }

@@ -4,6 +4,10 @@
 #include <string>
 
 #include "app/run.h"
+#include "diffusion/timestep_sampler.h"
+#include "diffusion/training_losses.h"
+#include "nn/ema.h"
+#include "nn/optim.h"
 
 namespace ddpm {
 
@@ -25,13 +29,26 @@ struct TrainOptions {
     uint64_t seed = 0;
     int threads = 0;
     int64_t sample_every = 1000, ckpt_every = 1000, log_every = 50, keep_checkpoints = 3;
-    int64_t sample_num = 36, sample_steps = 50;  // DDIM eta 0 grids while training
+    int64_t sample_num = 36, sample_steps = 100;  // grids while training and at the end
+    std::string sample_sampler = "ddpm";          // ddpm (ancestral, respaced) | ddim (eta 0)
     bool skip_nonfinite = false;  // skip a step with a non-finite loss or gradient instead of stopping
     std::string command_line;
 
     nlohmann::json to_json() const;
     static TrainOptions from_json(const nlohmann::json& j);
 };
+
+// One optimisation step: t and eps drawn from `gen`, the loss (L_simple or
+// L_hybrid, weighted for the timestep sampler), backward, a check that the loss and
+// every gradient are finite, clipping, Adam and EMA. On a non-finite value nothing
+// is updated and `nonfinite` names the loss or the first parameter that went bad.
+struct StepResult {
+    double loss = 0, grad_norm = 0;
+    Tensor t, per_image_loss;
+    std::string nonfinite;
+};
+StepResult train_step(UNet& model, const GaussianDiffusion& diffusion, TimestepSampler& sampler, LossType loss_type,
+                      Adam& adam, EMA* ema, const Tensor& x0, Generator& gen, double lr, double grad_clip);
 
 // Returns the process exit code: 0 done, 130/143 stopped by SIGINT/SIGTERM after
 // checkpointing, 1 on a non-finite loss (the last good checkpoint kept).

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <new>
 
+#include "tensor/allocator.h"
 #include "tensor/parallel.h"
 
 namespace ddpm {
@@ -34,12 +35,8 @@ int64_t normalize_axis(int64_t axis, int64_t ndim, const char* op) {
     return a;
 }
 
-Storage::Storage(size_t n) : nbytes(n) {
-    size_t rounded = ((n + 63) / 64) * 64;
-    data = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-    if (!data) throw std::bad_alloc();
-}
-Storage::~Storage() { std::free(data); }
+Storage::Storage(size_t n) : data(storage_alloc(n)), nbytes(n) {}
+Storage::~Storage() { storage_free(data, nbytes); }
 
 Tensor::Tensor(Shape shape, DType dtype)
     : offset_(0), shape_(std::move(shape)), dtype_(dtype) {

@@ -96,6 +96,16 @@ TEST_CASE("ddpm train, sample, eval and info on a tiny model") {
     Result est = run_ddpm("eval --checkpoint " + ckpt + " --num 4 --timesteps 3 --out " + ev);
     CHECK(est.out.find("unbiased estimate") != std::string::npos);
 
+    Result bench = run_ddpm("bench --config tiny --batch 2 --steps 2 --threads 2 --profile");
+    INFO(bench.err);
+    REQUIRE(bench.code == 0);
+    nlohmann::json bj = nlohmann::json::parse(bench.out.substr(0, bench.out.find('\n')));
+    for (const char* k : {"train_step_s", "forward_s", "ddim_step_s", "peak_rss_mib", "train_gflops",
+                          "tensor_allocations_per_step"})
+        CHECK_MESSAGE(bj.contains(k), k);
+    CHECK(bj["train_step_s"].get<double>() > 0);
+    CHECK(bench.out.find("conv2d") != std::string::npos);  // the per-op profile
+
     Result info = run_ddpm("info tiny");
     CHECK(info.code == 0);
     CHECK(info.out.substr(info.out.rfind("parameters:")) == "parameters: 176849\n");

@@ -2,6 +2,7 @@
 #include <cblas.h>
 
 #include "helpers.h"
+#include "tensor/allocator.h"
 #include "tensor/tensor.h"
 
 using namespace ddpm;
@@ -76,4 +77,22 @@ TEST_CASE("OpenBLAS is the OpenMP build, so its threads are ours") {
     // 0 = sequential, 1 = its own pthreads pool (would oversubscribe the cores
     // when called from our parallel loops), 2 = OpenMP.
     CHECK(openblas_get_parallel() == 2);
+}
+
+TEST_CASE("freed buffers are reused: a repeated computation asks the system for no new memory") {
+    auto step = [] {
+        Tensor a = Tensor::ones({64, 32, 28, 28});
+        Tensor b = Tensor::zeros({64, 32, 28, 28});
+        Tensor c = a.clone();
+        return c.numel() + b.numel();
+    };
+    step();  // the first step fills the cache
+    const AllocatorStats before = allocator_stats();
+    for (int i = 0; i < 3; ++i) step();
+    const AllocatorStats after = allocator_stats();
+    CHECK(after.system_allocations == before.system_allocations);
+    CHECK(after.reuses >= before.reuses + 9);
+    CHECK(after.live_bytes == before.live_bytes);
+    release_cached_memory();
+    CHECK(allocator_stats().cached_bytes == 0);
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# compare_torch.sh: ddpm.cpp against PyTorch on the same U-Net, run alternately
+# ROUNDS times at 1 and 2 threads; prints each figure's median and the ratio.
+# Needs python3-torch (apt-get install python3-torch); skipped without it.
+# Usage: bash bench/compare_torch.sh [config=small] [batch=64] [rounds=3]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+config=${1:-small}; batch=${2:-64}; rounds=${3:-3}
+if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then echo "python3-torch is not installed: skipped"; exit 0; fi
+source scripts/openblas_env.sh
+tmp=$(mktemp -d)
+for threads in 1 2; do
+  for r in $(seq "$rounds"); do
+    ./build/app/ddpm bench --config "$config" --batch "$batch" --threads "$threads" >> "$tmp/ours_$threads.jsonl"
+    OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_bench.py --config "$config" --batch "$batch" --threads "$threads" >> "$tmp/torch_$threads.jsonl"
+  done
+done
+/usr/bin/python3 - "$tmp" <<'PY'
+import json, statistics, sys, os
+d = sys.argv[1]
+print("| threads | figure | ddpm.cpp | PyTorch | ratio (ours / torch) |")
+print("|---|---|---|---|---|")
+for th in (1, 2):
+    ours = [json.loads(l) for l in open(os.path.join(d, f"ours_{th}.jsonl"))]
+    torch = [json.loads(l) for l in open(os.path.join(d, f"torch_{th}.jsonl"))]
+    for k in ("train_step_s", "forward_s", "ddim_step_s", "peak_rss_mib"):
+        a = statistics.median(o[k] for o in ours); b = statistics.median(o[k] for o in torch)
+        print(f"| {th} | {k} | {a:.3f} | {b:.3f} | {a / b:.2f} |")
+PY
+rm -rf "$tmp"
