@@ -4,7 +4,7 @@
 # (DDPM ancestral sampling over 250 respaced steps).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh
+DDPM_BUILD_TARGET=ddpm bash scripts/setup.sh
 source scripts/openblas_env.sh
 run="runs/main-$(date +%Y%m%d-%H%M%S)"
 ./build/app/ddpm train --config tiny --minutes 10 --batch 32 --lr 1e-3 --warmup 100 --ema 0.999 \

@@ -20,4 +20,5 @@ fi
 
 source scripts/openblas_env.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-cmake --build build -j "$(nproc)"
+# DDPM_BUILD_TARGET=ddpm builds only the executable (the main job needs no tests).
+cmake --build build -j "$(nproc)" ${DDPM_BUILD_TARGET:+--target "$DDPM_BUILD_TARGET"}

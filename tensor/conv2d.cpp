@@ -110,18 +110,6 @@ template <class T> T* scratch(size_t n, int slot) {
     return buf[slot].data();
 }
 
-// Runs f(b) for every image: one image per thread when there are enough images
-// (BLAS then runs single-threaded inside each), else one after the other with
-// BLAS using every thread.
-template <class F> void over_images(int64_t B, F&& f) {
-    if (B >= omp_get_max_threads() && omp_get_max_threads() > 1 && !omp_in_parallel()) {
-#pragma omp parallel for schedule(static)
-        for (int64_t b = 0; b < B; ++b) f(b);
-    } else {
-        for (int64_t b = 0; b < B; ++b) f(b);
-    }
-}
-
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t pad) {
@@ -133,7 +121,9 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
         const T* pw = weight.data<T>();
         const T* pb = bias.defined() ? bias.data<T>() : nullptr;
         T* po = out.data<T>();
-        over_images(g.B, [&](int64_t b) {
+        // One image per thread when there are enough images (BLAS then runs
+        // single-threaded inside each); else one after the other, BLAS using every thread.
+        parallel_for(g.B, omp_get_max_threads(), [&](int64_t b) {
             const T* xb = px + b * g.C * g.H * g.W;
             T* ob = po + b * g.OC * g.ohw();
             const T* col = xb;

@@ -289,7 +289,7 @@ TEST_CASE("Gaussian oracle: DDPM and DDIM-50 samples have mean 0 and variance 0.
         double v = 0;
         for (int64_t i = 0; i < x.numel(); ++i) v += (x.flat(i) - m) * (x.flat(i) - m);
         v /= static_cast<double>(x.numel() - 1);
-        MESSAGE(name << ": mean " << m << ", variance " << v << " (exact for this chain " << exact_var << ")");
+        MESSAGE(std::string(name) << ": mean " << m << ", variance " << v << " (exact for this chain " << exact_var << ")");
         CHECK(std::abs(m) < 3 * std::sqrt(kDataVar / n));
         CHECK(std::abs(v - exact_var) < 3 * exact_var * std::sqrt(2.0 / n));
         CHECK(std::abs(v - kDataVar) < tolerance * kDataVar);
