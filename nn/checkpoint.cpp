@@ -18,9 +18,12 @@ nlohmann::json meta_json(const SafeTensors& st, const std::string& key, const st
     }
 }
 
-// Copies src into every dst after checking all of them (names, dtypes, shapes).
-void copy_checked(const std::vector<std::pair<std::string, Tensor*>>& dst, const SafeTensors& st,
-                  const std::string& prefix, const std::string& origin) {
+using Targets = std::vector<std::pair<std::string, Tensor*>>;
+
+// The file's tensor for every target, after checking names, dtypes and shapes,
+// and that nothing under `prefix` in the file is left unclaimed.
+std::vector<const Tensor*> checked_sources(const Targets& dst, const SafeTensors& st, const std::string& prefix,
+                                           const std::string& origin) {
     std::vector<const Tensor*> src;
     for (auto& [name, t] : dst) {
         if (!st.contains(name)) throw FormatError(fmt::format("{}: tensor '{}' is missing", origin, name));
@@ -36,7 +39,17 @@ void copy_checked(const std::vector<std::pair<std::string, Tensor*>>& dst, const
         for (auto& d : dst) known = known || d.first == name;
         if (!known) throw FormatError(fmt::format("{}: tensor '{}' does not belong to this model", origin, name));
     }
+    return src;
+}
+
+void copy_all(const Targets& dst, const std::vector<const Tensor*>& src) {
     for (size_t i = 0; i < dst.size(); ++i) dst[i].second->copy_(*src[i]);
+}
+
+Targets parameter_targets(Module& m, const std::string& prefix) {
+    Targets dst;
+    for (auto& [name, v] : m.named_parameters()) dst.emplace_back(prefix + name, &v.data());
+    return dst;
 }
 }  // namespace
 
@@ -49,10 +62,8 @@ NamedTensors state_dict(const Module& m, const std::string& prefix) {
 }
 
 void load_state_dict(Module& m, const SafeTensors& st, const std::string& prefix, const std::string& origin) {
-    std::vector<std::pair<std::string, Tensor*>> dst;
-    auto params = m.named_parameters();
-    for (auto& [name, v] : params) dst.emplace_back(prefix + name, &v.data());
-    copy_checked(dst, st, prefix, origin);
+    const Targets dst = parameter_targets(m, prefix);
+    copy_all(dst, checked_sources(dst, st, prefix, origin));
 }
 
 void save_checkpoint(const std::string& path, const TrainingState& s) {
@@ -108,34 +119,45 @@ void restore_checkpoint(const SafeTensors& st, TrainingState& s, const std::stri
 }
 
 static void restore_checkpoint_fields(const SafeTensors& st, TrainingState& s, const std::string& origin) {
-    load_state_dict(*s.model, st, "model.", origin);
+    // First every check (tensors and metadata), then every copy: a bad file leaves
+    // the model, EMA, optimiser and generators exactly as they were.
+    const Targets model = parameter_targets(*s.model, "model.");
+    const auto model_src = checked_sources(model, st, "model.", origin);
+    Targets ema, optim;
+    std::vector<const Tensor*> ema_src, optim_src;
+    int64_t ema_updates = 0, optim_t = 0;
     if (s.ema) {
-        const nlohmann::json e = meta_json(st, "ema", origin);
-        std::vector<std::pair<std::string, Tensor*>> dst;
         for (size_t i = 0; i < s.ema->params().size(); ++i)
-            dst.emplace_back("ema." + s.ema->params()[i].first, &s.ema->shadow()[i]);
-        copy_checked(dst, st, "ema.", origin);
-        s.ema->set_updates(e.at("updates").get<int64_t>());
+            ema.emplace_back("ema." + s.ema->params()[i].first, &s.ema->shadow()[i]);
+        ema_src = checked_sources(ema, st, "ema.", origin);
+        ema_updates = meta_json(st, "ema", origin).at("updates").get<int64_t>();
     }
     if (s.optimizer) {
-        const nlohmann::json o = meta_json(st, "optimizer", origin);
-        std::vector<std::pair<std::string, Tensor*>> dst;
         for (size_t i = 0; i < s.optimizer->params().size(); ++i) {
-            dst.emplace_back("optim.exp_avg." + s.optimizer->params()[i].first, &s.optimizer->exp_avg()[i]);
-            dst.emplace_back("optim.exp_avg_sq." + s.optimizer->params()[i].first, &s.optimizer->exp_avg_sq()[i]);
+            optim.emplace_back("optim.exp_avg." + s.optimizer->params()[i].first, &s.optimizer->exp_avg()[i]);
+            optim.emplace_back("optim.exp_avg_sq." + s.optimizer->params()[i].first, &s.optimizer->exp_avg_sq()[i]);
         }
-        copy_checked(dst, st, "optim.", origin);
-        s.optimizer->set_steps(o.at("t").get<int64_t>());
+        optim_src = checked_sources(optim, st, "optim.", origin);
+        optim_t = meta_json(st, "optimizer", origin).at("t").get<int64_t>();
     }
     const nlohmann::json rng = meta_json(st, "rng", origin);
+    std::vector<std::pair<uint64_t, uint64_t>> rng_states;
     for (auto& [name, g] : s.generators) {
         if (!rng.contains(name)) throw FormatError(fmt::format("{}: no state for random stream '{}'", origin, name));
-        g->set_state(rng[name].at("seed").get<uint64_t>(), rng[name].at("offset").get<uint64_t>());
+        rng_states.emplace_back(rng[name].at("seed").get<uint64_t>(), rng[name].at("offset").get<uint64_t>());
     }
     auto step = st.metadata.find("step");
     if (step == st.metadata.end()) throw FormatError(origin + ": __metadata__ has no 'step'");
-    s.step = std::stoll(step->second);
-    s.extra = meta_json(st, "extra", origin);
+    const int64_t step_value = std::stoll(step->second);
+    nlohmann::json extra = meta_json(st, "extra", origin);
+
+    copy_all(model, model_src);
+    if (s.ema) copy_all(ema, ema_src), s.ema->set_updates(ema_updates);
+    if (s.optimizer) copy_all(optim, optim_src), s.optimizer->set_steps(optim_t);
+    size_t k = 0;
+    for (auto& [name, g] : s.generators) g->set_state(rng_states[k].first, rng_states[k].second), ++k;
+    s.step = step_value;
+    s.extra = std::move(extra);
 }
 
 std::unique_ptr<UNet> load_model(const std::string& path, bool use_ema, bool* used_ema) {

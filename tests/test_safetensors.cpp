@@ -152,6 +152,20 @@ TEST_CASE("training checkpoints: weights, EMA, Adam moments, step and RNG state 
     CHECK(used_ema);
     CHECK(loaded->num_parameters() == 176849);
 
+    // A file whose optimiser section is damaged is refused before anything is copied.
+    {
+        SafeTensors bad = st;
+        for (auto& [name, t] : bad.tensors)
+            if (name == "optim.exp_avg_sq.conv_out.bias") t = Tensor::zeros({2});
+        UNet fresh(back, InitScheme::DDPM, 5);
+        Adam fresh_adam(fresh.named_parameters(), AdamOptions{});
+        const Tensor before = fresh.named_parameters()[0].second.data().clone();
+        TrainingState s3{&fresh, nullptr, &fresh_adam, 0, {}, {}};
+        CHECK_THROWS_AS(restore_checkpoint(bad, s3, "bad"), FormatError);
+        CHECK(std::memcmp(before.raw_data(), fresh.named_parameters()[0].second.data().raw_data(), before.nbytes()) == 0);
+        CHECK(fresh_adam.steps() == 0);
+    }
+
     // A checkpoint of another config is refused, naming the tensor.
     UNet small(UNetConfig::preset("small"));
     try {
