@@ -84,6 +84,7 @@ GradcheckResult gradcheck_leaves(const std::function<Variable()>& f, const std::
     return r;
 }
 
+// guide.md §2: central differences of L = sum(f(x) * g) in float64.
 GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, const GradcheckOptions& opt) {
     std::vector<Variable> xs;
     for (const Tensor& t : inputs) {

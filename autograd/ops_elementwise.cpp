@@ -46,6 +46,7 @@ Variable sub(const Variable& a, const Variable& b) {
 }
 
 // d(a * b) = g b, g a.
+// guide.md §2: d(a b) = g b for a, g a for b.
 Variable mul(const Variable& a, const Variable& b) {
     OpTimer timer("mul");
     return Variable::make_result(

@@ -11,6 +11,7 @@ namespace ddpm {
 //   dA = G op(B)^T      (A^T stored: dA = op(B) G^T)
 //   dB = op(A)^T G      (B^T stored: dB = G^T op(A))
 // summed over the batch when one operand was shared by every batch entry.
+// guide.md §4: dA = G op(B)^T, dB = op(A)^T G (transposes as BLAS flags).
 Variable matmul(const Variable& a, const Variable& b, bool ta, bool tb) {
     OpTimer timer("matmul");
     return Variable::make_result(

@@ -35,6 +35,7 @@ struct Variable::Impl {
     ~Impl() { release(); }
 };
 
+// guide.md §2: zero once a step has released its graph.
 int64_t live_graph_nodes() { return g_live_nodes.load(); }
 
 NoGradGuard::NoGradGuard() : previous_(t_grad_enabled) { t_grad_enabled = false; }
@@ -72,6 +73,7 @@ void Variable::set_grad(Tensor g) {
 void Variable::zero_grad() { impl_->grad = Tensor(); }
 const char* Variable::op_name() const { return impl_->op; }
 
+// guide.md §2: gradients add: a value used twice gets both contributions.
 void Variable::accumulate_grad(Tensor g) {
     if (!(g.shape() == shape() && g.dtype() == dtype())) fail("backward",
           "gradient " + g.describe() + " for the " + std::string(impl_->op) + " result " + data().describe());
@@ -83,6 +85,7 @@ void Variable::accumulate_grad(Tensor g) {
 
 Variable Variable::detach() const { return Variable(data(), false); }
 
+// guide.md §2: records inputs and the gradient rule of an op.
 Variable Variable::make_result(Tensor data, std::vector<Variable> inputs, BackwardFn backward, const char* op) {
     Variable out(std::move(data), false);
     out.impl_->op = op;
@@ -97,6 +100,7 @@ Variable Variable::make_result(Tensor data, std::vector<Variable> inputs, Backwa
     return out;
 }
 
+// guide.md §2: topological order by DFS, closures run in reverse, each adds into its inputs.
 void Variable::backward() {
     if (!(numel() == 1)) fail("backward", "needs a scalar output or an explicit gradient; got " + data().describe());
     backward(Tensor::ones(shape(), dtype()));

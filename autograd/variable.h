@@ -18,6 +18,7 @@
 
 namespace ddpm {
 
+// guide.md §2: a tensor plus its gradient and the edge to the op that made it.
 class Variable;
 
 // Adds the gradients of the inputs, given the gradient of the result.
@@ -80,6 +81,7 @@ private:
 int64_t live_graph_nodes();
 
 // While one exists on this thread, ops record no graph and hold no saved tensors.
+// guide.md §2: no graph recorded while it lives.
 class NoGradGuard {
 public:
     NoGradGuard();

@@ -62,6 +62,7 @@ Tensor GaussianDiffusion::model_timesteps(const Tensor& t) const {
     return Tensor::from_data(mapped, t.shape(), t.dtype());
 }
 
+// guide.md §6: x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps.
 Variable GaussianDiffusion::q_sample(const Variable& x_start, const Tensor& t, const Tensor& noise) const {
     if (!(noise.shape() == x_start.shape())) fail("q_sample", "noise " + noise.describe() + " for x " + x_start.data().describe());
     const int64_t nd = x_start.dim();
@@ -70,6 +71,7 @@ Variable GaussianDiffusion::q_sample(const Variable& x_start, const Tensor& t, c
            Variable(noise) * Variable(extract(s_.sqrt_one_minus_alphas_cumprod, t, nd, dt));
 }
 
+// guide.md §6: q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I).
 GaussianDiffusion::Gaussian GaussianDiffusion::q_mean_variance(const Variable& x_start, const Tensor& t) const {
     const int64_t nd = x_start.dim();
     const DType dt = x_start.dtype();
@@ -79,6 +81,7 @@ GaussianDiffusion::Gaussian GaussianDiffusion::q_mean_variance(const Variable& x
             Variable(extract(s_.log_one_minus_alphas_cumprod, t, nd, dt))};
 }
 
+// guide.md §7: mu~_t = coef1 x_0 + coef2 x_t, beta~_t = (1 - abar_{t-1}) beta_t / (1 - abar_t).
 GaussianDiffusion::Gaussian GaussianDiffusion::q_posterior_mean_variance(const Variable& x_start, const Variable& x_t,
                                                                          const Tensor& t) const {
     const int64_t nd = x_t.dim();
@@ -89,6 +92,7 @@ GaussianDiffusion::Gaussian GaussianDiffusion::q_posterior_mean_variance(const V
             Variable(extract(s_.posterior_log_variance_clipped, t, nd, dt))};
 }
 
+// guide.md §9: x_0 = sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps.
 Variable GaussianDiffusion::predict_xstart_from_eps(const Variable& x_t, const Tensor& t, const Variable& eps) const {
     const int64_t nd = x_t.dim();
     const DType dt = x_t.dtype();
@@ -103,11 +107,13 @@ Variable GaussianDiffusion::predict_eps_from_xstart(const Variable& x_t, const T
            Variable(extract(s_.sqrt_recipm1_alphas_cumprod, t, nd, dt));
 }
 
+// guide.md §9: mu_theta = (x_t - beta_t / sqrt(1 - abar_t) eps_theta) / sqrt(alpha_t), via x0_hat.
 PMeanVariance GaussianDiffusion::p_mean_variance(const DenoiseFn& model, const Variable& x_t, const Tensor& t,
                                                  bool clip_denoised) const {
     return p_mean_variance_from_output(model(x_t, model_timesteps(t)), x_t, t, clip_denoised);
 }
 
+// guide.md §12: log sigma^2 = f log beta_t + (1 - f) log beta~_t, f = (v + 1) / 2.
 PMeanVariance GaussianDiffusion::p_mean_variance_from_output(const Variable& out, const Variable& x_t, const Tensor& t,
                                                              bool clip_denoised) const {
     const int64_t nd = x_t.dim(), C = x_t.size(1);

@@ -9,6 +9,7 @@
 
 namespace ddpm {
 
+// guide.md §8: KL of two Gaussians, the L_{t-1} terms.
 Variable normal_kl(const Variable& mean1, const Variable& logvar1, const Variable& mean2, const Variable& logvar2) {
     Variable d = mean1 - mean2;
     return (logvar2 - logvar1 + exp(logvar1 - logvar2) + d * d * exp(-logvar2) - 1.0) * 0.5;
@@ -16,6 +17,7 @@ Variable normal_kl(const Variable& mean1, const Variable& logvar1, const Variabl
 
 Variable standard_normal_cdf(const Variable& x) { return (erf(x * (1.0 / std::sqrt(2.0))) + 1.0) * 0.5; }
 
+// guide.md §8: L_0: the decoder integrated over each pixel bin.
 Variable discretized_gaussian_log_likelihood(const Tensor& x, const Variable& means, const Variable& log_scales) {
     const double half_bin = 1.0 / 255.0, floor = 1e-12, kInf = std::numeric_limits<double>::infinity();
     Variable centered = Variable(x) - means;

@@ -8,6 +8,7 @@
 
 namespace ddpm {
 
+// guide.md §10: x_{t-1} = mu_theta(x_t, t) + sigma_t z.
 Tensor p_sample(const GaussianDiffusion& d, const DenoiseFn& model, const Tensor& x_t, int64_t t, Generator& gen,
                 bool clip_denoised) {
     NoGradGuard no_grad;
@@ -19,6 +20,7 @@ Tensor p_sample(const GaussianDiffusion& d, const DenoiseFn& model, const Tensor
     return add(p.mean.data(), mul(exp(mul_scalar(p.log_variance.data(), 0.5)), noise));
 }
 
+// guide.md §11: x_{t-1} = sqrt(abar_{t-1}) x0_hat + sqrt(1 - abar_{t-1} - sigma^2) eps_hat + sigma z.
 Tensor ddim_sample(const GaussianDiffusion& d, const DenoiseFn& model, const Tensor& x_t, int64_t t, Generator& gen,
                    double eta, bool clip_denoised) {
     NoGradGuard no_grad;
@@ -57,12 +59,14 @@ static SampleResult sample_loop(const GaussianDiffusion& d, const Shape& shape, 
     return r;
 }
 
+// guide.md §10: x_T ~ N(0, I), then p_sample for t = T-1 .. 0.
 SampleResult p_sample_loop(const GaussianDiffusion& d, const DenoiseFn& model, const Shape& shape, Generator& gen,
                            const SampleOptions& opt) {
     return sample_loop(d, shape, gen, opt,
                        [&](const Tensor& x, int64_t t) { return p_sample(d, model, x, t, gen, opt.clip_denoised); });
 }
 
+// guide.md §11: DDIM over the steps of a respaced chain.
 SampleResult ddim_sample_loop(const GaussianDiffusion& d, const DenoiseFn& model, const Shape& shape, Generator& gen,
                               double eta, const SampleOptions& opt) {
     return sample_loop(d, shape, gen, opt, [&](const Tensor& x, int64_t t) {

@@ -9,6 +9,7 @@
 
 namespace ddpm {
 
+// guide.md §6: beta_t linear (1e-4 .. 0.02, x 1000/T) or cosine.
 std::vector<double> make_betas(ScheduleKind kind, int64_t T) {
     if (T < 2) throw std::invalid_argument(fmt::format("diffusion: T = {} must be at least 2", T));
     std::vector<double> b(static_cast<size_t>(T));
@@ -30,6 +31,7 @@ ScheduleKind parse_schedule(const std::string& name) {
     throw std::invalid_argument("unknown noise schedule '" + name + "' (linear or cosine)");
 }
 
+// guide.md §6: alpha_t = 1 - beta_t, abar_t = prod alpha_s, and every derived array.
 DiffusionSchedule DiffusionSchedule::from_betas(std::vector<double> betas) {
     DiffusionSchedule s;
     s.T = static_cast<int64_t>(betas.size());
@@ -63,6 +65,7 @@ DiffusionSchedule DiffusionSchedule::from_betas(std::vector<double> betas) {
     return s;
 }
 
+// guide.md §10: which timesteps a shortened chain keeps.
 std::vector<int64_t> space_timesteps(int64_t T, const std::string& spec) {
     auto count = [&](const std::string& digits) {
         size_t used = 0;
@@ -105,6 +108,7 @@ std::vector<int64_t> space_timesteps(int64_t T, const std::string& spec) {
     return use;
 }
 
+// guide.md §10: beta_i = 1 - abar_{use[i]} / abar_{use[i-1]}: same abar at the kept steps.
 DiffusionSchedule respace(const DiffusionSchedule& base, const std::vector<int64_t>& use) {
     std::vector<double> betas;
     double last = 1.0;

@@ -10,6 +10,7 @@ namespace ddpm {
 
 // Draws t with probabilities p_t and returns the importance weights 1 / (T p_t),
 // so that mean(weights * loss) is an unbiased estimate of the uniform-t loss.
+// guide.md §12: p_t proportional to the RMS of recent losses, weights 1 / (T p_t).
 class TimestepSampler {
 public:
     enum class Kind { Uniform, Importance };

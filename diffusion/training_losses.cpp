@@ -14,6 +14,7 @@ LossType parse_loss_type(const std::string& name) {
     throw std::invalid_argument("unknown loss '" + name + "' (simple or hybrid)");
 }
 
+// guide.md §9: L_simple = || eps - eps_theta(x_t, t) ||^2 (and L_hybrid, guide.md §12).
 TrainingLosses training_losses(const GaussianDiffusion& d, const DenoiseFn& model, const Tensor& x_start,
                                const Tensor& t, const Tensor& noise, LossType type, double lambda) {
     Variable x_t = d.q_sample(Variable(x_start), t, noise);

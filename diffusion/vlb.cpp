@@ -13,6 +13,7 @@ namespace {
 const double kLn2 = std::log(2.0);
 }
 
+// guide.md §8: L_{t-1} (t >= 1) and L_0 (t = 0) in bits/dim.
 VbTerms vb_terms_bpd(const GaussianDiffusion& d, const Variable& model_output, const Tensor& x_start,
                      const Variable& x_t, const Tensor& t, bool clip_denoised) {
     GaussianDiffusion::Gaussian q = d.q_posterior_mean_variance(Variable(x_start), x_t, t);
@@ -25,6 +26,7 @@ VbTerms vb_terms_bpd(const GaussianDiffusion& d, const Variable& model_output, c
     return {where(is_first, nll, kl), p.pred_xstart};
 }
 
+// guide.md §8: L_T = KL(q(x_T | x_0) || N(0, I)).
 Tensor prior_bpd(const GaussianDiffusion& d, const Tensor& x_start) {
     NoGradGuard no_grad;
     const int64_t B = x_start.size(0);
@@ -34,6 +36,7 @@ Tensor prior_bpd(const GaussianDiffusion& d, const Tensor& x_start) {
     return (mean_flat(normal_kl(q.mean, q.log_variance, zero, zero)) / kLn2).data();
 }
 
+// guide.md §8: L = L_T + sum L_{t-1} + L_0, all T terms.
 BpdResult calc_bpd_loop(const GaussianDiffusion& d, const DenoiseFn& model, const Tensor& x_start, Generator& gen,
                         bool clip_denoised, const std::function<void(int64_t, int64_t)>& progress) {
     NoGradGuard no_grad;
@@ -67,6 +70,7 @@ BpdResult calc_bpd_loop(const GaussianDiffusion& d, const DenoiseFn& model, cons
     return r;
 }
 
+// guide.md §8: prior + T x mean of K sampled terms, unbiased.
 BpdEstimate estimate_bpd(const GaussianDiffusion& d, const DenoiseFn& model, const Tensor& x_start, int64_t K,
                          Generator& gen, bool clip_denoised) {
     NoGradGuard no_grad;

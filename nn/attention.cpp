@@ -21,6 +21,7 @@ AttnBlock::AttnBlock(int64_t ch_, int64_t heads_, int64_t groups, double eps, In
     proj_out = register_module("proj_out", std::make_shared<Conv2d>(ch, ch, 1, 1, 0, init, /*zero_init=*/true));
 }
 
+// guide.md §4: w = softmax(q^T k / sqrt(d)), out = v w^T, x + proj(out).
 Variable AttnBlock::forward(const Variable& x) {
     const int64_t B = x.size(0), H = x.size(2), W = x.size(3), N = H * W, d = ch / heads;
     Variable h = norm->forward(x);

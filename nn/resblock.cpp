@@ -16,6 +16,7 @@ ResBlock::ResBlock(int64_t in, int64_t out, int64_t temb_ch, int64_t groups, dou
     if (in != out) skip = register_module("skip", std::make_shared<Conv2d>(in, out, 1, 1, 0, init));
 }
 
+// guide.md §5: GN, SiLU, conv, + temb, GN, SiLU, dropout, conv, + skip.
 Variable ResBlock::forward(const Variable& x, const Variable& temb_act, Generator& gen) {
     Variable h = conv1->forward(silu(norm1->forward(x)));
     const int64_t B = h.size(0), C = h.size(1);

@@ -10,6 +10,7 @@
 
 namespace ddpm {
 
+// guide.md §5: eps_theta(x_t, t): the down path pushes every activation, the up path pops one per ResBlock.
 UNet::UNet(const UNetConfig& cfg, InitScheme scheme, uint64_t seed, DType dtype)
     : config_(cfg), dropout_gen_(seed ^ 0x9E3779B97F4A7C15ull) {
     config_.validate();

@@ -41,6 +41,7 @@ template <int N> struct BroadcastPlan {
 };
 
 // Operand shapes must already broadcast to `out` (checked by the caller).
+// guide.md §1: per-operand strides, 0 on stretched axes, neighbours merged.
 template <int N>
 BroadcastPlan<N> make_broadcast_plan(const Shape& out, const std::array<const Shape*, N>& in) {
     const int64_t nd = static_cast<int64_t>(out.size());

@@ -56,6 +56,7 @@ inline void valid_columns(const Geom& g, int64_t j, int64_t& lo, int64_t& hi) {
 }
 
 // x is (C,H,W) of one image, col is (C*KH*KW, OH*OW).
+// guide.md §3: col[(c,i,j)][(oh,ow)] = x[c][oh s - p + i][ow s - p + j].
 template <class T> void im2col(const T* x, T* col, const Geom& g) {
     for (int64_t c = 0; c < g.C; ++c)
         for (int64_t i = 0; i < g.KH; ++i)
@@ -82,6 +83,7 @@ template <class T> void im2col(const T* x, T* col, const Geom& g) {
 }
 
 // The adjoint of im2col: dx (C,H,W) = sum of dcol over every place an input pixel was copied to.
+// guide.md §3: the adjoint of im2col: dx = sum of dcol over the copies of each pixel.
 template <class T> void col2im(const T* col, T* dx, const Geom& g) {
     std::fill(dx, dx + g.C * g.H * g.W, T(0));
     for (int64_t c = 0; c < g.C; ++c)
@@ -112,6 +114,7 @@ template <class T> T* scratch(size_t n, int slot) {
 
 }  // namespace
 
+// guide.md §3: out[OC, OH OW] = W[OC, C K K] col.
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t pad) {
     const Geom g = conv_geom(x, weight, bias, stride, pad);
     Tensor out({g.B, g.OC, g.OH, g.OW}, x.dtype());
@@ -143,6 +146,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
     return out;
 }
 
+// guide.md §3: dW += dout col^T, dcol = W^T dout, dx = col2im(dcol).
 Conv2dGrads conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight, int64_t stride,
                             int64_t pad, bool need_dx, bool need_dweight, bool need_dbias) {
     const Geom g = conv_geom(x, weight, Tensor(), stride, pad);

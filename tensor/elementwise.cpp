@@ -11,6 +11,7 @@
 
 namespace ddpm {
 
+// guide.md §1: shapes aligned on the right, size 1 stretches.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     const size_t n = std::max(a.size(), b.size());
     Shape out(n);

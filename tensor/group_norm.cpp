@@ -26,6 +26,7 @@ GnGeom gn_geom(const Tensor& x, const Tensor& gamma, int64_t groups) {
 }
 }  // namespace
 
+// guide.md §4: y = gamma (x - mu) r + beta, r = 1/sqrt(var + eps); mu and r cached.
 GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
                                 double eps) {
     const GnGeom g = gn_geom(x, gamma, groups);
@@ -66,6 +67,7 @@ GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tens
     return out;
 }
 
+// guide.md §4: dx = r (g - mean(g) - xhat mean(g xhat)), g = dy gamma.
 GroupNormGrads group_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                    const Tensor& rstd, int64_t groups) {
     const GnGeom g = gn_geom(x, gamma, groups);

@@ -92,6 +92,7 @@ Tensor max(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
     return keepdim ? out : out.reshape(reduced_shape(x.shape(), axes, "reduce", false));
 }
 
+// guide.md §1: the gradient of a broadcast input is summed over the stretched axes.
 Tensor sum_to(const Tensor& x, const Shape& shape) {
     if (x.shape() == shape) return x;
     const size_t nd = x.shape().size();

@@ -96,8 +96,10 @@ template <bool Log> Tensor softmax_backward_impl(const Tensor& y, const Tensor& 
 }
 }  // namespace
 
+// guide.md §4: y = exp(x - max) / sum exp(x - max).
 Tensor softmax(const Tensor& x, int64_t axis) { return softmax_impl<false>(x, axis, "softmax"); }
 Tensor log_softmax(const Tensor& x, int64_t axis) { return softmax_impl<true>(x, axis, "log_softmax"); }
+// guide.md §4: dx = y (dy - sum(dy y)).
 Tensor softmax_backward(const Tensor& y, const Tensor& dy, int64_t axis) {
     return softmax_backward_impl<false>(y, dy, axis, "softmax_backward");
 }

@@ -46,6 +46,7 @@ struct Storage {
     size_t nbytes = 0;
 };
 
+// guide.md §1: a shape, a dtype and a shared contiguous buffer.
 class Tensor {
 public:
     Tensor() = default;  // undefined tensor
