@@ -34,6 +34,36 @@ static void check_block() {
     std::vector<Tensor> inputs = {randn({2, 3, 5, 5}, gen, DType::F64), randn({4, 3, 3, 3}, gen, DType::F64),
                                   randn({4}, gen, DType::F64), randn({4}, gen, DType::F64),
                                   randn({4}, gen, DType::F64)};
+    // Step by step for three weights: L = sum(f(w) * g) with a fixed random g,
+    // the analytic dL/dw from backward(), and the central difference
+    // (L(w + h) - L(w - h)) / 2h with h = 1e-6.
+    {
+        std::vector<Variable> v;
+        for (const Tensor& t : inputs) v.emplace_back(t.clone(), true);
+        Variable y = block(v);
+        Tensor g = randn(y.shape(), gen, DType::F64);
+        y.backward(g);
+        auto L = [&] {
+            NoGradGuard ng;
+            Tensor out = block(v).data();
+            double s = 0;
+            for (int64_t i = 0; i < out.numel(); ++i) s += out.flat(i) * g.flat(i);
+            return s;
+        };
+        fmt::print("   element    w          L(w+h)            L(w-h)            numeric        analytic       |diff|\n");
+        for (int64_t i : {0, 13, 101}) {
+            Tensor& w = v[1].data();
+            const double w0 = w.flat(i), h = 1e-6;
+            w.set_flat(i, w0 + h);
+            const double lp = L();
+            w.set_flat(i, w0 - h);
+            const double lm = L();
+            w.set_flat(i, w0);
+            const double numeric = (lp - lm) / (2 * h), analytic = v[1].grad().flat(i);
+            fmt::print("   w[{:3d}]  {:+.5f}  {:+.12f}  {:+.12f}  {:+.9f}  {:+.9f}  {:.1e}\n", i, w0, lp, lm, numeric,
+                       analytic, std::abs(numeric - analytic));
+        }
+    }
     GradcheckResult r = gradcheck(block, inputs);
     const char* names[] = {"x", "weight", "bias", "gamma", "beta"};
     for (size_t i = 0; i < inputs.size(); ++i)
