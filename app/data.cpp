@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <omp.h>
+
 #include "tensor/random.h"
 
 namespace ddpm {
@@ -200,6 +202,7 @@ BatchLoader::BatchLoader(const Dataset& data, int64_t batch, uint64_t seed, bool
     : data_(data), batch_(batch), seed_(seed), flip_(flip) {
     if (data.n <= 0) throw DataError("empty dataset");
     worker_ = std::thread([this] {
+        omp_set_num_threads(1);  // the training threads own the cores; this one only copies bytes
         std::unique_lock<std::mutex> lock(mu_);
         for (;;) {
             cv_.wait(lock, [this] { return stop_ || (wanted_k_ >= 0 && wanted_k_ != ready_k_); });
@@ -226,27 +229,37 @@ BatchLoader::~BatchLoader() {
     worker_.join();
 }
 
+// Epoch e visits the images in a Fisher-Yates permutation drawn from its own stream.
+const std::vector<int64_t>& BatchLoader::permutation(int64_t epoch) const {
+    if (epoch != perm_epoch_) {
+        const int64_t N = data_.n;
+        perm_.resize(static_cast<size_t>(N));
+        for (int64_t j = 0; j < N; ++j) perm_[j] = j;
+        Generator g(seed_ + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(epoch + 1));
+        Tensor u = rand({N}, g, DType::F64);
+        const double* pu = u.data<double>();
+        for (int64_t j = N - 1; j > 0; --j) std::swap(perm_[j], perm_[static_cast<int64_t>(pu[j] * (j + 1)) % (j + 1)]);
+        perm_epoch_ = epoch;
+    }
+    return perm_;
+}
+
 Tensor BatchLoader::make(int64_t k) const {
     const int64_t N = data_.n, B = batch_, bytes = data_.image_bytes();
     const int64_t H = data_.height, W = data_.width, C = data_.channels;
     Tensor out(Shape{B, C, H, W}, DType::F32);
     float* po = out.data<float>();
-    std::vector<int64_t> perm;
-    int64_t perm_epoch = -1;
     Generator flips(seed_ ^ 0xF1F1F1F1F1F1F1F1ull);
     flips.set_state(flips.seed(), static_cast<uint64_t>(k) * static_cast<uint64_t>((B + 3) / 4));
     Tensor coin = rand({B}, flips, DType::F64);
     for (int64_t i = 0; i < B; ++i) {
-        const int64_t idx = k * B + i, epoch = idx / N;
-        if (epoch != perm_epoch) {  // Fisher-Yates from the epoch's own stream
-            perm.resize(static_cast<size_t>(N));
-            for (int64_t j = 0; j < N; ++j) perm[j] = j;
-            Generator g(seed_ + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(epoch + 1));
-            Tensor u = rand({N}, g, DType::F64);
-            for (int64_t j = N - 1; j > 0; --j) std::swap(perm[j], perm[static_cast<int64_t>(u.flat(j) * (j + 1)) % (j + 1)]);
-            perm_epoch = epoch;
+        const int64_t idx = k * B + i;
+        int64_t image;
+        {
+            std::lock_guard<std::mutex> lock(perm_mu_);
+            image = permutation(idx / N)[static_cast<size_t>(idx % N)];
         }
-        const uint8_t* src = data_.pixels.data() + perm[static_cast<size_t>(idx % N)] * bytes;
+        const uint8_t* src = data_.pixels.data() + image * bytes;
         float* dst = po + i * bytes;
         const bool mirror = flip_ && coin.flat(i) < 0.5;
         for (int64_t c = 0; c < C; ++c)

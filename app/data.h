@@ -59,7 +59,7 @@ public:
     Tensor make(int64_t k) const;  // the same, computed on the calling thread
 
 private:
-    void prefetch(int64_t k);
+    const std::vector<int64_t>& permutation(int64_t epoch) const;  // cached, under perm_mu_
     const Dataset& data_;
     int64_t batch_;
     uint64_t seed_;
@@ -70,6 +70,9 @@ private:
     int64_t ready_k_ = -1, wanted_k_ = -1;
     bool stop_ = false;
     Tensor ready_;
+    mutable std::mutex perm_mu_;
+    mutable int64_t perm_epoch_ = -1;
+    mutable std::vector<int64_t> perm_;
 };
 
 }  // namespace ddpm

@@ -21,13 +21,13 @@ struct Result {
     std::string out, err;
 };
 
-// Runs `ddpm ARGS` with stdout and stderr captured.
-Result run_ddpm(const std::string& args) {
+// Runs `PREFIX ddpm ARGS` with stdout and stderr captured.
+Result run_ddpm_prefixed(const std::string& prefix, const std::string& args) {
     static int n = 0;
     const fs::path dir = fs::temp_directory_path() / ("ddpm_cli_" + std::to_string(::getpid()));
     fs::create_directories(dir);
     const std::string o = (dir / ("out" + std::to_string(n))).string(), e = (dir / ("err" + std::to_string(n++))).string();
-    const int status = std::system((std::string(DDPM_BINARY) + " " + args + " >" + o + " 2>" + e).c_str());
+    const int status = std::system((prefix + " " + std::string(DDPM_BINARY) + " " + args + " >" + o + " 2>" + e).c_str());
     auto slurp = [](const std::string& p) {
         std::ifstream in(p);
         std::stringstream ss;
@@ -35,6 +35,16 @@ Result run_ddpm(const std::string& args) {
         return ss.str();
     };
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(o), slurp(e)};
+}
+
+Result run_ddpm(const std::string& args) { return run_ddpm_prefixed("", args); }
+
+std::vector<std::string> list_checkpoints_in(const std::string& dir) {
+    std::vector<std::string> out;
+    if (!fs::exists(dir)) return out;
+    for (auto& e : fs::directory_iterator(dir))
+        if (e.path().extension() == ".safetensors") out.push_back(e.path().string());
+    return out;
 }
 
 std::string scratch(const std::string& name) {
@@ -178,4 +188,28 @@ TEST_CASE("--resume continues bit for bit: 2N steps equal N + N") {
     // metrics.csv of the resumed run has one row per step.
     const std::string csv = read_all(b + "/metrics.csv");
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 7);
+}
+
+TEST_CASE("SIGTERM checkpoints and exits 143; a non-finite loss stops with the step named") {
+    const std::string run = scratch("signal");
+    Result r = run_ddpm_prefixed("timeout --preserve-status -s TERM 8", "train" + std::string(kFew) +
+                                 " --steps 1000000 --sample-every 0 --ckpt-every 0 --out " + run);
+    INFO(r.out << r.err);
+    CHECK(r.code == 143);
+    CHECK(r.out.find("stopped by signal 15") != std::string::npos);
+    CHECK(!list_checkpoints_in(run).empty());
+
+    const std::string nan_run = scratch("nan");
+    Result n = run_ddpm("train" + std::string(kFew) + " --steps 50 --lr 1e30 --warmup 0 --grad-clip 1e30 --ckpt-every 1"
+                        " --sample-every 0 --out " + nan_run);
+    INFO(n.out << n.err);
+    CHECK(n.code == 1);
+    CHECK(n.err.find("non-finite value in") != std::string::npos);
+    CHECK(n.err.find("step ") != std::string::npos);
+    // Every checkpoint left behind is complete and finite.
+    for (const std::string& c : list_checkpoints_in(nan_run)) {
+        SafeTensors st = load_safetensors(c);
+        for (auto& [name, t] : st.tensors)
+            for (int64_t i = 0; i < t.numel(); i += 97) CHECK(std::isfinite(t.flat(i)));
+    }
 }
