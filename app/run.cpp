@@ -38,7 +38,7 @@ DiffusionSettings DiffusionSettings::from_json(const nlohmann::json& j) {
 LoadedModel load_trained_model(const std::string& checkpoint, bool use_ema) {
     SafeTensors st = load_safetensors(checkpoint);
     LoadedModel m;
-    UNetConfig cfg = checkpoint_config(st, checkpoint);
+    checkpoint_config(st, checkpoint);  // refuse a file that is not ours before reading its extras
     try {
         m.extra = nlohmann::json::parse(st.metadata.at("extra"));
         m.diffusion = DiffusionSettings::from_json(m.extra.at("diffusion"));
@@ -46,9 +46,7 @@ LoadedModel load_trained_model(const std::string& checkpoint, bool use_ema) {
     } catch (const std::exception& e) {
         throw FormatError(fmt::format("{}: no usable training metadata ({})", checkpoint, e.what()));
     }
-    m.model = std::make_unique<UNet>(cfg, InitScheme::DDPM, 0, st.at("model.conv_in.weight").dtype());
-    m.ema = use_ema && st.contains("ema.conv_in.weight");
-    load_state_dict(*m.model, st, m.ema ? "ema." : "model.", checkpoint);
+    m.model = load_model(st, checkpoint, use_ema, &m.ema);
     m.model->eval();
     return m;
 }

@@ -160,15 +160,18 @@ static void restore_checkpoint_fields(const SafeTensors& st, TrainingState& s, c
     s.extra = std::move(extra);
 }
 
-std::unique_ptr<UNet> load_model(const std::string& path, bool use_ema, bool* used_ema) {
-    SafeTensors st = load_safetensors(path);
-    UNetConfig cfg = checkpoint_config(st, path);
+std::unique_ptr<UNet> load_model(const SafeTensors& st, const std::string& origin, bool use_ema, bool* used_ema) {
+    UNetConfig cfg = checkpoint_config(st, origin);
     const DType dt = st.at("model.conv_in.weight").dtype();
     auto model = std::make_unique<UNet>(cfg, InitScheme::DDPM, 0, dt);
     const bool ema = use_ema && st.contains("ema.conv_in.weight");
-    load_state_dict(*model, st, ema ? "ema." : "model.", path);
+    load_state_dict(*model, st, ema ? "ema." : "model.", origin);
     if (used_ema) *used_ema = ema;
     return model;
+}
+
+std::unique_ptr<UNet> load_model(const std::string& path, bool use_ema, bool* used_ema) {
+    return load_model(load_safetensors(path), path, use_ema, used_ema);
 }
 
 }  // namespace ddpm

@@ -51,5 +51,7 @@ void restore_checkpoint(const SafeTensors& st, TrainingState& s, const std::stri
 UNetConfig checkpoint_config(const SafeTensors& st, const std::string& origin);
 // Rebuilds the model from the file alone, with the EMA weights when asked and present.
 std::unique_ptr<UNet> load_model(const std::string& path, bool use_ema, bool* used_ema = nullptr);
+std::unique_ptr<UNet> load_model(const SafeTensors& st, const std::string& origin, bool use_ema,
+                                 bool* used_ema = nullptr);
 
 }  // namespace ddpm
