@@ -59,48 +59,90 @@ Dataset convert_channels(Dataset d, int64_t channels) {
 }
 }  // namespace
 
-std::string read_maybe_gz(const std::string& path, size_t max_bytes) {
-    if (!fs::exists(path)) throw DataError(fmt::format("{}: no such file", path));
-    gzFile f = gzopen(path.c_str(), "rb");  // reads plain files unchanged
-    if (!f) throw DataError(fmt::format("{}: cannot open", path));
+std::string read_file_bytes(const std::string& path, size_t max_bytes) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) throw DataError(fmt::format("{}: no such file", path));
+    if (!fs::is_regular_file(path, ec)) throw DataError(fmt::format("{}: not a regular file", path));
+    const uintmax_t size = fs::file_size(path, ec);
+    if (ec) throw DataError(fmt::format("{}: cannot read its size: {}", path, ec.message()));
+    if (size > max_bytes)
+        throw DataError(fmt::format("{}: {} bytes, more than the {} allowed for this kind of file", path, size, max_bytes));
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw DataError(fmt::format("{}: cannot open", path));
+    std::string b(static_cast<size_t>(size), '\0');
+    in.read(b.data(), static_cast<std::streamsize>(size));
+    if (in.gcount() != static_cast<std::streamsize>(size))
+        throw DataError(fmt::format("{}: read {} of {} bytes", path, in.gcount(), size));
+    return b;
+}
+
+std::string maybe_gunzip(std::string bytes, const std::string& name, size_t max_bytes) {
+    if (bytes.size() < 2 || uint8_t(bytes[0]) != 0x1f || uint8_t(bytes[1]) != 0x8b) return bytes;  // not gzip
+    z_stream z{};
+    if (inflateInit2(&z, 15 + 16) != Z_OK) throw DataError(fmt::format("{}: zlib cannot start", name));
+    z.next_in = reinterpret_cast<Bytef*>(bytes.data());
+    z.avail_in = static_cast<uInt>(bytes.size());
     std::string out;
     char buf[1 << 16];
-    for (;;) {
-        const int n = gzread(f, buf, sizeof(buf));
-        if (n < 0) {
-            int err = 0;
-            std::string msg = gzerror(f, &err);
-            gzclose(f);
-            throw DataError(fmt::format("{}: corrupt gzip data after {} bytes: {}", path, out.size(), msg));
+    int rc = Z_OK;
+    while (rc != Z_STREAM_END) {
+        z.next_out = reinterpret_cast<Bytef*>(buf);
+        z.avail_out = sizeof(buf);
+        rc = inflate(&z, Z_NO_FLUSH);
+        if (rc != Z_OK && rc != Z_STREAM_END) {
+            const std::string msg = z.msg ? z.msg : (rc == Z_BUF_ERROR ? "truncated" : "error " + std::to_string(rc));
+            const uint64_t at = z.total_in;
+            inflateEnd(&z);
+            throw DataError(fmt::format("{}: corrupt gzip data at compressed byte {}: {}", name, at, msg));
         }
-        if (n == 0) break;
-        out.append(buf, static_cast<size_t>(n));
+        out.append(buf, sizeof(buf) - z.avail_out);
         if (out.size() > max_bytes) {
-            gzclose(f);
-            throw DataError(fmt::format("{}: more than {} bytes, too large for a dataset file", path, max_bytes));
+            inflateEnd(&z);
+            throw DataError(fmt::format("{}: inflates to more than {} bytes, too large for this kind of file", name, max_bytes));
         }
     }
-    gzclose(f);
+    inflateEnd(&z);
     return out;
 }
 
-Dataset read_idx_images(const std::string& path) {
-    const std::string b = read_maybe_gz(path, size_t(4) << 30);
-    if (b.size() < 16) throw DataError(fmt::format("{}: {} bytes, shorter than the 16-byte IDX image header", path, b.size()));
+std::string read_maybe_gz(const std::string& path, size_t max_bytes) {
+    return maybe_gunzip(read_file_bytes(path, max_bytes), path, max_bytes);
+}
+
+Dataset parse_idx_images(const std::string& b, const std::string& name) {
+    if (b.size() < 16) throw DataError(fmt::format("{}: {} bytes, shorter than the 16-byte IDX image header", name, b.size()));
     const uint32_t magic = be32(b, 0);
     if (magic != 0x00000803)
-        throw DataError(fmt::format("{}: magic 0x{:08x} at byte 0, expected 0x00000803 (unsigned bytes, 3 dimensions)", path, magic));
+        throw DataError(fmt::format("{}: magic 0x{:08x} at byte 0, expected 0x00000803 (unsigned bytes, 3 dimensions)", name, magic));
     const uint64_t n = be32(b, 4), h = be32(b, 8), w = be32(b, 12);
     if (h == 0 || w == 0 || h > 4096 || w > 4096)
-        throw DataError(fmt::format("{}: image size {}x{} (bytes 8-15) is out of range", path, h, w));
+        throw DataError(fmt::format("{}: image size {}x{} (bytes 8-15) is out of range 1-4096", name, h, w));
+    if (n == 0) throw DataError(fmt::format("{}: header (bytes 4-7) says it holds no images", name));
     if (n * h * w != b.size() - 16)
-        throw DataError(fmt::format("{}: header promises {} images of {}x{} ({} bytes) but {} bytes follow it", path, n, h,
+        throw DataError(fmt::format("{}: header promises {} images of {}x{} ({} bytes) but {} bytes follow it", name, n, h,
                                     w, n * h * w, b.size() - 16));
     Dataset d;
     d.n = static_cast<int64_t>(n), d.channels = 1, d.height = static_cast<int64_t>(h), d.width = static_cast<int64_t>(w);
     d.pixels.assign(b.begin() + 16, b.end());
-    d.description = fmt::format("{} ({} images {}x{})", path, n, h, w);
+    d.description = fmt::format("{} ({} images {}x{})", name, n, h, w);
     return d;
+}
+
+Dataset read_idx_images(const std::string& path) { return parse_idx_images(read_maybe_gz(path, kMaxDatasetBytes), path); }
+
+void parse_cifar10_batch(const std::string& b, const std::string& name, Dataset& d) {
+    const size_t record = 1 + 3072;
+    if (b.empty() || b.size() % record != 0)
+        throw DataError(fmt::format("{}: {} bytes is not a whole number of {}-byte records (label + 3x32x32)", name, b.size(), record));
+    d.channels = 3, d.height = d.width = 32;
+    d.pixels.reserve(d.pixels.size() + b.size() / record * 3072);
+    for (size_t r = 0; r < b.size() / record; ++r) {
+        const uint8_t label = static_cast<uint8_t>(b[r * record]);
+        if (label > 9) throw DataError(fmt::format("{}: record {} (byte {}) has label {}, expected 0-9", name, r, r * record, label));
+        d.pixels.insert(d.pixels.end(), b.begin() + static_cast<std::ptrdiff_t>(r * record + 1),
+                        b.begin() + static_cast<std::ptrdiff_t>((r + 1) * record));
+        ++d.n;
+    }
 }
 
 Dataset read_cifar10(const std::string& dir, Split split) {
@@ -110,22 +152,42 @@ Dataset read_cifar10(const std::string& dir, Split split) {
     else
         files.push_back(find_file(dir, {"test_batch.bin"}));
     Dataset d;
-    d.channels = 3, d.height = d.width = 32;
-    const size_t record = 1 + 3072;
-    for (const std::string& f : files) {
-        const std::string b = read_maybe_gz(f, size_t(1) << 30);
-        if (b.empty() || b.size() % record != 0)
-            throw DataError(fmt::format("{}: {} bytes is not a whole number of {}-byte records (label + 3x32x32)", f, b.size(), record));
-        for (size_t r = 0; r < b.size() / record; ++r) {
-            const uint8_t label = static_cast<uint8_t>(b[r * record]);
-            if (label > 9) throw DataError(fmt::format("{}: record {} (byte {}) has label {}, expected 0-9", f, r, r * record, label));
-            d.pixels.insert(d.pixels.end(), b.begin() + static_cast<std::ptrdiff_t>(r * record + 1),
-                            b.begin() + static_cast<std::ptrdiff_t>((r + 1) * record));
-            ++d.n;
-        }
-    }
+    for (const std::string& f : files) parse_cifar10_batch(read_maybe_gz(f, kMaxDatasetBytes), f, d);
     d.description = fmt::format("CIFAR-10 {} from {} ({} images)", split == Split::Train ? "train" : "test", dir, d.n);
     return d;
+}
+
+std::vector<uint8_t> decode_image(const std::string& bytes, const std::string& name, int64_t size, int64_t channels) {
+    if (size < 1 || size > 4096 || (channels != 1 && channels != 3))
+        throw DataError(fmt::format("{}: cannot make {}x{} images with {} channels", name, size, size, channels));
+    const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
+    const int len = static_cast<int>(std::min<size_t>(bytes.size(), INT32_MAX));
+    int w = 0, h = 0, c = 0;
+    if (!stbi_info_from_memory(data, len, &w, &h, &c))
+        throw DataError(fmt::format("{}: not a readable PNG or JPEG ({})", name, stbi_failure_reason()));
+    if (w <= 0 || h <= 0 || int64_t(w) * h > kMaxImagePixels)
+        throw DataError(fmt::format("{}: image size {}x{} is out of range (at most {} pixels)", name, w, h, kMaxImagePixels));
+    stbi_uc* px = stbi_load_from_memory(data, len, &w, &h, &c, static_cast<int>(channels));
+    if (!px) {
+        const char* why = stbi_failure_reason();
+        throw DataError(fmt::format("{}: cannot decode ({})", name, why && *why ? why : "truncated or corrupt image data"));
+    }
+    // Centre crop to a square, then area-average (box filter) down or sample up to size x size.
+    const int64_t side = std::min(w, h), x0 = (w - side) / 2, y0 = (h - side) / 2;
+    std::vector<uint8_t> out(static_cast<size_t>(channels * size * size));
+    for (int64_t ch = 0; ch < channels; ++ch)
+        for (int64_t y = 0; y < size; ++y)
+            for (int64_t x = 0; x < size; ++x) {
+                const int64_t sy0 = y0 + y * side / size, sy1 = std::max(sy0 + 1, y0 + (y + 1) * side / size);
+                const int64_t sx0 = x0 + x * side / size, sx1 = std::max(sx0 + 1, x0 + (x + 1) * side / size);
+                double acc = 0;
+                for (int64_t sy = sy0; sy < sy1; ++sy)
+                    for (int64_t sx = sx0; sx < sx1; ++sx) acc += px[(sy * w + sx) * channels + ch];
+                out[static_cast<size_t>((ch * size + y) * size + x)] =
+                    static_cast<uint8_t>(std::lround(acc / double((sy1 - sy0) * (sx1 - sx0))));
+            }
+    stbi_image_free(px);
+    return out;
 }
 
 Dataset read_image_folder(const std::string& dir, int64_t size, int64_t channels) {
@@ -142,28 +204,8 @@ Dataset read_image_folder(const std::string& dir, int64_t size, int64_t channels
     Dataset d;
     d.channels = channels, d.height = d.width = size;
     for (const std::string& p : paths) {
-        int w = 0, h = 0, c = 0;
-        if (!stbi_info(p.c_str(), &w, &h, &c)) throw DataError(fmt::format("{}: not a readable image ({})", p, stbi_failure_reason()));
-        if (w <= 0 || h <= 0 || int64_t(w) * h > (int64_t(1) << 28))
-            throw DataError(fmt::format("{}: image size {}x{} is out of range", p, w, h));
-        unsigned char* px = stbi_load(p.c_str(), &w, &h, &c, static_cast<int>(channels));
-        if (!px) throw DataError(fmt::format("{}: cannot decode ({})", p, stbi_failure_reason()));
-        // Centre crop to a square, then area-average (box filter) down or sample up to size x size.
-        const int64_t side = std::min(w, h), x0 = (w - side) / 2, y0 = (h - side) / 2;
-        const size_t base = d.pixels.size();
-        d.pixels.resize(base + static_cast<size_t>(channels * size * size));
-        for (int64_t ch = 0; ch < channels; ++ch)
-            for (int64_t y = 0; y < size; ++y)
-                for (int64_t x = 0; x < size; ++x) {
-                    const int64_t sy0 = y0 + y * side / size, sy1 = std::max(sy0 + 1, y0 + (y + 1) * side / size);
-                    const int64_t sx0 = x0 + x * side / size, sx1 = std::max(sx0 + 1, x0 + (x + 1) * side / size);
-                    double acc = 0;
-                    for (int64_t sy = sy0; sy < sy1; ++sy)
-                        for (int64_t sx = sx0; sx < sx1; ++sx) acc += px[(sy * w + sx) * channels + ch];
-                    d.pixels[base + static_cast<size_t>((ch * size + y) * size + x)] =
-                        static_cast<uint8_t>(std::lround(acc / double((sy1 - sy0) * (sx1 - sx0))));
-                }
-        stbi_image_free(px);
+        std::vector<uint8_t> px = decode_image(read_file_bytes(p, kMaxImageFileBytes), p, size, channels);
+        d.pixels.insert(d.pixels.end(), px.begin(), px.end());
         ++d.n;
     }
     d.description = fmt::format("{} ({} images, centre-cropped to {}x{})", dir, d.n, size, size);
@@ -198,9 +240,11 @@ Dataset load_dataset(const std::string& spec, Split split, int64_t channels, int
     return convert_channels(std::move(d), channels);
 }
 
-BatchLoader::BatchLoader(const Dataset& data, int64_t batch, uint64_t seed, bool flip)
-    : data_(data), batch_(batch), seed_(seed), flip_(flip) {
+BatchLoader::BatchLoader(const Dataset& data, int64_t batch, uint64_t seed, bool flip, int64_t shard, int64_t shards)
+    : data_(data), batch_(batch), seed_(seed), flip_(flip), shard_(shard), shards_(shards) {
     if (data.n <= 0) throw DataError("empty dataset");
+    if (shards < 1 || shard < 0 || shard >= shards || batch % shards != 0)
+        throw DataError(fmt::format("a batch of {} does not split into {} equal shards", batch, shards));
     worker_ = std::thread([this] {
         omp_set_num_threads(1);  // the training threads own the cores; this one only copies bytes
         std::unique_lock<std::mutex> lock(mu_);
@@ -247,13 +291,14 @@ const std::vector<int64_t>& BatchLoader::permutation(int64_t epoch) const {
 Tensor BatchLoader::make(int64_t k) const {
     const int64_t N = data_.n, B = batch_, bytes = data_.image_bytes();
     const int64_t H = data_.height, W = data_.width, C = data_.channels;
-    Tensor out(Shape{B, C, H, W}, DType::F32);
+    const int64_t b = B / shards_, first = shard_ * b;  // this shard's images of the global batch
+    Tensor out(Shape{b, C, H, W}, DType::F32);
     float* po = out.data<float>();
     Generator flips(seed_ ^ 0xF1F1F1F1F1F1F1F1ull);
     flips.set_state(flips.seed(), static_cast<uint64_t>(k) * static_cast<uint64_t>((B + 3) / 4));
     Tensor coin = rand({B}, flips, DType::F64);
-    for (int64_t i = 0; i < B; ++i) {
-        const int64_t idx = k * B + i;
+    for (int64_t i = 0; i < b; ++i) {
+        const int64_t idx = k * B + first + i;
         int64_t image;
         {
             std::lock_guard<std::mutex> lock(perm_mu_);
@@ -261,7 +306,7 @@ Tensor BatchLoader::make(int64_t k) const {
         }
         const uint8_t* src = data_.pixels.data() + image * bytes;
         float* dst = po + i * bytes;
-        const bool mirror = flip_ && coin.flat(i) < 0.5;
+        const bool mirror = flip_ && coin.flat(first + i) < 0.5;
         for (int64_t c = 0; c < C; ++c)
             for (int64_t y = 0; y < H; ++y)
                 for (int64_t x = 0; x < W; ++x)

@@ -38,24 +38,38 @@ enum class Split { Train, Test };
 // and checked (or, for image folders, resized) to size x size.
 Dataset load_dataset(const std::string& spec, Split split, int64_t channels, int64_t size);
 
-// Readers, each validating sizes against the file before trusting a header.
-Dataset read_idx_images(const std::string& path);           // magic 0x00000803
+// Limits that keep a hostile header from driving an allocation.
+inline constexpr size_t kMaxDatasetBytes = size_t(4) << 30;   // one IDX or CIFAR-10 file, after gunzip
+inline constexpr size_t kMaxImageFileBytes = size_t(256) << 20;
+inline constexpr int64_t kMaxImagePixels = int64_t(1) << 26;  // 8192 x 8192
+
+// Readers, each validating sizes against the file before trusting a header. The
+// parse_/decode_ functions work on bytes in memory (`name` is used in messages);
+// the read_ functions add the file system. Every failure is a DataError.
+Dataset parse_idx_images(const std::string& bytes, const std::string& name);  // magic 0x00000803
+void parse_cifar10_batch(const std::string& bytes, const std::string& name, Dataset& into);  // appends records
+std::vector<uint8_t> decode_image(const std::string& bytes, const std::string& name, int64_t size, int64_t channels);
+Dataset read_idx_images(const std::string& path);
 Dataset read_cifar10(const std::string& dir, Split split);
 Dataset read_image_folder(const std::string& dir, int64_t size, int64_t channels);
-std::string read_maybe_gz(const std::string& path, size_t max_bytes);  // whole file, gunzipped if .gz
+std::string read_file_bytes(const std::string& path, size_t max_bytes);
+std::string maybe_gunzip(std::string bytes, const std::string& name, size_t max_bytes);  // unchanged unless gzip magic
+std::string read_maybe_gz(const std::string& path, size_t max_bytes);  // whole file, gunzipped if gzip
 
 // Batches in a fixed order: batch k of the run is a pure function of (seed, k), so a
 // resumed run sees the same batches. Each epoch is a fresh permutation of the data
 // from the seed; with flip, each image is mirrored left-right with probability 1/2.
-// A background thread prepares batch k+1 while batch k is used.
+// A background thread prepares batch k+1 while batch k is used. With shards > 1
+// (data-parallel ranks) this loader yields only images [shard*b, (shard+1)*b) of each
+// global batch, b = batch / shards: together the shards are exactly the one-process batch.
 class BatchLoader {
 public:
-    BatchLoader(const Dataset& data, int64_t batch, uint64_t seed, bool flip);
+    BatchLoader(const Dataset& data, int64_t batch, uint64_t seed, bool flip, int64_t shard = 0, int64_t shards = 1);
     ~BatchLoader();
     BatchLoader(const BatchLoader&) = delete;
     BatchLoader& operator=(const BatchLoader&) = delete;
 
-    Tensor get(int64_t k);  // (batch, C, H, W) float32 in [-1, 1]
+    Tensor get(int64_t k);  // (batch / shards, C, H, W) float32 in [-1, 1]
     Tensor make(int64_t k) const;  // the same, computed on the calling thread
 
 private:
@@ -64,6 +78,7 @@ private:
     int64_t batch_;
     uint64_t seed_;
     bool flip_;
+    int64_t shard_, shards_;
     mutable std::mutex mu_;
     std::condition_variable cv_;
     std::thread worker_;

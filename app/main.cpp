@@ -2,12 +2,18 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <csignal>
+
 #include "app/commands.h"
+#include "app/distributed.h"
 #include "app/train.h"
 
 using namespace ddpm;
 
 int main(int argc, char** argv) {
+    Distributed& dist = Distributed::init(&argc, &argv);  // one rank unless started by mpirun
+    // A file-size limit (ulimit -f) or a full disk is a write error we report, not a signal that kills us.
+    std::signal(SIGXFSZ, SIG_IGN);
     CLI::App app{"ddpm: train, sample and evaluate DDPM diffusion models on the CPU"};
     app.require_subcommand(1);
     std::string command_line;
@@ -42,6 +48,8 @@ int main(int argc, char** argv) {
     train->add_option("--log-every", tr.log_every, "log line and loss.png every N steps")->capture_default_str();
     train->add_option("--keep", tr.keep_checkpoints, "checkpoints kept in the run folder")->capture_default_str();
     train->add_option("--sample-num", tr.sample_num, "images in the grids written while training")->capture_default_str();
+    train->add_option("--final-samples", tr.final_samples, "images in the grid written at the end (0: none)")
+        ->check(CLI::Range(0, 4096))->capture_default_str();
     train->add_option("--sample-steps", tr.sample_steps, "sampling steps for those grids")->capture_default_str();
     train->add_option("--sample-sampler", tr.sample_sampler, "sampler for those grids: ddpm (respaced ancestral) | ddim")
         ->check(CLI::IsMember({"ddpm", "ddim"}))->capture_default_str();
@@ -102,6 +110,11 @@ int main(int argc, char** argv) {
         if (*info) return run_info(what);
         if (*bench) return run_bench(bc);
     } catch (const std::exception& e) {
+        if (dist.active()) {  // the other ranks would wait for this one forever
+            fmt::print(stderr, "ddpm: error (rank {} of {}): {}\n", dist.rank(), dist.size(), e.what());
+            std::fflush(stderr);
+            dist.abort(1);
+        }
         fmt::print(stderr, "ddpm: error: {}\n", e.what());
         return 1;
     }

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <regex>
 
@@ -65,6 +66,15 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
     return out;
 }
 
+int remove_stale_temporaries(const std::string& run_dir) {
+    // write_file_atomic's temporaries: ".<name>.tmp.XXXXXX" beside the file they were to replace.
+    const std::regex tmp("\\..+\\.tmp\\.[A-Za-z0-9]{6}");
+    int removed = 0;
+    for (auto& e : fs::directory_iterator(run_dir))
+        if (e.is_regular_file() && std::regex_match(e.path().filename().string(), tmp)) removed += fs::remove(e.path());
+    return removed;
+}
+
 void prune_checkpoints(const std::string& run_dir, size_t keep) {
     std::vector<std::string> all = list_checkpoints(run_dir);
     for (size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i]);
@@ -77,6 +87,12 @@ void warn_if_slow_blas() {
                    "warning: OpenBLAS is using its generic '{}' kernels, several times slower than this CPU allows; "
                    "run `source scripts/openblas_env.sh` (sets OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE) first\n",
                    core);
+}
+
+int default_threads_per_rank() {
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");  // ranks on this machine, under mpirun
+    const int ranks_here = local ? std::max(1, std::atoi(local)) : 1;
+    return ranks_here > 1 ? std::max(1, omp_get_num_procs() / ranks_here) : 0;
 }
 
 void set_threads(int threads) {

@@ -25,6 +25,7 @@
 #include "nn/ema.h"
 #include "nn/optim.h"
 #include "nn/safetensors.h"
+#include "tensor/shape_ops.h"
 
 namespace ddpm {
 
@@ -59,7 +60,9 @@ std::string first_nonfinite_grad(const Module::NamedParameters& params) {
 struct Metrics {
     std::ofstream csv;
     std::vector<double> steps, losses;
+    // An empty path (ranks other than 0) keeps the history in memory only.
     Metrics(const std::string& path, int64_t resume_step) {
+        if (path.empty()) return;
         const char* header = "step,loss,loss_q1,loss_q2,loss_q3,loss_q4,lr,grad_norm,images_per_s,wall_s\n";
         std::string kept = header;
         if (resume_step > 0 && fs::exists(path)) {
@@ -68,7 +71,10 @@ struct Metrics {
             std::getline(in, line);
             while (std::getline(in, line)) {
                 double st = 0, lo = 0;
-                if (std::sscanf(line.c_str(), "%lf,%lf", &st, &lo) != 2 || st > static_cast<double>(resume_step)) continue;
+                // Only whole rows up to the checkpoint: a row cut short by a crash is dropped.
+                if (std::count(line.begin(), line.end(), ',') != 9 || std::sscanf(line.c_str(), "%lf,%lf", &st, &lo) != 2 ||
+                    st > static_cast<double>(resume_step))
+                    continue;
                 steps.push_back(st);
                 losses.push_back(lo);
                 kept += line + "\n";
@@ -97,18 +103,39 @@ void write_loss_plot(const std::string& path, const Metrics& m) {
 }  // namespace
 
 StepResult train_step(UNet& model, const GaussianDiffusion& diffusion, TimestepSampler& sampler, LossType loss_type,
-                      Adam& adam, EMA* ema, const Tensor& x0, Generator& gen, double lr, double grad_clip) {
+                      Adam& adam, EMA* ema, const Tensor& x0, Generator& gen, double lr, double grad_clip,
+                      Distributed* dist) {
     StepResult r;
-    TimestepSampler::Draw draw = sampler.sample(x0.size(0), gen, DType::F32);
-    Tensor noise = randn(x0.shape(), gen);
-    DenoiseFn net = [&](const Variable& x, const Tensor& t) { return model.forward(x, t); };
-    TrainingLosses l = training_losses(diffusion, net, x0, draw.t, noise, loss_type);
-    Variable loss = mean(l.loss * Variable(draw.weights));
+    // t and eps are drawn for the whole global batch on every rank, each rank keeping
+    // its slice: the ranks together see exactly the draws of a one-process run.
+    const int64_t ranks = dist ? dist->size() : 1, b = x0.size(0), B = b * ranks, first = dist ? dist->rank() * b : 0;
+    TimestepSampler::Draw draw = sampler.sample(B, gen, DType::F32);
+    Shape global_shape = x0.shape();
+    global_shape[0] = B;
+    Tensor noise = randn(global_shape, gen);
+    Tensor t = draw.t, weights = draw.weights;
+    if (ranks > 1) {
+        t = narrow(draw.t, 0, first, b), weights = narrow(draw.weights, 0, first, b), noise = narrow(noise, 0, first, b);
+    }
+    DenoiseFn net = [&](const Variable& x, const Tensor& tt) { return model.forward(x, tt); };
+    TrainingLosses l = training_losses(diffusion, net, x0, t, noise, loss_type);
+    Variable loss = mean(l.loss * Variable(weights));
     adam.zero_grad();
     loss.backward();
     r.loss = loss.item();
     r.t = draw.t;
     r.per_image_loss = l.loss.data();
+    if (ranks > 1) {
+        // The mean of the ranks' means is the global mean; every rank then holds the
+        // gradient of the whole batch, and the same loss to test.
+        dist->average_gradients(model.named_parameters());
+        dist->allreduce_sum(&r.loss, 1);
+        r.loss /= static_cast<double>(ranks);
+        Tensor all(Shape{B}, DType::F32);
+        Tensor local = r.per_image_loss.to(DType::F32);
+        dist->allgather(local.data<float>(), b, all.data<float>());
+        r.per_image_loss = all;
+    }
     r.nonfinite = std::isfinite(r.loss) ? first_nonfinite_grad(model.named_parameters()) : "the loss";
     if (!r.nonfinite.empty()) return r;
     r.grad_norm = clip_grad_norm(model.parameters(), grad_clip);
@@ -124,7 +151,8 @@ nlohmann::json TrainOptions::to_json() const {
             {"lr", lr}, {"warmup", warmup}, {"ema", ema}, {"grad_clip", grad_clip}, {"diffusion", diffusion.to_json()},
             {"timestep_sampler", timestep_sampler}, {"flip", flip}, {"seed", seed}, {"threads", threads},
             {"sample_every", sample_every}, {"ckpt_every", ckpt_every}, {"log_every", log_every},
-            {"keep_checkpoints", keep_checkpoints}, {"sample_num", sample_num}, {"sample_steps", sample_steps},
+            {"keep_checkpoints", keep_checkpoints}, {"sample_num", sample_num}, {"final_samples", final_samples},
+            {"sample_steps", sample_steps},
             {"sample_sampler", sample_sampler},
             {"skip_nonfinite", skip_nonfinite}, {"command_line", command_line}};
 }
@@ -151,6 +179,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     o.log_every = j.at("log_every");
     o.keep_checkpoints = j.at("keep_checkpoints");
     o.sample_num = j.at("sample_num");
+    o.final_samples = j.value("final_samples", int64_t{64});
     o.sample_steps = j.at("sample_steps");
     o.sample_sampler = j.value("sample_sampler", "ddpm");
     o.skip_nonfinite = j.at("skip_nonfinite");
@@ -166,7 +195,12 @@ int run_train(TrainOptions opt) {
         const fs::path saved = fs::path(dir) / "train.json";
         if (!fs::exists(saved)) throw std::runtime_error(dir + ": not a run folder (no train.json)");
         std::ifstream in(saved);
-        TrainOptions prev = TrainOptions::from_json(nlohmann::json::parse(in));
+        TrainOptions prev;
+        try {
+            prev = TrainOptions::from_json(nlohmann::json::parse(in));
+        } catch (const std::exception& e) {  // bad JSON, a missing field, a field of the wrong type
+            throw std::runtime_error(fmt::format("{}: not a usable train.json: {}", saved.string(), e.what()));
+        }
         if (opt.steps) prev.steps = opt.steps;
         if (opt.minutes) prev.minutes = opt.minutes;
         if (opt.threads) prev.threads = opt.threads;
@@ -182,7 +216,11 @@ int run_train(TrainOptions opt) {
     if (!(opt.ema >= 0 && opt.ema < 1)) throw std::invalid_argument("--ema must be in [0, 1)");
     if (opt.sample_every < 0 || opt.ckpt_every < 0 || opt.warmup < 0 || opt.steps < 0 || opt.minutes < 0)
         throw std::invalid_argument("step counts and minutes must not be negative");
-    set_threads(opt.threads);
+    Distributed& dist = Distributed::get();
+    const bool root = dist.is_root();  // rank 0 alone writes the run folder and prints
+    if (opt.batch % dist.size() != 0)
+        throw std::invalid_argument(fmt::format("--batch {} does not split evenly over {} ranks", opt.batch, dist.size()));
+    set_threads(opt.threads ? opt.threads : default_threads_per_rank());
 
     UNetConfig cfg = UNetConfig::load(opt.config);
     if (opt.diffusion.loss == "hybrid") cfg.out_channels = 2 * cfg.in_channels;
@@ -191,7 +229,7 @@ int run_train(TrainOptions opt) {
     const LossType loss_type = parse_loss_type(opt.diffusion.loss);
     // Load the data before touching the run folder, so a bad --data writes nothing.
     Dataset data = load_dataset(opt.data, Split::Train, cfg.in_channels, cfg.image_size);
-    warn_if_slow_blas();  // after the checks, so that a bad flag gets a one-line error
+    if (root) warn_if_slow_blas();  // after the checks, so that a bad flag gets a one-line error
 
     if (opt.out.empty()) {
         char stamp[32];
@@ -201,9 +239,13 @@ int run_train(TrainOptions opt) {
     }
     if (resume_ckpt.empty() && !list_checkpoints(opt.out).empty())
         throw std::runtime_error(opt.out + ": already holds a run; use --resume " + opt.out + " or another --out");
-    fs::create_directories(opt.out);
-    write_file_atomic((fs::path(opt.out) / "train.json").string(), opt.to_json().dump(2) + "\n");
-    write_file_atomic((fs::path(opt.out) / "config.json").string(), cfg.to_json().dump(2) + "\n");
+    if (root) {
+        fs::create_directories(opt.out);
+        if (int removed = remove_stale_temporaries(opt.out))
+            fmt::print("removed {} temporary file(s) left by an interrupted write\n", removed);
+        write_file_atomic((fs::path(opt.out) / "train.json").string(), opt.to_json().dump(2) + "\n");
+        write_file_atomic((fs::path(opt.out) / "config.json").string(), cfg.to_json().dump(2) + "\n");
+    }
 
     UNet model(cfg, InitScheme::DDPM, opt.seed);
     AdamOptions ao;
@@ -216,13 +258,19 @@ int run_train(TrainOptions opt) {
     if (!resume_ckpt.empty()) {
         restore_checkpoint(load_safetensors(resume_ckpt), state, resume_ckpt);
         sampler.load_state(state.extra.at("timestep_sampler"));
-        fmt::print("resumed {} at step {}\n", resume_ckpt, state.step);
+        if (root) fmt::print("resumed {} at step {}\n", resume_ckpt, state.step);
     }
-    Metrics metrics((fs::path(opt.out) / "metrics.csv").string(), state.step);
-    BatchLoader loader(data, opt.batch, opt.seed + 2, opt.flip);
+    if (dist.rank() > 0) {  // each rank its own dropout masks (the checkpoint holds rank 0's stream)
+        Generator& g = model.dropout_generator();
+        g.set_state(g.seed() + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(dist.rank()), g.offset());
+    }
+    Metrics metrics(root ? (fs::path(opt.out) / "metrics.csv").string() : "", state.step);
+    BatchLoader loader(data, opt.batch, opt.seed + 2, opt.flip, dist.rank(), dist.size());
     DenoiseFn net = [&](const Variable& x, const Tensor& t) { return model.forward(x, t); };
 
     auto save = [&](int64_t step) {
+        if (!root) return;
+        metrics.csv.flush();  // every row up to this checkpoint is on disk before the checkpoint is
         state.step = step;
         state.extra = {{"diffusion", opt.diffusion.to_json()}, {"timestep_sampler", sampler.state()},
                        {"data", opt.data}};
@@ -230,6 +278,7 @@ int run_train(TrainOptions opt) {
         prune_checkpoints(opt.out, static_cast<size_t>(std::max<int64_t>(1, opt.keep_checkpoints)));
     };
     auto sample_grid = [&](const std::string& name, int64_t num) {
+        if (!root) return;
         NoGradGuard no_grad;
         EMA::Scope use_ema(ema);
         model.eval();
@@ -245,6 +294,15 @@ int run_train(TrainOptions opt) {
         write_png((fs::path(opt.out) / name).string(), make_grid(x, static_cast<int64_t>(std::ceil(std::sqrt(double(num))))));
     };
 
+    // Every rank must hold the same weights: compared (by hash) at each log step and at the end.
+    auto check_replicas = [&](int64_t at_step) {
+        const uint64_t h = weights_hash(model.named_parameters());
+        const int64_t h63 = static_cast<int64_t>(h >> 1);
+        if (dist.allreduce_max(h63) != -dist.allreduce_max(-h63))
+            throw std::runtime_error(fmt::format("rank {}: the weights differ between ranks after step {}", dist.rank(), at_step));
+        return h;
+    };
+
     g_signal = 0;
     auto old_int = std::signal(SIGINT, on_signal);
     auto old_term = std::signal(SIGTERM, on_signal);
@@ -252,29 +310,39 @@ int run_train(TrainOptions opt) {
     const double start = now_s();
     double last_log = start, ema_rate = 0;
     int64_t step = state.step, last_log_step = step;
-    fmt::print("training '{}' ({} parameters) on {}, batch {}, run folder {}\n", cfg.name, model.num_parameters(),
-               data.description, opt.batch, opt.out);
+    if (root)
+        fmt::print("training '{}' ({} parameters) on {}, batch {}{}, run folder {}\n", cfg.name, model.num_parameters(),
+                   data.description, opt.batch,
+                   dist.active() ? fmt::format(" over {} ranks of {}", dist.size(), opt.batch / dist.size()) : "", opt.out);
     std::fflush(stdout);
     int exit_code = 0;
     model.train();
+    const bool tty_out = tty && root;
+    double step_seconds = 0;
     for (;;) {
         if (opt.steps && step >= opt.steps) break;
-        if (opt.minutes && now_s() - start >= opt.minutes * 60) break;
-        if (g_signal) {
-            exit_code = 128 + g_signal;
+        // Stop for a signal or the time budget: decided together, so that no rank is
+        // left waiting in a collective for one that stopped (2 x signal, or 1 when time is up).
+        int64_t stop = g_signal ? 2 * int64_t(g_signal) : (opt.minutes && now_s() - start >= opt.minutes * 60) ? 1 : 0;
+        if (dist.active()) stop = dist.allreduce_max(stop);
+        if (stop == 1) break;
+        if (stop >= 2) {
+            exit_code = 128 + static_cast<int>(stop / 2);
             break;
         }
+        const double step_start = now_s();
         StepResult r = train_step(model, diffusion, sampler, loss_type, adam, &ema, loader.get(step), train_gen,
-                                  schedule.at(step), opt.grad_clip);
+                                  schedule.at(step), opt.grad_clip, &dist);
+        step_seconds += now_s() - step_start;
         const double loss_v = r.loss, gnorm = r.grad_norm;
-        if (!r.nonfinite.empty()) {
-            fmt::print(stderr, "\nstep {}: non-finite value in {} (loss {}); ", step, r.nonfinite, loss_v);
+        if (!r.nonfinite.empty()) {  // the same on every rank: loss and gradients are the averaged ones
+            if (root) fmt::print(stderr, "\nstep {}: non-finite value in {} (loss {}); ", step, r.nonfinite, loss_v);
             if (opt.skip_nonfinite) {
-                fmt::print(stderr, "skipping the step\n");
+                if (root) fmt::print(stderr, "skipping the step\n");
                 ++step;
                 continue;
             }
-            fmt::print(stderr, "stopping; the last good checkpoint is kept\n");
+            if (root) fmt::print(stderr, "stopping; the last good checkpoint is kept\n");
             exit_code = 1;
             break;
         }
@@ -304,7 +372,8 @@ int run_train(TrainOptions opt) {
         metrics.losses.push_back(loss_v);
 
         const bool log_now = step % std::max<int64_t>(1, opt.log_every) == 0;
-        if (tty || log_now) {
+        if (log_now && dist.active()) check_replicas(step);
+        if (root && (tty || log_now)) {
             const double smooth = metrics.losses.size() >= 20
                                       ? std::accumulate(metrics.losses.end() - 20, metrics.losses.end(), 0.0) / 20
                                       : loss_v;
@@ -312,7 +381,7 @@ int run_train(TrainOptions opt) {
             if (opt.steps) eta = (opt.steps - step) * opt.batch / ema_rate;
             if (opt.minutes) eta = std::min(std::isfinite(eta) ? eta : 1e300, opt.minutes * 60 - (t_now - start));
             const std::string total = opt.steps ? std::to_string(opt.steps) : "-";
-            if (tty) {
+            if (tty_out) {
                 const double frac = opt.steps ? double(step) / opt.steps
                                               : (opt.minutes ? (t_now - start) / (opt.minutes * 60) : 0.0);
                 const int width = 24, fill = static_cast<int>(std::clamp(frac, 0.0, 1.0) * width);
@@ -331,19 +400,27 @@ int run_train(TrainOptions opt) {
         if (opt.ckpt_every && step % opt.ckpt_every == 0) save(step);
         if (opt.sample_every && step % opt.sample_every == 0) sample_grid(fmt::format("samples_{:08d}.png", step), opt.sample_num);
     }
-    if (tty) fmt::print(stderr, "\n");
+    if (tty_out) fmt::print(stderr, "\n");
+    if (dist.active()) {
+        const uint64_t h = check_replicas(step);
+        if (root)
+            fmt::print("{} ranks: weights identical on every rank after step {} (hash {:016x}); communication {:.1f}% of "
+                       "the step time ({:.2f} of {:.2f} s)\n",
+                       dist.size(), step, h, 100.0 * dist.comm_seconds / std::max(1e-9, step_seconds), dist.comm_seconds,
+                       step_seconds);
+    }
     std::signal(SIGINT, old_int);
     std::signal(SIGTERM, old_term);
     metrics.csv.flush();
     if (exit_code == 1) return 1;  // non-finite: keep the last good checkpoint as it is
     if (list_checkpoints(opt.out).empty() || list_checkpoints(opt.out).back() != checkpoint_path(opt.out, step)) save(step);
-    if (!metrics.steps.empty()) write_loss_plot((fs::path(opt.out) / "loss.png").string(), metrics);
+    if (root && !metrics.steps.empty()) write_loss_plot((fs::path(opt.out) / "loss.png").string(), metrics);
     if (exit_code) {
-        fmt::print("stopped by signal {} at step {}; checkpoint {}\n", exit_code - 128, step, checkpoint_path(opt.out, step));
+        if (root) fmt::print("stopped by signal {} at step {}; checkpoint {}\n", exit_code - 128, step, checkpoint_path(opt.out, step));
         return exit_code;
     }
-    sample_grid(fmt::format("samples_{:08d}.png", step), std::max<int64_t>(opt.sample_num, 64));
-    fmt::print("done: {} steps in {}; checkpoint {}, samples {}\n", step, format_duration(now_s() - start),
+    if (opt.final_samples > 0) sample_grid(fmt::format("samples_{:08d}.png", step), opt.final_samples);
+    if (root) fmt::print("done: {} steps in {}; checkpoint {}, samples {}\n", step, format_duration(now_s() - start),
                checkpoint_path(opt.out, step), (fs::path(opt.out) / fmt::format("samples_{:08d}.png", step)).string());
     return 0;
 }

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "app/distributed.h"
 #include "app/run.h"
 #include "diffusion/timestep_sampler.h"
 #include "diffusion/training_losses.h"
@@ -30,6 +31,7 @@ struct TrainOptions {
     int threads = 0;
     int64_t sample_every = 1000, ckpt_every = 1000, log_every = 50, keep_checkpoints = 3;
     int64_t sample_num = 36, sample_steps = 100;  // grids while training and at the end
+    int64_t final_samples = 64;                   // the grid at the end of the run (0: none)
     std::string sample_sampler = "ddpm";          // ddpm (ancestral, respaced) | ddim (eta 0)
     bool skip_nonfinite = false;  // skip a step with a non-finite loss or gradient instead of stopping
     std::string command_line;
@@ -38,7 +40,8 @@ struct TrainOptions {
     static TrainOptions from_json(const nlohmann::json& j);
 };
 
-// One optimisation step: t and eps drawn from `gen`, the loss (L_simple or
+// One optimisation step (on this rank's slice x0 of the global batch when `dist` has
+// several ranks, the gradients then averaged over the ranks): t and eps drawn from `gen`, the loss (L_simple or
 // L_hybrid, weighted for the timestep sampler), backward, a check that the loss and
 // every gradient are finite, clipping, Adam and EMA. On a non-finite value nothing
 // is updated and `nonfinite` names the loss or the first parameter that went bad.
@@ -48,7 +51,8 @@ struct StepResult {
     std::string nonfinite;
 };
 StepResult train_step(UNet& model, const GaussianDiffusion& diffusion, TimestepSampler& sampler, LossType loss_type,
-                      Adam& adam, EMA* ema, const Tensor& x0, Generator& gen, double lr, double grad_clip);
+                      Adam& adam, EMA* ema, const Tensor& x0, Generator& gen, double lr, double grad_clip,
+                      Distributed* dist = nullptr);
 
 // Returns the process exit code: 0 done, 130/143 stopped by SIGINT/SIGTERM after
 // checkpointing, 1 on a non-finite loss (the last good checkpoint kept).

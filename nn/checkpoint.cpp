@@ -13,7 +13,7 @@ nlohmann::json meta_json(const SafeTensors& st, const std::string& key, const st
     if (it == st.metadata.end()) throw FormatError(fmt::format("{}: __metadata__ has no '{}'", origin, key));
     try {
         return nlohmann::json::parse(it->second);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // bad syntax, or a number out of range
         throw FormatError(fmt::format("{}: __metadata__.{} is not valid JSON: {}", origin, key, e.what()));
     }
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <stdexcept>
+#include <type_traits>
 
 namespace ddpm {
 
@@ -39,13 +40,31 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
         if (!ok) throw std::invalid_argument(fmt::format("config: unknown field '{}'", it.key()));
     }
     UNetConfig c;
+    // Each field must have exactly its type: 1.5 channels or "8" groups is refused,
+    // never rounded or converted.
+    auto wrong = [&](const char* key, const char* expected) {
+        throw std::invalid_argument(fmt::format("config: field '{}' = {} is not {}", key, j.at(key).dump(), expected));
+    };
     auto get = [&](const char* key, auto& field) {
         if (!j.contains(key)) return;
-        try {
-            j.at(key).get_to(field);
-        } catch (const nlohmann::json::exception&) {
-            throw std::invalid_argument(fmt::format("config: field '{}' has the wrong type ({})", key,
-                                                    j.at(key).dump()));
+        const nlohmann::json& v = j.at(key);
+        using T = std::decay_t<decltype(field)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+            if (!v.is_string()) wrong(key, "a string");
+            field = v.get<std::string>();
+        } else if constexpr (std::is_same_v<T, double>) {
+            if (!v.is_number()) wrong(key, "a number");
+            field = v.get<double>();
+        } else if constexpr (std::is_same_v<T, int64_t>) {
+            if (!v.is_number_integer()) wrong(key, "an integer");
+            field = v.get<int64_t>();
+        } else {
+            if (!v.is_array() || v.size() > 64) wrong(key, "a list of at most 64 integers");
+            field.clear();
+            for (const nlohmann::json& e : v) {
+                if (!e.is_number_integer()) wrong(key, "a list of integers");
+                field.push_back(e.get<int64_t>());
+            }
         }
     };
     get("name", c.name);
@@ -79,23 +98,36 @@ nlohmann::json UNetConfig::to_json() const {
             {"gn_eps", gn_eps}};
 }
 
-UNetConfig UNetConfig::load(const std::string& name_or_path) {
-    if (is_preset(name_or_path)) return preset(name_or_path);
-    std::ifstream in(name_or_path);
-    if (!in)
-        throw std::invalid_argument(
-            fmt::format("config '{}' is neither a preset (tiny, small, cifar10) nor a readable file", name_or_path));
+UNetConfig UNetConfig::parse(const std::string& text, const std::string& origin) {
     nlohmann::json j;
     try {
-        j = nlohmann::json::parse(in);
+        j = nlohmann::json::parse(text);
     } catch (const nlohmann::json::parse_error& e) {
-        throw std::invalid_argument(fmt::format("config {}: bad JSON at byte {}: {}", name_or_path, e.byte, e.what()));
+        throw std::invalid_argument(fmt::format("config {}: bad JSON at byte {}: {}", origin, e.byte, e.what()));
+    } catch (const nlohmann::json::exception& e) {  // e.g. a number too large for a double
+        throw std::invalid_argument(fmt::format("config {}: unusable JSON: {}", origin, e.what()));
     }
     try {
         return from_json(j);
     } catch (const std::invalid_argument& e) {
-        throw std::invalid_argument(fmt::format("{}: {}", name_or_path, e.what()));
+        throw std::invalid_argument(fmt::format("{}: {}", origin, e.what()));
     }
+}
+
+UNetConfig UNetConfig::load(const std::string& name_or_path) {
+    if (is_preset(name_or_path)) return preset(name_or_path);
+    std::ifstream in(name_or_path, std::ios::binary);
+    if (!in)
+        throw std::invalid_argument(
+            fmt::format("config '{}' is neither a preset (tiny, small, cifar10) nor a readable file", name_or_path));
+    std::string text;
+    char buf[4096];
+    while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
+        text.append(buf, static_cast<size_t>(in.gcount()));
+        if (text.size() > (size_t(1) << 20))
+            throw std::invalid_argument(fmt::format("config {}: more than 1 MiB, not a config file", name_or_path));
+    }
+    return parse(text, name_or_path);
 }
 
 void UNetConfig::validate() const {
@@ -125,6 +157,14 @@ void UNetConfig::validate() const {
             bad(fmt::format("level width {} is not divisible into {} heads", channels * m, heads));
     if (!(dropout >= 0.0 && dropout < 1.0)) bad(fmt::format("dropout = {} must be in [0, 1)", dropout));
     if (!(gn_eps > 0.0 && std::isfinite(gn_eps))) bad(fmt::format("gn_eps = {} must be positive", gn_eps));
+    for (int64_t r : attn_resolutions)
+        if (r <= 0 || r > image_size) bad(fmt::format("attention resolution {} is not in [1, image_size]", r));
+    // Not absurd: the 3x3 convs of all levels (down and up paths) under 2^31 weights.
+    double conv_weights = 0;
+    for (int64_t m : ch_mult) conv_weights += 2.0 * (2 * num_res_blocks + 2) * 9.0 * double(channels * m) * double(channels * m);
+    if (conv_weights > double(int64_t{1} << 31))
+        bad(fmt::format("about {:.3g} weights (channels {} x ch_mult, {} res blocks) is more than 2^31", conv_weights,
+                        channels, num_res_blocks));
 }
 
 }  // namespace ddpm

@@ -26,6 +26,7 @@ struct UNetConfig {
     static bool is_preset(const std::string& name);
     // A preset name, or a path to a JSON file with the fields above.
     static UNetConfig load(const std::string& name_or_path);
+    static UNetConfig parse(const std::string& json_text, const std::string& origin);  // origin names it in errors
     static UNetConfig from_json(const nlohmann::json& j);  // missing fields keep the defaults
     nlohmann::json to_json() const;
 

@@ -72,6 +72,8 @@ SafeTensors safetensors_parse(const std::string& bytes, const std::string& origi
         header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
     } catch (const nlohmann::json::parse_error& e) {
         bad(origin, fmt::format("header is not valid JSON at byte {}: {}", 8 + e.byte, e.what()));
+    } catch (const nlohmann::json::exception& e) {  // e.g. a number too large for a double
+        bad(origin, fmt::format("header is not usable JSON: {}", e.what()));
     }
     if (!header.is_object()) bad(origin, "header is not a JSON object");
     const uint64_t data_begin = 8 + n, data_len = bytes.size() - data_begin;

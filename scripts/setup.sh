@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(build-essential cmake pkg-config libopenblas-openmp-dev doctest-dev libbenchmark-dev
-          nlohmann-json3-dev libcli11-dev libfmt-dev zlib1g-dev libpng-dev libstb-dev dataset-fashion-mnist)
+          nlohmann-json3-dev libcli11-dev libfmt-dev zlib1g-dev libpng-dev libstb-dev dataset-fashion-mnist
+          libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

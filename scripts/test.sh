@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh "$@"
+# doctest_discover_tests splits names at ';' (a CMake list) and ctest would then run nothing.
+if grep -nE 'TEST_CASE\("[^"]*;' tests/*.cpp; then echo "test names must not contain ';'"; exit 1; fi
 source scripts/openblas_env.sh
 echo "OpenBLAS: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-auto}"
 # One test at a time: every test already uses all cores through OpenMP, and two

@@ -54,7 +54,8 @@ std::string scratch(const std::string& name) {
     return p.string();
 }
 
-const char* kFew = " --config tiny --batch 8 --diffusion-steps 50 --sample-num 4 --sample-steps 5 --log-every 2 --threads 2";
+const char* kFew = " --config tiny --batch 8 --diffusion-steps 50 --sample-num 4 --final-samples 4 --sample-steps 5 --log-every 2"
+                   " --threads 2";
 
 std::string read_all(const std::string& p) {
     std::ifstream in(p, std::ios::binary);
@@ -168,7 +169,8 @@ TEST_CASE("--resume continues bit for bit: 2N steps equal N + N") {
         std::ofstream(cfg) << j.dump();
     }
     const std::string flags = " --config " + cfg +
-                              " --batch 8 --diffusion-steps 50 --sample-every 0 --ckpt-every 0 --threads 2 --flip"
+                              " --batch 8 --diffusion-steps 50 --sample-every 0 --ckpt-every 0 --threads 2 --flip --final-samples 4"
+                              " --sample-steps 2"
                               " --timestep-sampler importance --warmup 2";
     const std::string a = scratch("a"), b = scratch("b");
     REQUIRE(run_ddpm("train" + flags + " --steps 6 --out " + a).code == 0);
@@ -190,7 +192,7 @@ TEST_CASE("--resume continues bit for bit: 2N steps equal N + N") {
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 7);
 }
 
-TEST_CASE("SIGTERM checkpoints and exits 143; a non-finite loss stops with the step named") {
+TEST_CASE("SIGTERM checkpoints and exits 143, and a non-finite loss stops with the step named") {
     const std::string run = scratch("signal");
     Result r = run_ddpm_prefixed("timeout --preserve-status -s TERM 8", "train" + std::string(kFew) +
                                  " --steps 1000000 --sample-every 0 --ckpt-every 0 --out " + run);

@@ -38,7 +38,7 @@ std::string message(const std::function<void()>& f) {
 }
 }  // namespace
 
-TEST_CASE("IDX images: plain and gzipped files read; bad headers are refused by name and byte") {
+TEST_CASE("IDX images: plain and gzipped files read, bad headers are refused by name and byte") {
     fs::path d = dir_for("idx");
     write(d / "ok", idx_bytes(0x803, 3, 2, 2, 12));
     Dataset ds = read_idx_images((d / "ok").string());

@@ -186,7 +186,7 @@ TEST_CASE("the U-Net matches PyTorch number for number (fixture from tests/fixtu
     CHECK(test::max_abs_diff(y32.data().to(DType::F64), st.at("y")) < 1e-4);
 }
 
-TEST_CASE("train and eval mode reach every submodule; dropout acts only in training") {
+TEST_CASE("train and eval mode reach every submodule, and dropout acts only in training") {
     UNetConfig c = UNetConfig::preset("tiny");
     c.dropout = 0.5;
     UNet net(c, InitScheme::DDPM, 1);
