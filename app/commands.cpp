@@ -181,10 +181,16 @@ int run_eval(const EvalCommand& c) {
 }
 
 int run_bench(const BenchCommand& c) {
-    set_threads(c.threads);
+    // Under mpirun the global batch is split over the ranks as in training, and the
+    // figures are those of the whole job (rank 0 prints them).
+    Distributed& dist = Distributed::get();
+    set_threads(c.threads ? c.threads : default_threads_per_rank());
     if (c.batch < 1 || c.steps < 1) throw std::invalid_argument("--batch and --steps must be at least 1");
+    if (c.batch % dist.size() != 0)
+        throw std::invalid_argument(fmt::format("--batch {} does not split evenly over {} ranks", c.batch, dist.size()));
+    const int64_t local_batch = c.batch / dist.size();
     UNetConfig cfg = UNetConfig::load(c.config);
-    warn_if_slow_blas();
+    if (dist.is_root()) warn_if_slow_blas();
     UNet model(cfg, InitScheme::DDPM, 0);
     DiffusionSettings ds;
     GaussianDiffusion diffusion = ds.make();
@@ -192,7 +198,7 @@ int run_bench(const BenchCommand& c) {
     Adam adam(model.named_parameters(), AdamOptions{});
     EMA ema(model.named_parameters(), 0.9999);
     Generator gen(0);
-    const Shape shape{c.batch, cfg.in_channels, cfg.image_size, cfg.image_size};
+    const Shape shape{local_batch, cfg.in_channels, cfg.image_size, cfg.image_size};
     Tensor x0 = ddpm::clamp(randn(shape, gen), -1.0, 1.0);
     double gflop_image = 0;
     {
@@ -207,7 +213,7 @@ int run_bench(const BenchCommand& c) {
         std::sort(v.begin(), v.end());
         return v[v.size() / 2];
     };
-    std::vector<double> step_s, fwd_s, ddim_s;
+    std::vector<double> step_s, fwd_s, ddim_s, comm_s;
     int64_t allocs = 0;
     GaussianDiffusion ddim = diffusion.respaced(space_timesteps(ds.T, "ddim50"));
     DenoiseFn net = [&](const Variable& x, const Tensor& t) { return model.forward(x, t); };
@@ -215,14 +221,16 @@ int run_bench(const BenchCommand& c) {
         const bool timed = i >= 2, profiled = c.profile && i == c.steps + 1;
         const int64_t before = allocator_stats().system_allocations;
         if (profiled) profiler::enable(true);
+        const double comm_before = dist.comm_seconds;
         auto t0 = now();
         model.train();
-        train_step(model, diffusion, sampler, LossType::Simple, adam, &ema, x0, gen, 2e-4, 1.0);
+        train_step(model, diffusion, sampler, LossType::Simple, adam, &ema, x0, gen, 2e-4, 1.0, &dist);
         auto t1 = now();
+        if (timed) comm_s.push_back(dist.comm_seconds - comm_before);
         if (profiled) profiler::enable(false);
         if (timed) allocs += allocator_stats().system_allocations - before;
         model.eval();
-        Tensor tt = randint(ds.T, {c.batch}, gen);
+        Tensor tt = randint(ds.T, {local_batch}, gen);
         {
             NoGradGuard ng;
             auto f0 = now();
@@ -237,13 +245,17 @@ int run_bench(const BenchCommand& c) {
     struct rusage ru {};
     getrusage(RUSAGE_SELF, &ru);
     const double step = median(step_s), fwd = median(fwd_s);
+    // With several ranks the allreduce ends every step together, so rank 0's step time
+    // is the job's; forward and DDIM figures are of rank 0's slice of the batch.
     nlohmann::ordered_json j = {
         {"framework", "ddpm.cpp"}, {"config", cfg.name}, {"batch", c.batch}, {"threads", omp_get_max_threads()},
-        {"train_step_s", step}, {"forward_s", fwd}, {"ddim_step_s", median(ddim_s)},
+        {"ranks", dist.size()}, {"train_step_s", step}, {"images_per_s", c.batch / step},
+        {"comm_share", median(comm_s) / step}, {"forward_s", fwd}, {"ddim_step_s", median(ddim_s)},
         {"peak_rss_mib", ru.ru_maxrss / 1024.0}, {"train_gflops", 3 * gflop_image * c.batch / step},
         {"forward_gflops", gflop_image * c.batch / fwd},
         {"tensor_allocations_per_step", static_cast<double>(allocs) / static_cast<double>(c.steps)},
         {"steps_timed", c.steps}};
+    if (!dist.is_root()) return 0;
     fmt::print("{}\n", j.dump());
     if (c.profile) {
         auto stats = profiler::snapshot();
