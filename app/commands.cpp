@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "app/data.h"
+#include "app/heap_counter.h"
 #include "app/image_io.h"
 #include "app/npy.h"
 #include "app/plot.h"
@@ -214,12 +215,12 @@ int run_bench(const BenchCommand& c) {
         return v[v.size() / 2];
     };
     std::vector<double> step_s, fwd_s, ddim_s, comm_s;
-    int64_t allocs = 0;
+    int64_t allocs = 0, news = 0;
     GaussianDiffusion ddim = diffusion.respaced(space_timesteps(ds.T, "ddim50"));
     DenoiseFn net = [&](const Variable& x, const Tensor& t) { return model.forward(x, t); };
     for (int64_t i = 0; i < c.steps + 2; ++i) {  // two warm-up rounds
         const bool timed = i >= 2, profiled = c.profile && i == c.steps + 1;
-        const int64_t before = allocator_stats().system_allocations;
+        const int64_t before = allocator_stats().system_allocations, news_before = heap_allocations();
         if (profiled) profiler::enable(true);
         const double comm_before = dist.comm_seconds;
         auto t0 = now();
@@ -228,7 +229,7 @@ int run_bench(const BenchCommand& c) {
         auto t1 = now();
         if (timed) comm_s.push_back(dist.comm_seconds - comm_before);
         if (profiled) profiler::enable(false);
-        if (timed) allocs += allocator_stats().system_allocations - before;
+        if (timed) allocs += allocator_stats().system_allocations - before, news += heap_allocations() - news_before;
         model.eval();
         Tensor tt = randint(ds.T, {local_batch}, gen);
         {
@@ -254,6 +255,7 @@ int run_bench(const BenchCommand& c) {
         {"peak_rss_mib", ru.ru_maxrss / 1024.0}, {"train_gflops", 3 * gflop_image * c.batch / step},
         {"forward_gflops", gflop_image * c.batch / fwd},
         {"tensor_allocations_per_step", static_cast<double>(allocs) / static_cast<double>(c.steps)},
+        {"heap_allocations_per_step", static_cast<double>(news) / static_cast<double>(c.steps)},
         {"steps_timed", c.steps}};
     if (!dist.is_root()) return 0;
     fmt::print("{}\n", j.dump());

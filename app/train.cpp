@@ -420,8 +420,12 @@ int run_train(TrainOptions opt) {
         return exit_code;
     }
     if (opt.final_samples > 0) sample_grid(fmt::format("samples_{:08d}.png", step), opt.final_samples);
-    if (root) fmt::print("done: {} steps in {}; checkpoint {}, samples {}\n", step, format_duration(now_s() - start),
-               checkpoint_path(opt.out, step), (fs::path(opt.out) / fmt::format("samples_{:08d}.png", step)).string());
+    if (root)
+        fmt::print("done: {} steps in {}; checkpoint {}{}\n", step, format_duration(now_s() - start),
+                   checkpoint_path(opt.out, step),
+                   opt.final_samples > 0
+                       ? ", samples " + (fs::path(opt.out) / fmt::format("samples_{:08d}.png", step)).string()
+                       : "");
     return 0;
 }
 

@@ -63,6 +63,9 @@ Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias,
 // Normalisation (ops_norm.cpp).
 Variable group_norm(const Variable& x, const Variable& gamma, const Variable& beta, int64_t groups,
                     double eps = 1e-5);
+// silu(group_norm(x)) in one fused kernel each way (the pair every U-Net block uses).
+Variable group_norm_silu(const Variable& x, const Variable& gamma, const Variable& beta, int64_t groups,
+                         double eps = 1e-5);
 
 // Shapes and resampling (ops_shape.cpp).
 Variable reshape(const Variable& x, const Shape& shape);

@@ -17,11 +17,22 @@ GroupNorm::GroupNorm(int64_t groups_, int64_t channels_, Initializer& init, doub
 }
 
 Variable GroupNorm::forward(const Variable& x) {
-    if (x.dim() < 2 || x.size(1) != channels)
-        fail("group_norm(" + name() + ")", fmt::format("input {} for {} channels", x.data().describe(), channels));
+    check_input(x);
     Variable y = group_norm(x, weight, bias, groups, eps);
     LayerTrace::record({name(), "group_norm", y.shape(), 2 * channels, 0.0});
     return y;
+}
+
+Variable GroupNorm::forward_silu(const Variable& x) {
+    check_input(x);
+    Variable y = group_norm_silu(x, weight, bias, groups, eps);
+    LayerTrace::record({name(), "group_norm_silu", y.shape(), 2 * channels, 0.0});
+    return y;
+}
+
+void GroupNorm::check_input(const Variable& x) const {
+    if (x.dim() < 2 || x.size(1) != channels)
+        fail("group_norm(" + name() + ")", fmt::format("input {} for {} channels", x.data().describe(), channels));
 }
 
 }  // namespace ddpm

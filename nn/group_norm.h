@@ -10,9 +10,13 @@ class GroupNorm : public Module {
 public:
     GroupNorm(int64_t groups, int64_t channels, Initializer& init, double eps = 1e-5);
     Variable forward(const Variable& x);
+    Variable forward_silu(const Variable& x);  // silu(forward(x)), fused
     Variable weight, bias;
     int64_t groups, channels;
     double eps;
+
+private:
+    void check_input(const Variable& x) const;
 };
 
 }  // namespace ddpm

@@ -18,10 +18,10 @@ ResBlock::ResBlock(int64_t in, int64_t out, int64_t temb_ch, int64_t groups, dou
 
 // guide.md §5: GN, SiLU, conv, + temb, GN, SiLU, dropout, conv, + skip.
 Variable ResBlock::forward(const Variable& x, const Variable& temb_act, Generator& gen) {
-    Variable h = conv1->forward(silu(norm1->forward(x)));
+    Variable h = conv1->forward(norm1->forward_silu(x));
     const int64_t B = h.size(0), C = h.size(1);
     h = h + reshape(temb_proj->forward(temb_act), {B, C, 1, 1});
-    h = conv2->forward(dropout->forward(silu(norm2->forward(h)), gen));
+    h = conv2->forward(dropout->forward(norm2->forward_silu(h), gen));
     return (skip ? skip->forward(x) : x) + h;
 }
 

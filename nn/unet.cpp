@@ -115,7 +115,7 @@ Variable UNet::forward(const Variable& x, const Tensor& t) {
         }
         if (level.upsample) h = level.upsample->forward(h);
     }
-    return conv_out_->forward(silu(norm_out_->forward(h)));
+    return conv_out_->forward(norm_out_->forward_silu(h));
 }
 
 }  // namespace ddpm

@@ -24,4 +24,13 @@ struct GroupNormGrads {
 GroupNormGrads group_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
                                    const Tensor& mean, const Tensor& rstd, int64_t groups);
 
+// Fused group norm + SiLU: z = silu(y) = y sigmoid(y) with y as above, in one pass;
+// backward takes dz and recomputes y from x (y is never stored):
+//   dy = dz s (1 + y (1 - s)), s = sigmoid(y), then the group-norm backward above.
+// The same results as silu(group_norm(x)) and its backward (tests compare them).
+GroupNormOut group_norm_silu_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
+                                     double eps);
+GroupNormGrads group_norm_silu_backward(const Tensor& dz, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                        const Tensor& mean, const Tensor& rstd, int64_t groups);
+
 }  // namespace ddpm

@@ -141,6 +141,12 @@ TEST_CASE("bad input: a one-line error, a non-zero exit, nothing written") {
     one_line(r3);
     Result r4 = run_ddpm("train --loss fancy --out " + run);
     one_line(r4);
+    // NaN, negative, out-of-range and unknown flags.
+    for (const char* bad : {"--lr nan", "--lr -1", "--steps -5", "--ema 1.5", "--final-samples 99999", "--colour red"}) {
+        Result r = run_ddpm(std::string("train --config tiny ") + bad + " --out " + run);
+        INFO(bad << ": " << r.err);
+        one_line(r);
+    }
     CHECK(!fs::exists(run));
 
     // A checkpoint whose tensors belong to another config than its metadata says.

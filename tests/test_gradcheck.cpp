@@ -111,6 +111,13 @@ TEST_CASE("gradcheck: group norm") {
                 {rn({2, 3, 4, 4}, 76), rn({3}, 77), rn({3}, 78)});
 }
 
+TEST_CASE("gradcheck: group norm fused with SiLU") {
+    expect_grad("group_norm_silu 2 groups", [](Vars v) { return group_norm_silu(v[0], v[1], v[2], 2, 1e-5); },
+                {rn({2, 4, 3, 3}, 80), rn({4}, 81), rn({4}, 82)});
+    expect_grad("group_norm_silu 1 group, 300 elements", [](Vars v) { return group_norm_silu(v[0], v[1], v[2], 1, 1e-5); },
+                {rn({2, 3, 10, 10}, 83), rn({3}, 84), rn({3}, 85)});
+}
+
 TEST_CASE("gradcheck: shapes, slices, concat, upsampling, dropout") {
     Tensor x = rn({4, 3, 2, 2}, 80);
     expect_grad("reshape", [](Vars v) { return reshape(v[0], {6, 8}); }, {x});

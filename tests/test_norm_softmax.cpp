@@ -3,6 +3,7 @@
 
 #include "helpers.h"
 #include "tensor/dropout.h"
+#include "tensor/elementwise.h"
 #include "tensor/group_norm.h"
 #include "tensor/random.h"
 #include "tensor/shape_ops.h"
@@ -30,6 +31,33 @@ TEST_CASE_TEMPLATE("group_norm on hand-computed values", T, float, double) {
     GroupNormOut e = group_norm_forward(x, gamma, beta, 2, 0.75);
     check_values(e.rstd, {1.0, 1.0}, tol<T>());
     CHECK_THROWS_AS(group_norm_forward(x, gamma, beta, 3, 1e-5), TensorError);
+}
+
+TEST_CASE_TEMPLATE("fused group norm + SiLU equals silu(group_norm) forward and backward", T, float, double) {
+    const DType dt = dtype_of<T>();
+    Generator gen(5);
+    // 600 elements per group: several of the kernel's 256-element summation blocks.
+    Tensor x = randn({3, 8, 10, 15}, gen, dt), dz = randn({3, 8, 10, 15}, gen, dt);
+    Tensor gamma = randn({8}, gen, dt), beta = randn({8}, gen, dt);
+    GroupNormOut gn = group_norm_forward(x, gamma, beta, 2, 1e-5);
+    GroupNormOut fused = group_norm_silu_forward(x, gamma, beta, 2, 1e-5);
+    CHECK(ddpm::test::max_abs_diff(fused.y, silu(gn.y)) <= 4 * tol<T>());
+    CHECK(ddpm::test::max_abs_diff(fused.rstd, gn.rstd) == 0.0);
+    GroupNormGrads ref = group_norm_backward(silu_backward(gn.y, dz), x, gamma, gn.mean, gn.rstd, 2);
+    GroupNormGrads got = group_norm_silu_backward(dz, x, gamma, beta, fused.mean, fused.rstd, 2);
+    CHECK(ddpm::test::max_abs_diff(got.dx, ref.dx) <= 10 * tol<T>());
+    CHECK(ddpm::test::max_abs_diff(got.dgamma, ref.dgamma) <= 100 * tol<T>());  // sums of 1800 terms
+    CHECK(ddpm::test::max_abs_diff(got.dbeta, ref.dbeta) <= 100 * tol<T>());
+}
+
+TEST_CASE("group norm in float32 keeps its accuracy when the mean is far from 0") {
+    Generator gen(6);
+    Tensor x64 = add_scalar(randn({2, 4, 20, 20}, gen, DType::F64), 100.0);
+    Tensor g64 = randn({4}, gen, DType::F64), b64 = randn({4}, gen, DType::F64);
+    GroupNormOut want = group_norm_forward(x64, g64, b64, 2, 1e-5);
+    GroupNormOut got = group_norm_forward(x64.to(DType::F32), g64.to(DType::F32), b64.to(DType::F32), 2, 1e-5);
+    CHECK(ddpm::test::max_abs_diff(got.y.to(DType::F64), want.y) <= 2e-4);  // outputs are O(1)
+    CHECK(ddpm::test::max_abs_diff(got.rstd.to(DType::F64), want.rstd) <= 1e-5);
 }
 
 TEST_CASE_TEMPLATE("softmax and log_softmax along any axis", T, float, double) {
