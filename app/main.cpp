@@ -104,6 +104,8 @@ int main(int argc, char** argv) {
         return 2;
     }
     try {
+        if (dist.active() && !*train && !*bench)  // the others would write the same files from every rank
+            throw std::invalid_argument("only `ddpm train` and `ddpm bench` run under mpirun");
         if (*train) return run_train(tr);
         if (*sample) return run_sample(sc);
         if (*eval) return run_eval(ec);
