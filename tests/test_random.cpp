@@ -78,3 +78,16 @@ TEST_CASE("generator state can be saved and restored") {
     Tensor b = randn({5}, h);
     CHECK(std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0);
 }
+
+TEST_CASE("rand takes element i from Philox block offset + i / 4: the vectorised fill equals the scalar function") {
+    Generator g(0x123456789abcdefull), scalar(0x123456789abcdefull);
+    g.set_state(g.seed(), 7);  // a non-zero offset, and a size that is no multiple of 4 or 16
+    Tensor u = rand({1001}, g, DType::F64);
+    CHECK(g.offset() == 7 + 251);
+    for (int64_t i = 0; i < u.numel(); ++i) {
+        const std::array<uint32_t, 4> r = philox4x32({static_cast<uint32_t>(7 + i / 4), 0u, 0u, 0u},
+                                                     {static_cast<uint32_t>(scalar.seed()), static_cast<uint32_t>(scalar.seed() >> 32)});
+        INFO("element " << i);
+        CHECK(u.flat(i) == uint_to_open01(r[static_cast<size_t>(i % 4)]));
+    }
+}
