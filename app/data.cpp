@@ -105,6 +105,21 @@ std::string maybe_gunzip(std::string bytes, const std::string& name, size_t max_
     return out;
 }
 
+std::string gzip_bytes(const std::string& raw) {
+    z_stream z{};
+    if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) throw DataError("zlib cannot start");
+    std::string out(deflateBound(&z, static_cast<uLong>(raw.size())), '\0');
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(raw.data()));
+    z.avail_in = static_cast<uInt>(raw.size());
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    const int rc = deflate(&z, Z_FINISH);
+    out.resize(z.total_out);
+    deflateEnd(&z);
+    if (rc != Z_STREAM_END) throw DataError("zlib could not compress");
+    return out;
+}
+
 std::string read_maybe_gz(const std::string& path, size_t max_bytes) {
     return maybe_gunzip(read_file_bytes(path, max_bytes), path, max_bytes);
 }

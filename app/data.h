@@ -54,6 +54,7 @@ Dataset read_cifar10(const std::string& dir, Split split);
 Dataset read_image_folder(const std::string& dir, int64_t size, int64_t channels);
 std::string read_file_bytes(const std::string& path, size_t max_bytes);
 std::string maybe_gunzip(std::string bytes, const std::string& name, size_t max_bytes);  // unchanged unless gzip magic
+std::string gzip_bytes(const std::string& raw);  // the inverse (level 9), for tests and fuzz corpora
 std::string read_maybe_gz(const std::string& path, size_t max_bytes);  // whole file, gunzipped if gzip
 
 // Batches in a fixed order: batch k of the run is a pure function of (seed, k), so a

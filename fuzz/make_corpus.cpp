@@ -3,11 +3,11 @@
 // Run: build/fuzz/fuzz_make_corpus fuzz/corpus
 #include <fmt/format.h>
 #include <stb/stb_image_write.h>
-#include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "app/data.h"
 #include "app/image_io.h"
 #include "fuzz_common.h"
 #include "nn/checkpoint.h"
@@ -24,19 +24,6 @@ std::string read(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
-std::string gzip(const std::string& raw) {
-    z_stream z{};
-    deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-    std::string out(deflateBound(&z, raw.size()) + 64, '\0');
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(raw.data()));
-    z.avail_in = static_cast<uInt>(raw.size());
-    z.next_out = reinterpret_cast<Bytef*>(out.data());
-    z.avail_out = static_cast<uInt>(out.size());
-    deflate(&z, Z_FINISH);
-    out.resize(z.total_out);
-    deflateEnd(&z);
-    return out;
-}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -47,7 +34,7 @@ int main(int argc, char** argv) {
         for (int s = 24; s >= 0; s -= 8) idx += static_cast<char>((v >> s) & 0xff);
     for (int i = 0; i < 60; ++i) idx += static_cast<char>(i * 4);
     put(root / "idx/three_4x5.idx", idx);
-    put(root / "idx/three_4x5.idx.gz", gzip(idx));
+    put(root / "idx/three_4x5.idx.gz", gzip_bytes(idx));
     // CIFAR-10: two records.
     std::string cifar;
     for (int r = 0; r < 2; ++r) {

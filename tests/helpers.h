@@ -4,9 +4,16 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <string>
 #include <vector>
 
+#include "nn/safetensors.h"
 #include "tensor/tensor.h"
 
 namespace ddpm::test {
@@ -29,5 +36,35 @@ inline double max_abs_diff(const Tensor& a, const Tensor& b) {
 }
 
 template <class T> constexpr double tol() { return sizeof(T) == 4 ? 1e-5 : 1e-12; }
+
+// The message of the E that f throws, or "no error".
+template <class E> std::string error_message(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+// An empty folder <tmp>/<prefix>_<pid>/<name>, made afresh.
+inline std::filesystem::path fresh_dir(const std::string& prefix, const std::string& name) {
+    namespace fs = std::filesystem;
+    fs::path p = fs::temp_directory_path() / (prefix + "_" + std::to_string(::getpid())) / name;
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p;
+}
+
+// The same tensors, in the same order, with the same bytes.
+inline void check_bit_identical(const SafeTensors& a, const SafeTensors& b) {
+    REQUIRE(a.tensors.size() == b.tensors.size());
+    for (size_t i = 0; i < a.tensors.size(); ++i) {
+        INFO(a.tensors[i].first);
+        CHECK(a.tensors[i].first == b.tensors[i].first);
+        REQUIRE(a.tensors[i].second.nbytes() == b.tensors[i].second.nbytes());
+        CHECK(std::memcmp(a.tensors[i].second.raw_data(), b.tensors[i].second.raw_data(), a.tensors[i].second.nbytes()) == 0);
+    }
+}
 
 }  // namespace ddpm::test

@@ -2,8 +2,6 @@
 // magic, sizes past the end, absurd or negative counts, NaN and overflowing numbers.
 // Each must give one error naming the input and what is wrong, never a crash or a
 // silent wrong result. Inputs the fuzzers found are at the end (fuzz/ has the harnesses).
-#include <zlib.h>
-
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -17,16 +15,6 @@ using namespace ddpm;
 namespace fs = std::filesystem;
 
 namespace {
-// The error message of f, or "no error".
-template <class E>
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return "no error";
-}
 bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::string be32(uint32_t v) {
@@ -38,20 +26,6 @@ std::string idx_file(uint32_t magic, uint32_t n, uint32_t h, uint32_t w, size_t 
     std::string b = be32(magic) + be32(n) + be32(h) + be32(w);
     for (size_t i = 0; i < payload; ++i) b += static_cast<char>(i * 7);
     return b;
-}
-std::string gzip(const std::string& raw) {
-    uLongf len = compressBound(raw.size()) + 32;
-    std::string out(len, '\0');
-    z_stream z{};
-    deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(raw.data()));
-    z.avail_in = static_cast<uInt>(raw.size());
-    z.next_out = reinterpret_cast<Bytef*>(out.data());
-    z.avail_out = static_cast<uInt>(out.size());
-    deflate(&z, Z_FINISH);
-    out.resize(z.total_out);
-    deflateEnd(&z);
-    return out;
 }
 std::string png_bytes(int64_t w, int64_t h, int64_t c) {
     const fs::path p = fs::temp_directory_path() / "ddpm_bad_inputs.png";
@@ -79,35 +53,35 @@ TEST_CASE("IDX: truncated at every byte and section boundary, bad magic, absurd 
     const std::string good = idx_file(0x803, 3, 4, 5, 60);
     REQUIRE(parse_idx_images(good, "f.idx").n == 3);
     for (size_t len = 0; len < good.size(); ++len) {
-        const std::string e = error_of<DataError>([&] { parse_idx_images(good.substr(0, len), "f.idx"); });
+        const std::string e = test::error_message<DataError>([&] { parse_idx_images(good.substr(0, len), "f.idx"); });
         INFO("truncated to " << len << " bytes: " << e);
         CHECK(has(e, "f.idx: "));
         CHECK(has(e, len < 16 ? "shorter than the 16-byte IDX image header" : "but " + std::to_string(len - 16) + " bytes follow"));
     }
-    CHECK(has(error_of<DataError>([&] { parse_idx_images(idx_file(0x801, 3, 4, 5, 60), "f.idx"); }),
+    CHECK(has(test::error_message<DataError>([&] { parse_idx_images(idx_file(0x801, 3, 4, 5, 60), "f.idx"); }),
               "f.idx: magic 0x00000801 at byte 0, expected 0x00000803"));
-    CHECK(has(error_of<DataError>([&] { parse_idx_images(idx_file(0x803, 0, 4, 5, 0), "f.idx"); }), "holds no images"));
-    CHECK(has(error_of<DataError>([&] { parse_idx_images(idx_file(0x803, 1, 0, 5, 0), "f.idx"); }), "image size 0x5 (bytes 8-15)"));
+    CHECK(has(test::error_message<DataError>([&] { parse_idx_images(idx_file(0x803, 0, 4, 5, 0), "f.idx"); }), "holds no images"));
+    CHECK(has(test::error_message<DataError>([&] { parse_idx_images(idx_file(0x803, 1, 0, 5, 0), "f.idx"); }), "image size 0x5 (bytes 8-15)"));
     // 2^32-1 images of 4096x4096 claimed by a 16-byte file: refused before any allocation.
-    CHECK(has(error_of<DataError>([&] { parse_idx_images(idx_file(0x803, 0xffffffffu, 4096, 4096, 0), "f.idx"); }),
+    CHECK(has(test::error_message<DataError>([&] { parse_idx_images(idx_file(0x803, 0xffffffffu, 4096, 4096, 0), "f.idx"); }),
               "header promises 4294967295 images"));
-    CHECK(has(error_of<DataError>([&] { parse_idx_images(good + "x", "f.idx"); }), "but 61 bytes follow"));
+    CHECK(has(test::error_message<DataError>([&] { parse_idx_images(good + "x", "f.idx"); }), "but 61 bytes follow"));
 
-    const std::string gz = gzip(good);
+    const std::string gz = gzip_bytes(good);
     CHECK(maybe_gunzip(gz, "f.gz", 1000) == good);
     for (size_t len = 2; len < gz.size(); ++len) {
-        const std::string e = error_of<DataError>([&] { maybe_gunzip(gz.substr(0, len), "f.gz", 1000); });
+        const std::string e = test::error_message<DataError>([&] { maybe_gunzip(gz.substr(0, len), "f.gz", 1000); });
         INFO("gzip truncated to " << len << " bytes: " << e);
         CHECK(has(e, "f.gz: corrupt gzip data at compressed byte"));
     }
     std::string flipped = gz;
     flipped[gz.size() - 6] ^= 0x55;  // the CRC-32 in the trailer
-    CHECK(has(error_of<DataError>([&] { maybe_gunzip(flipped, "f.gz", 1000); }), "corrupt gzip data"));
+    CHECK(has(test::error_message<DataError>([&] { maybe_gunzip(flipped, "f.gz", 1000); }), "corrupt gzip data"));
     // A gzip bomb: 10 MB of zeros in a few kB is cut off at the limit.
-    CHECK(has(error_of<DataError>([&] { maybe_gunzip(gzip(std::string(10 << 20, '\0')), "bomb.gz", 1 << 20); }),
+    CHECK(has(test::error_message<DataError>([&] { maybe_gunzip(gzip_bytes(std::string(10 << 20, '\0')), "bomb.gz", 1 << 20); }),
               "bomb.gz: inflates to more than 1048576 bytes"));
-    CHECK(has(error_of<DataError>([&] { read_maybe_gz("/nonexistent/x.gz", 100); }), "/nonexistent/x.gz: no such file"));
-    CHECK(has(error_of<DataError>([&] { read_maybe_gz(fs::temp_directory_path().string(), 100); }), "not a regular file"));
+    CHECK(has(test::error_message<DataError>([&] { read_maybe_gz("/nonexistent/x.gz", 100); }), "/nonexistent/x.gz: no such file"));
+    CHECK(has(test::error_message<DataError>([&] { read_maybe_gz(fs::temp_directory_path().string(), 100); }), "not a regular file"));
 }
 
 TEST_CASE("CIFAR-10: partial records, bad labels, an empty file") {
@@ -118,14 +92,14 @@ TEST_CASE("CIFAR-10: partial records, bad labels, an empty file") {
     CHECK(d.n == 2);
     for (size_t len : {size_t(0), size_t(1), size_t(3072), size_t(3074), size_t(6145)}) {
         Dataset e;
-        const std::string msg = error_of<DataError>([&] { parse_cifar10_batch((rec + rec).substr(0, len), "b.bin", e); });
+        const std::string msg = test::error_message<DataError>([&] { parse_cifar10_batch((rec + rec).substr(0, len), "b.bin", e); });
         INFO(len << ": " << msg);
         CHECK(has(msg, fmt::format("b.bin: {} bytes is not a whole number of 3073-byte records", len)));
     }
     std::string bad = rec + rec;
     bad[3073] = 10;
     Dataset e;
-    CHECK(error_of<DataError>([&] { parse_cifar10_batch(bad, "b.bin", e); }) ==
+    CHECK(test::error_message<DataError>([&] { parse_cifar10_batch(bad, "b.bin", e); }) ==
           "b.bin: record 1 (byte 3073) has label 10, expected 0-9");
 }
 
@@ -138,7 +112,7 @@ TEST_CASE("PNG and JPEG: truncated at every chunk, wrong magic, absurd declared 
     for (size_t c : chunks) cuts.insert(cuts.end(), {c, c + 4, c + 10});
     for (size_t len : cuts) {
         if (len >= png.size()) continue;
-        const std::string e = error_of<DataError>([&] { decode_image(png.substr(0, len), "a.png", 4, 3); });
+        const std::string e = test::error_message<DataError>([&] { decode_image(png.substr(0, len), "a.png", 4, 3); });
         INFO("truncated to " << len << " of " << png.size() << " bytes: " << e);
         // Before IEND every cut is refused with a reason; inside IEND stb_image may
         // accept the file, and then every pixel must be the right one.
@@ -151,21 +125,21 @@ TEST_CASE("PNG and JPEG: truncated at every chunk, wrong magic, absurd declared 
     }
     std::string magic = png;
     magic[1] = 'Q';
-    CHECK(has(error_of<DataError>([&] { decode_image(magic, "a.png", 4, 3); }), "a.png: not a readable PNG or JPEG"));
+    CHECK(has(test::error_message<DataError>([&] { decode_image(magic, "a.png", 4, 3); }), "a.png: not a readable PNG or JPEG"));
     // IHDR claims 100000 x 100000 pixels: refused from the header, nothing allocated for it.
     std::string huge = png;
     const std::string side = be32(100000);
     huge.replace(16, 4, side);
     huge.replace(20, 4, side);
-    const std::string e = error_of<DataError>([&] { decode_image(huge, "huge.png", 4, 3); });
+    const std::string e = test::error_message<DataError>([&] { decode_image(huge, "huge.png", 4, 3); });
     CHECK(has(e, "huge.png: "));
     CHECK(e != "no error");
-    CHECK(has(error_of<DataError>([&] { decode_image("", "empty.jpg", 4, 3); }), "empty.jpg: not a readable PNG or JPEG"));
-    CHECK(has(error_of<DataError>([&] { decode_image(png, "a.png", 0, 3); }), "cannot make 0x0 images"));
+    CHECK(has(test::error_message<DataError>([&] { decode_image("", "empty.jpg", 4, 3); }), "empty.jpg: not a readable PNG or JPEG"));
+    CHECK(has(test::error_message<DataError>([&] { decode_image(png, "a.png", 0, 3); }), "cannot make 0x0 images"));
 }
 
 TEST_CASE("config JSON: NaN, overflowing numbers, wrong types, negative and absurd sizes") {
-    auto msg = [](const std::string& text) { return error_of<std::invalid_argument>([&] { UNetConfig::parse(text, "c.json"); }); };
+    auto msg = [](const std::string& text) { return test::error_message<std::invalid_argument>([&] { UNetConfig::parse(text, "c.json"); }); };
     const std::string tiny = UNetConfig::preset("tiny").to_json().dump();
     CHECK(UNetConfig::parse(tiny, "c.json").to_json() == UNetConfig::preset("tiny").to_json());
     CHECK(has(msg(R"({"dropout": NaN})"), "config c.json: bad JSON at byte"));
@@ -181,7 +155,7 @@ TEST_CASE("config JSON: NaN, overflowing numbers, wrong types, negative and absu
     CHECK(has(msg(R"({"channels": 4096, "ch_mult": [64, 64], "groups": 64, "image_size": 64})"), "more than 2^31"));
     CHECK(has(msg("[1, 2]"), "expected a JSON object"));
     CHECK(has(msg(""), "bad JSON at byte"));
-    CHECK(has(error_of<std::invalid_argument>([&] { UNetConfig::load("/nonexistent/c.json"); }),
+    CHECK(has(test::error_message<std::invalid_argument>([&] { UNetConfig::load("/nonexistent/c.json"); }),
               "neither a preset (tiny, small, cifar10) nor a readable file"));
 }
 
@@ -210,7 +184,7 @@ TEST_CASE("safetensors and checkpoints: overflowing header numbers, section cuts
     REQUIRE(cuts.back() == good.size());
     cuts.pop_back();
     for (size_t len : cuts) {
-        const std::string e = error_of<FormatError>([&] { safetensors_parse(good.substr(0, len), "k.safetensors"); });
+        const std::string e = test::error_message<FormatError>([&] { safetensors_parse(good.substr(0, len), "k.safetensors"); });
         INFO("cut at " << len << ": " << e);
         CHECK(has(e, "k.safetensors: "));
     }
@@ -218,19 +192,19 @@ TEST_CASE("safetensors and checkpoints: overflowing header numbers, section cuts
     const std::string header = R"({"w":{"dtype":"F32","shape":[1e99999],"data_offsets":[0,4]}})";
     std::string len8(8, '\0');
     for (int i = 0; i < 8; ++i) len8[static_cast<size_t>(i)] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
-    CHECK(has(error_of<FormatError>([&] { safetensors_parse(len8 + header + "abcd", "o.safetensors"); }),
+    CHECK(has(test::error_message<FormatError>([&] { safetensors_parse(len8 + header + "abcd", "o.safetensors"); }),
               "o.safetensors: header is not usable JSON"));
 
     // The config stored in a checkpoint is validated like a config file.
     SafeTensors bad = st;
     bad.metadata["config"] = R"({"channels": 4, "groups": 3})";
-    CHECK(has(error_of<FormatError>([&] { checkpoint_config(bad, "k"); }), "k: config: level width 4 is not divisible into 3 groups"));
+    CHECK(has(test::error_message<FormatError>([&] { checkpoint_config(bad, "k"); }), "k: config: level width 4 is not divisible into 3 groups"));
     bad.metadata["config"] = R"({"dropout": 1e99999})";
-    CHECK(has(error_of<FormatError>([&] { checkpoint_config(bad, "k"); }), "k: __metadata__.config is not valid JSON"));
+    CHECK(has(test::error_message<FormatError>([&] { checkpoint_config(bad, "k"); }), "k: __metadata__.config is not valid JSON"));
     bad = st;
     bad.metadata["step"] = "-x";
-    CHECK(has(error_of<FormatError>([&] { restore_checkpoint(bad, state, "k"); }), "k: bad checkpoint metadata"));
+    CHECK(has(test::error_message<FormatError>([&] { restore_checkpoint(bad, state, "k"); }), "k: bad checkpoint metadata"));
     bad = st;
     bad.metadata.erase("format");
-    CHECK(has(error_of<FormatError>([&] { checkpoint_config(bad, "k"); }), "k: not a ddpm.cpp checkpoint"));
+    CHECK(has(test::error_message<FormatError>([&] { checkpoint_config(bad, "k"); }), "k: not a ddpm.cpp checkpoint"));
 }

@@ -186,12 +186,7 @@ TEST_CASE("--resume continues bit for bit: 2N steps equal N + N") {
     REQUIRE(resumed.code == 0);
     SafeTensors ka = load_safetensors(a + "/checkpoint_00000006.safetensors");
     SafeTensors kb = load_safetensors(b + "/checkpoint_00000006.safetensors");
-    REQUIRE(ka.tensors.size() == kb.tensors.size());
-    for (size_t i = 0; i < ka.tensors.size(); ++i) {
-        INFO(ka.tensors[i].first);
-        CHECK(ka.tensors[i].first == kb.tensors[i].first);
-        CHECK(std::memcmp(ka.tensors[i].second.raw_data(), kb.tensors[i].second.raw_data(), ka.tensors[i].second.nbytes()) == 0);
-    }
+    test::check_bit_identical(ka, kb);
     CHECK(ka.metadata.at("rng") == kb.metadata.at("rng"));
     // metrics.csv of the resumed run has one row per step.
     const std::string csv = read_all(b + "/metrics.csv");

@@ -21,13 +21,6 @@ using namespace ddpm;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path scratch_dir(const std::string& name) {
-    fs::path p = fs::temp_directory_path() / ("ddpm_crash_" + std::to_string(::getpid())) / name;
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-}
-
 // Starts `ddpm ARGS...` with its output in log; returns the child's pid.
 pid_t spawn_ddpm(const std::vector<std::string>& args, const std::string& log) {
     const pid_t pid = ::fork();
@@ -94,7 +87,7 @@ bool has_temporaries(const fs::path& dir) {
 }  // namespace
 
 TEST_CASE("SIGKILL at 20 random moments: every resume works, no file is corrupt, the weights end as if never killed") {
-    const fs::path root = scratch_dir("kill");
+    const fs::path root = test::fresh_dir("ddpm_crash", "kill");
     const std::string data = small_dataset(root);
     const std::string run = (root / "run").string(), ref = (root / "ref").string();
     std::mt19937 rng(2026);  // fixed, so that a failure replays
@@ -140,12 +133,7 @@ TEST_CASE("SIGKILL at 20 random moments: every resume works, no file is corrupt,
 
     const std::string name = fmt::format("checkpoint_{:08d}.safetensors", steps);
     const SafeTensors a = load_safetensors(run + "/" + name), b = load_safetensors(ref + "/" + name);
-    REQUIRE(a.tensors.size() == b.tensors.size());
-    for (size_t i = 0; i < a.tensors.size(); ++i) {
-        INFO(a.tensors[i].first);
-        CHECK(a.tensors[i].first == b.tensors[i].first);
-        CHECK(std::memcmp(a.tensors[i].second.raw_data(), b.tensors[i].second.raw_data(), a.tensors[i].second.nbytes()) == 0);
-    }
+    test::check_bit_identical(a, b);
     CHECK(a.metadata.at("rng") == b.metadata.at("rng"));
     CHECK(a.metadata.at("extra") == b.metadata.at("extra"));
     // The loss history has one row per step, equal to the uninterrupted run's.
@@ -154,7 +142,7 @@ TEST_CASE("SIGKILL at 20 random moments: every resume works, no file is corrupt,
 }
 
 TEST_CASE("an unwritable run folder or a full disk: a clear error, the previous checkpoint intact") {
-    const fs::path root = scratch_dir("disk");
+    const fs::path root = test::fresh_dir("ddpm_crash", "disk");
     const std::string data = small_dataset(root);
     // A run folder under a regular file cannot be created (root ignores permissions, not this).
     std::ofstream(root / "a_file") << "x";

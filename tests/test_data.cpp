@@ -14,12 +14,6 @@ using namespace ddpm;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path dir_for(const std::string& name) {
-    fs::path d = fs::temp_directory_path() / ("ddpm_data_" + std::to_string(::getpid())) / name;
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-}
 std::string idx_bytes(uint32_t magic, uint32_t n, uint32_t h, uint32_t w, size_t payload) {
     std::string b;
     for (uint32_t v : {magic, n, h, w})
@@ -28,18 +22,11 @@ std::string idx_bytes(uint32_t magic, uint32_t n, uint32_t h, uint32_t w, size_t
     return b;
 }
 void write(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
-std::string message(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const DataError& e) {
-        return e.what();
-    }
-    return "no error";
-}
+std::string message(const std::function<void()>& f) { return test::error_message<DataError>(f); }
 }  // namespace
 
 TEST_CASE("IDX images: plain and gzipped files read, bad headers are refused by name and byte") {
-    fs::path d = dir_for("idx");
+    fs::path d = test::fresh_dir("ddpm_data", "idx");
     write(d / "ok", idx_bytes(0x803, 3, 2, 2, 12));
     Dataset ds = read_idx_images((d / "ok").string());
     CHECK(ds.n == 3);
@@ -65,7 +52,7 @@ TEST_CASE("IDX images: plain and gzipped files read, bad headers are refused by 
 }
 
 TEST_CASE("CIFAR-10 binary batches and image folders") {
-    fs::path d = dir_for("cifar");
+    fs::path d = test::fresh_dir("ddpm_data", "cifar");
     std::string rec;
     for (int r = 0; r < 2; ++r) {
         rec += static_cast<char>(r + 3);
@@ -82,7 +69,7 @@ TEST_CASE("CIFAR-10 binary batches and image folders") {
     CHECK(message([&] { load_dataset("cifar10:" + d.string(), Split::Test, 3, 32); }).find("whole number of") != std::string::npos);
     CHECK(message([&] { load_dataset("cifar10:" + d.string(), Split::Train, 3, 32); }).find("data_batch_1.bin") != std::string::npos);
 
-    fs::path f = dir_for("images");
+    fs::path f = test::fresh_dir("ddpm_data", "images");
     Image img(40, 20, 3);  // wide: the centre 20x20 is cropped
     for (int64_t y = 0; y < 20; ++y)
         for (int64_t x = 0; x < 40; ++x) img.at(x, y)[0] = img.at(x, y)[1] = img.at(x, y)[2] = x < 10 || x >= 30 ? 0 : 200;

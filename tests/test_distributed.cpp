@@ -24,12 +24,6 @@ constexpr bool kHaveMpi = false;
 #endif
 
 namespace {
-fs::path scratch_dir(const std::string& name) {
-    fs::path p = fs::temp_directory_path() / ("ddpm_mpi_" + std::to_string(::getpid())) / name;
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-}
 struct Run {
     int code;
     std::string out;
@@ -70,7 +64,7 @@ std::vector<double> losses(const fs::path& csv) {
 
 TEST_CASE("mpirun -np 2 matches one process up to summation order, rank 0 alone writes, resume works" *
           doctest::skip(!kHaveMpi)) {
-    const fs::path root = scratch_dir("dp");
+    const fs::path root = test::fresh_dir("ddpm_mpi", "dp");
     const std::string data = dataset(root);
     const std::string flags = " train --config tiny --data " + data +
                               " --batch 8 --diffusion-steps 50 --flip --sample-every 0 --sample-num 4 --final-samples 4 --sample-steps 2"
@@ -118,11 +112,7 @@ TEST_CASE("mpirun -np 2 matches one process up to summation order, rank 0 alone 
     REQUIRE(shell(mpirun(2) + bin + flags + " --threads 1 --steps 4 --out " + split, root / "log3").code == 0);
     Run r4 = shell(mpirun(2) + bin + " train --resume " + split + " --steps 8", root / "log4");
     REQUIRE_MESSAGE(r4.code == 0, r4.out);
-    const SafeTensors c = load_safetensors(split + "/checkpoint_00000008.safetensors");
-    for (size_t i = 0; i < b.tensors.size(); ++i) {
-        INFO(b.tensors[i].first);
-        CHECK(test::max_abs_diff(b.tensors[i].second, c.tensors[i].second) == 0.0);
-    }
+    test::check_bit_identical(b, load_safetensors(split + "/checkpoint_00000008.safetensors"));
     CHECK(losses(fs::path(split) / "metrics.csv") == l2);
 
     // A batch that does not split evenly is refused on every rank, and mpirun stops.
