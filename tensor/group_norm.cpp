@@ -178,11 +178,13 @@ GroupNormGrads group_norm_backward_impl(const Tensor& dz, const Tensor& x, const
 }
 }  // namespace
 
+// guide.md §4: y = gamma (x - mu) r + beta (the kernel: group_norm_forward_impl above).
 GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
                                 double eps) {
     return group_norm_forward_impl<false>(x, gamma, beta, groups, eps);
 }
 
+// guide.md §4: dx = r (g - mean(g) - xhat mean(g xhat)) (the kernel: group_norm_backward_impl above).
 GroupNormGrads group_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                    const Tensor& rstd, int64_t groups) {
     return group_norm_backward_impl<false>(dy, x, gamma, Tensor(), mean, rstd, groups);
