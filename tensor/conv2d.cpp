@@ -13,6 +13,7 @@
 
 #include <cstring>
 
+#include "tensor/block_sum.h"
 #include "tensor/matmul.h"
 #include "tensor/parallel.h"
 
@@ -112,19 +113,6 @@ template <class T> T* scratch(size_t n, int slot) {
     return buf[slot].data();
 }
 
-// Sum of r[0..n) in double, from float partial sums over blocks that vectorise.
-template <class T> double row_sum(const T* r, int64_t n) {
-    double total = 0;
-    for (int64_t b0 = 0; b0 < n; b0 += 256) {
-        T s = 0;
-        const int64_t b1 = std::min(n, b0 + 256);
-#pragma omp simd reduction(+ : s)
-        for (int64_t i = b0; i < b1; ++i) s += r[i];
-        total += static_cast<double>(s);
-    }
-    return total;
-}
-
 }  // namespace
 
 // guide.md §3: out[OC, OH OW] = W[OC, C K K] col.
@@ -194,7 +182,10 @@ Conv2dGrads conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& w
                      dw_part.data() + t * wsize, g.ckk());
             }
             if (need_dbias) {
-                for (int64_t oc = 0; oc < g.OC; ++oc) db_part[t * g.OC + oc] += row_sum(db + oc * g.ohw(), g.ohw());
+                for (int64_t oc = 0; oc < g.OC; ++oc) {
+                    const T* r = db + oc * g.ohw();
+                    db_part[t * g.OC + oc] += block_sum<T>(g.ohw(), [&](int64_t i) { return r[i]; });
+                }
             }
             if (need_dx) {
                 T* dxb = grads.dx.template data<T>() + b * g.C * g.H * g.W;

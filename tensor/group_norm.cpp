@@ -10,6 +10,7 @@
 #include <cmath>
 #include <vector>
 
+#include "tensor/block_sum.h"
 #include "tensor/fast_exp.h"
 
 #include "tensor/parallel.h"
@@ -29,20 +30,6 @@ GnGeom gn_geom(const Tensor& x, const Tensor& gamma, int64_t groups) {
     if (!(gamma.shape() == Shape{C} && gamma.dtype() == x.dtype())) fail(op,
           fmt::format("gamma {} for input {}", gamma.describe(), x.describe()));
     return {x.size(0), C, x.numel() / std::max<int64_t>(x.size(0) * C, 1), groups, C / groups};
-}
-
-// sum_{i<n} f(i) in double, with float (or double) partial sums over blocks of 256
-// that the compiler vectorises: near double accuracy at the speed of a SIMD loop.
-template <class T, class F> double block_sum(int64_t n, F f) {
-    double total = 0;
-    for (int64_t b0 = 0; b0 < n; b0 += 256) {
-        const int64_t b1 = std::min(n, b0 + 256);
-        T s = 0;
-#pragma omp simd reduction(+ : s)
-        for (int64_t i = b0; i < b1; ++i) s += f(i);
-        total += static_cast<double>(s);
-    }
-    return total;
 }
 
 template <class T> T sigmoid_of(T y) { return T(1) / (T(1) + exp_kernel(-y)); }
