@@ -16,6 +16,8 @@
 #include "tensor/block_sum.h"
 #include "tensor/matmul.h"
 #include "tensor/parallel.h"
+#include "tensor/scratch.h"
+#include "tensor/winograd.h"
 
 namespace ddpm {
 
@@ -106,12 +108,8 @@ template <class T> void col2im(const T* col, T* dx, const Geom& g) {
             }
 }
 
-// A scratch buffer per thread, grown when needed and reused across calls.
-template <class T> T* scratch(size_t n, int slot) {
-    thread_local std::vector<T> buf[2];
-    if (buf[slot].size() < n) buf[slot].resize(n);
-    return buf[slot].data();
-}
+struct ColTag {};   // im2col's columns
+struct DcolTag {};  // the gradient of the columns
 
 }  // namespace
 
@@ -125,6 +123,10 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
         const T* pw = weight.data<T>();
         const T* pb = bias.defined() ? bias.data<T>() : nullptr;
         T* po = out.data<T>();
+        if (winograd_applies(g.KH, g.KW, g.stride, g.pad)) {
+            winograd_conv3x3_forward(px, pw, pb, po, g.B, g.C, g.H, g.W, g.OC);
+            return;
+        }
         // One image per thread when there are enough images (BLAS then runs
         // single-threaded inside each); else one after the other, BLAS using every thread.
         parallel_for(g.B, omp_get_max_threads(), [&](int64_t b) {
@@ -132,7 +134,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
             T* ob = po + b * g.OC * g.ohw();
             const T* col = xb;
             if (!g.is_pointwise()) {
-                T* c = scratch<T>(static_cast<size_t>(g.ckk() * g.ohw()), 0);
+                T* c = thread_scratch<T, ColTag>(static_cast<size_t>(g.ckk() * g.ohw()));
                 im2col(xb, c, g);
                 col = c;
             }
@@ -164,17 +166,18 @@ Conv2dGrads conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& w
         const T* pw = weight.data<T>();
         const T* pd = dout.data<T>();
         const int64_t wsize = g.OC * g.ckk();
+        const bool winograd = winograd_applies(g.KH, g.KW, g.stride, g.pad);
         // Each thread sums dW and db of its own images into a private slice;
         // the slices are added at the end, so no two threads write one element.
-        std::vector<T> dw_part(need_dweight ? static_cast<size_t>(nt * wsize) : 0, T(0));
+        std::vector<T> dw_part(need_dweight && !winograd ? static_cast<size_t>(nt * wsize) : 0, T(0));
         std::vector<double> db_part(need_dbias ? static_cast<size_t>(nt * g.OC) : 0, 0.0);
         auto image = [&](int64_t b, int t) {
             const T* xb = px + b * g.C * g.H * g.W;
             const T* db = pd + b * g.OC * g.ohw();
-            if (need_dweight) {
+            if (need_dweight && !winograd) {
                 const T* col = xb;
                 if (!g.is_pointwise()) {
-                    T* c = scratch<T>(static_cast<size_t>(g.ckk() * g.ohw()), 0);
+                    T* c = thread_scratch<T, ColTag>(static_cast<size_t>(g.ckk() * g.ohw()));
                     im2col(xb, c, g);
                     col = c;
                 }
@@ -187,17 +190,26 @@ Conv2dGrads conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& w
                     db_part[t * g.OC + oc] += block_sum<T>(g.ohw(), [&](int64_t i) { return r[i]; });
                 }
             }
-            if (need_dx) {
+            if (need_dx && !winograd) {
                 T* dxb = grads.dx.template data<T>() + b * g.C * g.H * g.W;
                 if (g.is_pointwise()) {
                     gemm(true, false, g.ckk(), g.ohw(), g.OC, T(1), pw, g.ckk(), db, g.ohw(), T(0), dxb, g.ohw());
                 } else {
-                    T* dcol = scratch<T>(static_cast<size_t>(g.ckk() * g.ohw()), 1);
+                    T* dcol = thread_scratch<T, DcolTag>(static_cast<size_t>(g.ckk() * g.ohw()));
                     gemm(true, false, g.ckk(), g.ohw(), g.OC, T(1), pw, g.ckk(), db, g.ohw(), T(0), dcol, g.ohw());
                     col2im(dcol, dxb, g);
                 }
             }
         };
+        if (winograd) {  // whole-batch kernels of their own, parallel inside
+            if (need_dx) winograd_conv3x3_input_grad(pd, pw, grads.dx.template data<T>(), g.B, g.C, g.H, g.W, g.OC);
+            if (need_dweight) {  // the bias gradient comes with it
+                T* db = need_dbias ? grads.dbias.template data<T>() : nullptr;
+                winograd_conv3x3_weight_grad(px, pd, grads.dweight.template data<T>(), db, g.B, g.C, g.H, g.W, g.OC);
+                return;
+            }
+            if (!need_dbias) return;
+        }
         if (nt > 1 && !omp_in_parallel()) {
 #pragma omp parallel num_threads(nt)
             {
@@ -208,7 +220,7 @@ Conv2dGrads conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& w
         } else {
             for (int64_t b = 0; b < g.B; ++b) image(b, 0);
         }
-        if (need_dweight) {
+        if (need_dweight && !winograd) {
             T* dw = grads.dweight.template data<T>();
             for (int64_t i = 0; i < wsize; ++i) {
                 T s = 0;
@@ -253,6 +265,38 @@ Tensor conv2d_reference(const Tensor& x, const Tensor& weight, const Tensor& bia
                     }
     });
     return out;
+}
+
+Conv2dGrads conv2d_backward_reference(const Tensor& dout, const Tensor& x, const Tensor& weight, int64_t stride,
+                                      int64_t pad) {
+    const Geom g = conv_geom(x, weight, Tensor(), stride, pad);
+    if (!(dout.shape() == Shape({g.B, g.OC, g.OH, g.OW}) && dout.dtype() == x.dtype())) fail("conv2d_backward_reference",
+          fmt::format("dout {} for output [{},{},{},{}]", dout.describe(), g.B, g.OC, g.OH, g.OW));
+    std::vector<double> dx(static_cast<size_t>(x.numel()), 0.0), dw(static_cast<size_t>(weight.numel()), 0.0),
+        db(static_cast<size_t>(g.OC), 0.0);
+    for (int64_t b = 0; b < g.B; ++b)
+        for (int64_t oc = 0; oc < g.OC; ++oc)
+            for (int64_t oh = 0; oh < g.OH; ++oh)
+                for (int64_t ow = 0; ow < g.OW; ++ow) {
+                    const double d = dout.flat(((b * g.OC + oc) * g.OH + oh) * g.OW + ow);
+                    db[oc] += d;
+                    for (int64_t c = 0; c < g.C; ++c)
+                        for (int64_t i = 0; i < g.KH; ++i)
+                            for (int64_t j = 0; j < g.KW; ++j) {
+                                const int64_t h = oh * g.stride - g.pad + i, w = ow * g.stride - g.pad + j;
+                                if (h < 0 || h >= g.H || w < 0 || w >= g.W) continue;
+                                const int64_t xi = ((b * g.C + c) * g.H + h) * g.W + w;
+                                const int64_t wi = ((oc * g.C + c) * g.KH + i) * g.KW + j;
+                                dx[xi] += d * weight.flat(wi);
+                                dw[wi] += d * x.flat(xi);
+                            }
+                }
+    auto to_tensor = [&](const std::vector<double>& v, const Shape& shape) {
+        Tensor t(shape, x.dtype());
+        for (int64_t i = 0; i < t.numel(); ++i) t.set_flat(i, v[static_cast<size_t>(i)]);
+        return t;
+    };
+    return {to_tensor(dx, x.shape()), to_tensor(dw, weight.shape()), to_tensor(db, {g.OC})};
 }
 
 }  // namespace ddpm

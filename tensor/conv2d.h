@@ -19,7 +19,12 @@ Conv2dGrads conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& w
                             int64_t pad, bool need_dx, bool need_dweight, bool need_dbias);
 
 // Seven nested loops, no BLAS: the reference the tests hold the fast path to.
+// Every 3x3 convolution with stride 1 and padding 1 takes the Winograd path
+// (winograd.h), every other one im2col + GEMM; both are held to these.
 Tensor conv2d_reference(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride,
                         int64_t pad);
+// All three gradients by the same loops, summed in double.
+Conv2dGrads conv2d_backward_reference(const Tensor& dout, const Tensor& x, const Tensor& weight, int64_t stride,
+                                      int64_t pad);
 
 }  // namespace ddpm

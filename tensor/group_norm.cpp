@@ -14,6 +14,7 @@
 #include "tensor/fast_exp.h"
 
 #include "tensor/parallel.h"
+#include "tensor/scratch.h"
 
 namespace ddpm {
 
@@ -34,12 +35,7 @@ GnGeom gn_geom(const Tensor& x, const Tensor& gamma, int64_t groups) {
 
 template <class T> T sigmoid_of(T y) { return T(1) / (T(1) + exp_kernel(-y)); }
 
-// A per-thread buffer of n elements, reused across calls (no allocation once warm).
-template <class T> T* group_scratch(int64_t n) {
-    thread_local std::vector<T> buf;
-    if (buf.size() < static_cast<size_t>(n)) buf.resize(static_cast<size_t>(n));
-    return buf.data();
-}
+struct GroupBufTag {};
 
 // guide.md §4: y = gamma (x - mu) r + beta, r = 1/sqrt(var + eps); mu and r cached.
 // With kSilu the output is silu(y) = y sigmoid(y), computed in the same pass.
@@ -112,7 +108,7 @@ GroupNormGrads group_norm_backward_impl(const Tensor& dz, const Tensor& x, const
             const T* xg = px + bg * n;
             const T* dyg = pdz + bg * n;
             if constexpr (kSilu) {
-                T* buf = group_scratch<T>(n);
+                T* buf = thread_scratch<T, GroupBufTag>(static_cast<size_t>(n));
                 for (int64_t c = 0; c < g.cpg; ++c) {
                     const T scale = rs * pg[c0 + c], shift = pb[c0 + c] - mu * rs * pg[c0 + c];
                     const T* xc = xg + c * g.HW;

@@ -1,6 +1,8 @@
-// conv2d: hand-computed values, the naive reference, the 1x1 path, backward by adjointness.
+// conv2d: hand-computed values, the naive references (forward and backward) for the
+// Winograd and im2col paths, backward by adjointness.
 #include "helpers.h"
 #include "tensor/conv2d.h"
+#include "tensor/elementwise.h"
 #include "tensor/random.h"
 
 using namespace ddpm;
@@ -43,24 +45,28 @@ TEST_CASE_TEMPLATE("conv2d matches the naive reference at U-Net-like shapes", T,
 
 TEST_CASE("conv2d backward is the adjoint of forward: <dy, conv(x)> = <conv^T(dy), x>") {
     // For a linear map y = W x, backward must satisfy <dy, y(x)> = <dx, x> for every x, dy.
+    // Stride 2 takes the im2col path, stride 1 the Winograd one.
     Generator gen(3);
-    Tensor x = randn({3, 4, 7, 7}, gen, DType::F64);
-    Tensor w = randn({5, 4, 3, 3}, gen, DType::F64);
-    Tensor y = conv2d_forward(x, w, Tensor(), 2, 1);
-    Tensor dy = randn(y.shape(), gen, DType::F64);
-    Conv2dGrads g = conv2d_backward(dy, x, w, 2, 1, true, true, true);
-    double lhs = 0, rhs_x = 0, rhs_w = 0, sum_dy = 0;
-    for (int64_t i = 0; i < y.numel(); ++i) {
-        lhs += dy.flat(i) * y.flat(i);
-        sum_dy += dy.flat(i);
+    for (int64_t stride : {2, 1}) {
+        INFO("stride " << stride);
+        Tensor x = randn({3, 4, 7, 7}, gen, DType::F64);
+        Tensor w = randn({5, 4, 3, 3}, gen, DType::F64);
+        Tensor y = conv2d_forward(x, w, Tensor(), stride, 1);
+        Tensor dy = randn(y.shape(), gen, DType::F64);
+        Conv2dGrads g = conv2d_backward(dy, x, w, stride, 1, true, true, true);
+        double lhs = 0, rhs_x = 0, rhs_w = 0, sum_dy = 0;
+        for (int64_t i = 0; i < y.numel(); ++i) {
+            lhs += dy.flat(i) * y.flat(i);
+            sum_dy += dy.flat(i);
+        }
+        for (int64_t i = 0; i < x.numel(); ++i) rhs_x += g.dx.flat(i) * x.flat(i);
+        for (int64_t i = 0; i < w.numel(); ++i) rhs_w += g.dweight.flat(i) * w.flat(i);
+        CHECK(lhs == doctest::Approx(rhs_x).epsilon(1e-12));
+        CHECK(lhs == doctest::Approx(rhs_w).epsilon(1e-12));
+        double sdb = 0;
+        for (int64_t i = 0; i < 5; ++i) sdb += g.dbias.flat(i);
+        CHECK(sdb == doctest::Approx(sum_dy).epsilon(1e-12));
     }
-    for (int64_t i = 0; i < x.numel(); ++i) rhs_x += g.dx.flat(i) * x.flat(i);
-    for (int64_t i = 0; i < w.numel(); ++i) rhs_w += g.dweight.flat(i) * w.flat(i);
-    CHECK(lhs == doctest::Approx(rhs_x).epsilon(1e-12));
-    CHECK(lhs == doctest::Approx(rhs_w).epsilon(1e-12));
-    double sdb = 0;
-    for (int64_t i = 0; i < 5; ++i) sdb += g.dbias.flat(i);
-    CHECK(sdb == doctest::Approx(sum_dy).epsilon(1e-12));
 }
 
 TEST_CASE("conv2d errors name the shapes") {
@@ -69,4 +75,59 @@ TEST_CASE("conv2d errors name the shapes") {
                          "conv2d: input [64,32,28,28] weight [64,16,3,3]: channels differ (32 vs 16)", TensorError);
     CHECK_THROWS_AS(conv2d_forward(Tensor::zeros({32, 28, 28}), w, Tensor(), 1, 1), TensorError);
     CHECK_THROWS_AS(conv2d_forward(x, Tensor::zeros({8, 32, 3, 3}), Tensor::zeros({4}), 1, 1), TensorError);
+}
+
+namespace {
+double max_abs(const Tensor& t) {
+    double m = 0;
+    for (int64_t i = 0; i < t.numel(); ++i) m = std::max(m, std::abs(t.flat(i)));
+    return m;
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("Winograd 3x3 convolution matches the naive loops forward and backward", T, float, double) {
+    // Planes smaller than a tile, not a multiple of 4, a lane group only partly
+    // filled (17 tiles), and batches cut into several blocks per thread.
+    const DType dt = dtype_of<T>();
+    Generator gen(21);
+    struct Case { int64_t B, C, H, W, OC; };
+    for (Case c : {Case{1, 1, 1, 1, 1}, Case{2, 3, 2, 3, 4}, Case{3, 4, 5, 5, 5}, Case{2, 5, 7, 7, 3},
+                   Case{1, 2, 9, 13, 2}, Case{17, 3, 4, 4, 2}, Case{40, 8, 14, 14, 6}, Case{3, 16, 28, 28, 8}}) {
+        INFO("B " << c.B << " C " << c.C << " " << c.H << "x" << c.W << " OC " << c.OC);
+        Tensor x = randn({c.B, c.C, c.H, c.W}, gen, dt);
+        Tensor w = mul_scalar(randn({c.OC, c.C, 3, 3}, gen, dt), 1.0 / std::sqrt(9.0 * double(c.C)));
+        Tensor b = randn({c.OC}, gen, dt);
+        Tensor y = conv2d_forward(x, w, b, 1, 1), y_ref = conv2d_reference(x, w, b, 1, 1);
+        // float: F(4x4, 3x3) rounds a little more than the direct sum (its
+        // transforms scale by up to 8 and 1/24); relative to the output's scale.
+        const double rel = sizeof(T) == 4 ? 1e-5 : 1e-13;  // float: about 3e-6 measured
+        CHECK(max_abs_diff(y, y_ref) <= rel * max_abs(y_ref));
+        Tensor dy = randn(y.shape(), gen, dt);
+        Conv2dGrads got = conv2d_backward(dy, x, w, 1, 1, true, true, true);
+        Conv2dGrads want = conv2d_backward_reference(dy, x, w, 1, 1);
+        CHECK(max_abs_diff(got.dx, want.dx) <= rel * max_abs(want.dx));
+        CHECK(max_abs_diff(got.dweight, want.dweight) <= rel * max_abs(want.dweight));
+        CHECK(max_abs_diff(got.dbias, want.dbias) <= rel * max_abs(want.dbias));
+        // The input gradient alone (no weight gradient) and the bias gradient alone.
+        Conv2dGrads dx_only = conv2d_backward(dy, x, w, 1, 1, true, false, false);
+        CHECK(max_abs_diff(dx_only.dx, got.dx) == 0);
+        Conv2dGrads db_only = conv2d_backward(dy, x, w, 1, 1, false, false, true);
+        CHECK(max_abs_diff(db_only.dbias, want.dbias) <= rel * max_abs(want.dbias));
+    }
+}
+
+TEST_CASE("the im2col path matches the naive backward loops too") {
+    Generator gen(5);
+    struct Case { int64_t K, stride, pad; };
+    for (Case c : {Case{3, 2, 1}, Case{1, 1, 0}, Case{2, 2, 0}, Case{3, 1, 0}}) {
+        Tensor x = randn({3, 4, 7, 6}, gen, DType::F32);
+        Tensor w = randn({5, 4, c.K, c.K}, gen, DType::F32);
+        Tensor y = conv2d_forward(x, w, Tensor(), c.stride, c.pad);
+        Tensor dy = randn(y.shape(), gen, DType::F32);
+        Conv2dGrads got = conv2d_backward(dy, x, w, c.stride, c.pad, true, true, true);
+        Conv2dGrads want = conv2d_backward_reference(dy, x, w, c.stride, c.pad);
+        CHECK(max_abs_diff(got.dx, want.dx) <= 1e-5 * max_abs(want.dx));
+        CHECK(max_abs_diff(got.dweight, want.dweight) <= 1e-5 * max_abs(want.dweight));
+        CHECK(max_abs_diff(got.dbias, want.dbias) <= 1e-5 * max_abs(want.dbias));
+    }
 }

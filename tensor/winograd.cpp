@@ -1,0 +1,420 @@
+// winograd.cpp: F(4x4, 3x3) convolution, forward, input gradient and weight gradient.
+//
+// The batch's output tiles (image b, tile row th, tile column tw) are numbered
+// p = (b * TH + th) * TW + tw and cut into blocks of at most kBlockTiles. A
+// thread takes whole blocks; for each block it
+//   1. transforms the input patches: V[xi][c][p] = (B^T d B)[xi],
+//   2. runs 36 GEMMs M[xi] = U[xi] V[xi] (OC x C times C x tiles), and
+//   3. transforms back: out tile = A^T M A (+ bias).
+// All three stay in the thread's cache-sized scratch buffers. The transforms
+// work on kLanes tiles at once, one tile per vector lane.
+#include "tensor/winograd.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <type_traits>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "tensor/matmul.h"
+#include "tensor/scratch.h"
+
+namespace ddpm {
+
+namespace {
+
+constexpr int64_t kLanes = 16;        // tiles transformed together (one AVX-512 register of floats)
+constexpr int64_t kBlockBytes = 512 * 1024;  // V and M of a block: well inside L2 beside U
+constexpr int kXi = 36;               // points of the 6x6 transform grid
+
+// The tiling of one convolution: TH x TW tiles of 4x4 outputs per image.
+struct Tiling {
+    int64_t B, C, H, W, OC, TH, TW, P, block, ld, nblocks;
+    Tiling(int64_t B_, int64_t C_, int64_t H_, int64_t W_, int64_t OC_, int nthreads)
+        : B(B_), C(C_), H(H_), W(W_), OC(OC_), TH((H_ + 3) / 4), TW((W_ + 3) / 4) {
+        P = B * TH * TW;
+        // Blocks that fit the cache, whole lane groups where possible, and enough
+        // of them for every thread.
+        const int64_t fit = kBlockBytes / (kXi * (C + OC) * static_cast<int64_t>(sizeof(float)));
+        const int64_t cap = std::max<int64_t>(kLanes, fit / kLanes * kLanes);
+        block = std::clamp<int64_t>((P + nthreads - 1) / nthreads, 1, cap);
+        ld = (block + kLanes - 1) / kLanes * kLanes;  // a lane group never spills past a row
+        nblocks = (P + block - 1) / block;
+    }
+};
+
+// Where the tiles of one lane group start: input row/column of the patch's
+// corner (the tile's first output row/column minus the padding) and the image.
+struct LaneTiles {
+    int64_t image[kLanes], row[kLanes], col[kLanes];
+    int n;  // lanes in use
+    LaneTiles(const Tiling& t, int64_t p0, int64_t count) : n(static_cast<int>(std::min(kLanes, count))) {
+        for (int l = 0; l < n; ++l) {
+            const int64_t p = p0 + l, per_image = t.TH * t.TW;
+            image[l] = p / per_image;
+            row[l] = (p % per_image) / t.TW * 4;
+            col[l] = p % t.TW * 4;
+        }
+    }
+};
+
+// The six-point transforms, applied across kLanes lanes: in[k * is + l] -> out[k * os + l].
+// guide.md §3: B^T (input), A^T (output) and G (kernel) of F(4x4, 3x3), and their transposes for backward.
+template <class T> inline void bt6(const T* in, int64_t is, T* out, int64_t os) {
+#pragma omp simd
+    for (int64_t l = 0; l < kLanes; ++l) {
+        const T a0 = in[l], a1 = in[is + l], a2 = in[2 * is + l], a3 = in[3 * is + l], a4 = in[4 * is + l],
+                a5 = in[5 * is + l];
+        out[l] = 4 * a0 - 5 * a2 + a4;
+        out[os + l] = -4 * (a1 + a2) + a3 + a4;
+        out[2 * os + l] = 4 * (a1 - a2) - a3 + a4;
+        out[3 * os + l] = 2 * (a3 - a1) - a2 + a4;
+        out[4 * os + l] = 2 * (a1 - a3) - a2 + a4;
+        out[5 * os + l] = 4 * a1 - 5 * a3 + a5;
+    }
+}
+
+// Six values in, four out: the output transform A^T.
+template <class T> inline void at6(const T* in, int64_t is, T* out, int64_t os) {
+#pragma omp simd
+    for (int64_t l = 0; l < kLanes; ++l) {
+        const T a0 = in[l], a1 = in[is + l], a2 = in[2 * is + l], a3 = in[3 * is + l], a4 = in[4 * is + l],
+                a5 = in[5 * is + l];
+        const T s12 = a1 + a2, d12 = a1 - a2, s34 = a3 + a4, d34 = a3 - a4;
+        out[l] = a0 + s12 + s34;
+        out[os + l] = d12 + 2 * d34;
+        out[2 * os + l] = s12 + 4 * s34;
+        out[3 * os + l] = d12 + 8 * d34 + a5;
+    }
+}
+
+// Four values in, six out: A, the adjoint of at6 (used on output gradients).
+template <class T> inline void a4(const T* in, int64_t is, T* out, int64_t os) {
+#pragma omp simd
+    for (int64_t l = 0; l < kLanes; ++l) {
+        const T y0 = in[l], y1 = in[is + l], y2 = in[2 * is + l], y3 = in[3 * is + l];
+        const T e = y0 + y2, o = y1 + y3, e4 = y0 + 4 * y2, o2 = 2 * y1 + 8 * y3;
+        out[l] = y0;
+        out[os + l] = e + o;
+        out[2 * os + l] = e - o;
+        out[3 * os + l] = e4 + o2;
+        out[4 * os + l] = e4 - o2;
+        out[5 * os + l] = y3;
+    }
+}
+
+// Kernel transform of one 3x3 kernel k (element (i, j) at k[i * si + j * sj]):
+// guide.md §3: u (6x6) = G k G^T.
+template <class T> void kernel_transform(const T* k, int64_t si, int64_t sj, T* u) {
+    auto g3 = [](T a, T b, T c, T* o, int64_t os) {
+        o[0] = a / 4;
+        o[os] = -(a + b + c) / 6;
+        o[2 * os] = -(a - b + c) / 6;
+        o[3 * os] = a / 24 + b / 12 + c / 6;
+        o[4 * os] = a / 24 - b / 12 + c / 6;
+        o[5 * os] = c;
+    };
+    T t[6][3];
+    for (int j = 0; j < 3; ++j) g3(k[j * sj], k[si + j * sj], k[2 * si + j * sj], &t[0][j], 3);
+    for (int i = 0; i < 6; ++i) g3(t[i][0], t[i][1], t[i][2], u + i * 6, 1);
+}
+
+// The adjoint: guide.md §3: dk (3x3) = G^T du G for one 6x6 du.
+template <class T> void kernel_transform_adjoint(const T* du, T* dk) {
+    auto gt6 = [](const T* u, int64_t s, T* o, int64_t os) {
+        o[0] = u[0] / 4 - (u[s] + u[2 * s]) / 6 + (u[3 * s] + u[4 * s]) / 24;
+        o[os] = (u[2 * s] - u[s]) / 6 + (u[3 * s] - u[4 * s]) / 12;
+        o[2 * os] = -(u[s] + u[2 * s]) / 6 + (u[3 * s] + u[4 * s]) / 6 + u[5 * s];
+    };
+    T t[3][6];
+    for (int j = 0; j < 6; ++j) gt6(du + j, 6, &t[0][j], 6);
+    for (int i = 0; i < 3; ++i) gt6(&t[i][0], 1, dk + i * 3, 1);
+}
+
+// U[xi][o][c] for o < OC, c < C from w; with `flipped` the kernel used is
+// w[c][o][2 - i][2 - j] (w is then (C, OC, 3, 3)): the input-gradient convolution.
+template <class T> void transform_kernels(const T* w, int64_t OC, int64_t C, bool flipped, T* U) {
+#pragma omp parallel for schedule(static) if (OC * C >= 256 && !omp_in_parallel())
+    for (int64_t o = 0; o < OC; ++o)
+        for (int64_t c = 0; c < C; ++c) {
+            T u[kXi];
+            if (flipped)
+                kernel_transform(w + (c * OC + o) * 9 + 8, -3, -1, u);
+            else
+                kernel_transform(w + (o * C + c) * 9, 3, 1, u);
+            for (int xi = 0; xi < kXi; ++xi) U[(xi * OC + o) * C + c] = u[xi];
+        }
+}
+
+// For each lane, the kRows x kRows patch whose corner is (row - off, col - off)
+// of its image's plane. gather reads it into d[r][s][lane] (zero outside the
+// H x W plane); scatter writes d back to the part inside the plane. The lanes'
+// offsets and edge masks are worked out once per lane group, then used for
+// every channel.
+template <class T, int kRows> struct TilePatches {
+    int64_t offset[kLanes];  // of the patch corner from the plane of image 0 (may lie outside)
+    int64_t r0[kLanes], c0[kLanes];
+    bool inside[kLanes];
+    uint32_t row_ok[kRows] = {}, col_ok[kRows] = {};  // bit l: that patch row / column lies in the plane
+    int n;
+    int64_t H, W;
+    bool vector_ok;  // every index fits a 32-bit gather
+    alignas(64) int32_t base32[kLanes] = {};  // offset as 32-bit gather indices (when vector_ok)
+
+    TilePatches(const LaneTiles& lt, int64_t plane_stride, int64_t H_, int64_t W_, int64_t off)
+        : n(lt.n), H(H_), W(W_) {
+        for (int l = 0; l < n; ++l) {
+            r0[l] = lt.row[l] - off, c0[l] = lt.col[l] - off;
+            offset[l] = lt.image[l] * plane_stride + r0[l] * W + c0[l];
+            inside[l] = r0[l] >= 0 && c0[l] >= 0 && r0[l] + kRows <= H && c0[l] + kRows <= W;
+            for (int k = 0; k < kRows; ++k) {
+                if (r0[l] + k >= 0 && r0[l] + k < H) row_ok[k] |= 1u << l;
+                if (c0[l] + k >= 0 && c0[l] + k < W) col_ok[k] |= 1u << l;
+            }
+        }
+        vector_ok = plane_stride * (lt.image[n - 1] + 1) < (int64_t{1} << 31);
+        if (vector_ok)
+            for (int l = 0; l < n; ++l) base32[l] = static_cast<int32_t>(offset[l]);
+    }
+
+#if defined(__AVX512F__)
+    // f(r, s, indices, mask) for every patch element: each lane's index of element
+    // (r, s), and the lanes for which it lies inside the plane.
+    template <class F> void each_element_vector(F f) const {
+        const __m512i vbase = _mm512_load_si512(base32);
+        for (int r = 0; r < kRows; ++r)
+            for (int s = 0; s < kRows; ++s)
+                f(r, s, _mm512_add_epi32(vbase, _mm512_set1_epi32(static_cast<int32_t>(r * W + s))),
+                  static_cast<__mmask16>(row_ok[r] & col_ok[s]));
+    }
+#endif
+
+    void gather(const T* plane0, T (*d)[kRows][kLanes]) const {
+#if defined(__AVX512F__)
+        // One masked vector gather per patch element.
+        if constexpr (std::is_same_v<T, float> && kLanes == 16) {
+            if (vector_ok) {
+                each_element_vector([&](int r, int s, __m512i idx, __mmask16 m) {
+                    _mm512_store_ps(&d[r][s][0], _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, plane0, 4));
+                });
+                return;
+            }
+        }
+#endif
+        for (int l = 0; l < kLanes; ++l) {
+            if (l >= n) {
+                for (int r = 0; r < kRows; ++r)
+                    for (int s = 0; s < kRows; ++s) d[r][s][l] = 0;
+            } else if (inside[l]) {
+                const T* x = plane0 + offset[l];
+                for (int r = 0; r < kRows; ++r)
+                    for (int s = 0; s < kRows; ++s) d[r][s][l] = x[r * W + s];
+            } else {
+                for (int r = 0; r < kRows; ++r)
+                    for (int s = 0; s < kRows; ++s) {
+                        const bool ok = (row_ok[r] & col_ok[s]) >> l & 1u;
+                        d[r][s][l] = ok ? plane0[offset[l] + r * W + s] : T(0);
+                    }
+            }
+        }
+    }
+
+    // plane0[patch element] = d[r][s][lane] + add, inside the plane only.
+    void scatter(const T (*d)[kRows][kLanes], T add, T* plane0) const {
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float> && kLanes == 16) {
+            if (vector_ok) {
+                const __m512 vadd = _mm512_set1_ps(add);
+                each_element_vector([&](int r, int s, __m512i idx, __mmask16 m) {
+                    _mm512_mask_i32scatter_ps(plane0, m, idx, _mm512_add_ps(_mm512_load_ps(&d[r][s][0]), vadd), 4);
+                });
+                return;
+            }
+        }
+#endif
+        for (int l = 0; l < n; ++l) {
+            T* x = plane0 + offset[l];
+            for (int r = 0; r < kRows; ++r)
+                for (int s = 0; s < kRows; ++s)
+                    if (inside[l] || ((row_ok[r] & col_ok[s]) >> l & 1u)) x[r * W + s] = d[r][s][l] + add;
+        }
+    }
+};
+
+// Step 1. V[xi][c][q] (row length ld) for the block's tiles p0 .. p0 + count:
+// guide.md §3: V = B^T d B for each 6x6 input patch d.
+template <class T> void input_transform(const T* x, const Tiling& t, int64_t p0, int64_t count, T* V) {
+    for (int64_t q = 0; q < count; q += kLanes) {
+        const TilePatches<T, 6> patches(LaneTiles(t, p0 + q, count - q), t.C * t.H * t.W, t.H, t.W, 1);
+        for (int64_t c = 0; c < t.C; ++c) {
+            alignas(64) T d[6][6][kLanes], tmp[6][6][kLanes];
+            patches.gather(x + c * t.H * t.W, d);
+            for (int s = 0; s < 6; ++s) bt6(&d[0][s][0], 6 * kLanes, &tmp[0][s][0], 6 * kLanes);  // columns
+            for (int r = 0; r < 6; ++r)                                                          // rows
+                bt6(&tmp[r][0][0], kLanes, V + ((r * 6) * t.C + c) * t.ld + q, t.C * t.ld);
+        }
+    }
+}
+
+// Step 3. guide.md §3: out tile = A^T M A + bias, written where it lies inside the image.
+template <class T>
+void output_transform(const T* M, const T* bias, const Tiling& t, int64_t p0, int64_t count, T* out) {
+    for (int64_t q = 0; q < count; q += kLanes) {
+        const TilePatches<T, 4> patches(LaneTiles(t, p0 + q, count - q), t.OC * t.H * t.W, t.H, t.W, 0);
+        for (int64_t o = 0; o < t.OC; ++o) {
+            alignas(64) T tmp[4][6][kLanes], y[4][4][kLanes];
+            for (int s = 0; s < 6; ++s) at6(M + (s * t.OC + o) * t.ld + q, 6 * t.OC * t.ld, &tmp[0][s][0], 6 * kLanes);
+            for (int r = 0; r < 4; ++r) at6(&tmp[r][0][0], kLanes, &y[r][0][0], kLanes);
+            patches.scatter(y, bias ? bias[o] : T(0), out + o * t.H * t.W);
+        }
+    }
+}
+
+// Weight-gradient step: guide.md §3: dM = A dy A^T for each 4x4 output-gradient tile (zero
+// past the image's edge), stored like M. The tiles' sums are added to dbias
+// (when not null): the bias gradient costs no second pass over dout.
+template <class T>
+void output_grad_transform(const T* dout, const Tiling& t, int64_t p0, int64_t count, T* dM, double* dbias) {
+    for (int64_t q = 0; q < count; q += kLanes) {
+        const TilePatches<T, 4> patches(LaneTiles(t, p0 + q, count - q), t.OC * t.H * t.W, t.H, t.W, 0);
+        for (int64_t o = 0; o < t.OC; ++o) {
+            alignas(64) T dy[4][4][kLanes], tmp[6][4][kLanes];
+            patches.gather(dout + o * t.H * t.W, dy);
+            for (int s = 0; s < 4; ++s) a4(&dy[0][s][0], 4 * kLanes, &tmp[0][s][0], 4 * kLanes);
+            for (int r = 0; r < 6; ++r) a4(&tmp[r][0][0], kLanes, dM + ((r * 6) * t.OC + o) * t.ld + q, t.OC * t.ld);
+            if (dbias) {
+                T sum = 0;
+                const T* flat = &dy[0][0][0];
+#pragma omp simd reduction(+ : sum)
+                for (int i = 0; i < 16 * kLanes; ++i) sum += flat[i];
+                dbias[o] += static_cast<double>(sum);
+            }
+        }
+    }
+}
+
+struct VTag {};
+struct MTag {};
+struct UTag {};
+struct BiasTag {};
+
+// guide.md §3: the convolution of x with the transformed kernels U (OC x C at each xi).
+template <class T> void winograd_conv(const T* x, const T* U, const T* bias, T* out, const Tiling& t) {
+    auto run_blocks = [&](int64_t first, int64_t last) {
+        T* V = thread_scratch<T, VTag>(static_cast<size_t>(kXi * t.C * t.ld));
+        T* M = thread_scratch<T, MTag>(static_cast<size_t>(kXi * t.OC * t.ld));
+        for (int64_t blk = first; blk < last; ++blk) {
+            const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
+            input_transform(x, t, p0, count, V);
+            // Step 2. guide.md §3: M[xi] = U[xi] V[xi].
+            for (int xi = 0; xi < kXi; ++xi)
+                gemm(false, false, t.OC, count, t.C, T(1), U + xi * t.OC * t.C, t.C, V + xi * t.C * t.ld, t.ld, T(0),
+                     M + xi * t.OC * t.ld, t.ld);
+            output_transform(M, bias, t, p0, count, out);
+        }
+    };
+    const int nt = omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), t.nblocks));
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int64_t k = omp_get_thread_num(), n = omp_get_num_threads();
+            run_blocks(t.nblocks * k / n, t.nblocks * (k + 1) / n);
+        }
+    } else {
+        run_blocks(0, t.nblocks);
+    }
+}
+
+}  // namespace
+
+template <class T>
+void winograd_conv3x3_forward(const T* x, const T* w, const T* bias, T* out, int64_t B, int64_t C, int64_t H,
+                              int64_t W, int64_t OC) {
+    const Tiling t(B, C, H, W, OC, omp_in_parallel() ? 1 : omp_get_max_threads());
+    T* U = thread_scratch<T, UTag>(static_cast<size_t>(kXi * OC * C));
+    transform_kernels(w, OC, C, false, U);
+    winograd_conv(x, U, bias, out, t);
+}
+
+// guide.md §3: dx is the convolution of dout with the kernel flipped and its channels swapped.
+template <class T>
+void winograd_conv3x3_input_grad(const T* dout, const T* w, T* dx, int64_t B, int64_t C, int64_t H, int64_t W,
+                                 int64_t OC) {
+    // dx = conv3x3(dout, w') with w'[c][o][i][j] = w[o][c][2 - i][2 - j]: C outputs from OC inputs.
+    const Tiling t(B, OC, H, W, C, omp_in_parallel() ? 1 : omp_get_max_threads());
+    T* U = thread_scratch<T, UTag>(static_cast<size_t>(kXi * OC * C));
+    transform_kernels(w, C, OC, true, U);
+    winograd_conv(dout, U, static_cast<const T*>(nullptr), dx, t);
+}
+
+template <class T>
+void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, int64_t B, int64_t C, int64_t H,
+                                  int64_t W, int64_t OC) {
+    const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const Tiling t(B, C, H, W, OC, max_threads);
+    const int nt = static_cast<int>(std::min<int64_t>(max_threads, t.nblocks));
+    const int64_t usize = kXi * OC * C;
+    // dU and the bias sums, one slice per thread, added in a fixed order at the
+    // end: the result does not depend on timing.
+    T* dU = thread_scratch<T, UTag>(static_cast<size_t>(nt * usize));
+    double* db = thread_scratch<double, BiasTag>(static_cast<size_t>(nt * OC));
+    auto run_blocks = [&](int k, int64_t first, int64_t last) {
+        T* V = thread_scratch<T, VTag>(static_cast<size_t>(kXi * t.C * t.ld));
+        T* dM = thread_scratch<T, MTag>(static_cast<size_t>(kXi * t.OC * t.ld));
+        T* part = dU + k * usize;
+        std::fill(part, part + usize, T(0));
+        std::fill(db + k * OC, db + (k + 1) * OC, 0.0);
+        for (int64_t blk = first; blk < last; ++blk) {
+            const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
+            input_transform(x, t, p0, count, V);
+            output_grad_transform(dout, t, p0, count, dM, dbias ? db + k * OC : nullptr);
+            // guide.md §3: dU[xi] += dM[xi] V[xi]^T.
+            for (int xi = 0; xi < kXi; ++xi)
+                gemm(false, true, t.OC, t.C, count, T(1), dM + xi * t.OC * t.ld, t.ld, V + xi * t.C * t.ld, t.ld, T(1),
+                     part + xi * OC * C, C);
+        }
+    };
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int k = omp_get_thread_num(), n = omp_get_num_threads();
+            run_blocks(k, t.nblocks * k / n, t.nblocks * (k + 1) / n);
+        }
+    } else {
+        run_blocks(0, 0, t.nblocks);
+    }
+    for (int64_t o = 0; o < OC; ++o) {
+        for (int64_t c = 0; c < C; ++c) {
+            T du[kXi];
+            for (int xi = 0; xi < kXi; ++xi) {
+                T s = 0;
+                for (int k = 0; k < nt; ++k) s += dU[k * usize + (xi * OC + o) * C + c];
+                du[xi] = s;
+            }
+            kernel_transform_adjoint(du, dw + (o * C + c) * 9);
+        }
+        if (dbias) {
+            double s = 0;
+            for (int k = 0; k < nt; ++k) s += db[k * OC + o];
+            dbias[o] = static_cast<T>(s);
+        }
+    }
+}
+
+template void winograd_conv3x3_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t,
+                                              int64_t, int64_t, int64_t);
+template void winograd_conv3x3_forward<double>(const double*, const double*, const double*, double*, int64_t,
+                                               int64_t, int64_t, int64_t, int64_t);
+template void winograd_conv3x3_input_grad<float>(const float*, const float*, float*, int64_t, int64_t, int64_t,
+                                                 int64_t, int64_t);
+template void winograd_conv3x3_input_grad<double>(const double*, const double*, double*, int64_t, int64_t, int64_t,
+                                                  int64_t, int64_t);
+template void winograd_conv3x3_weight_grad<float>(const float*, const float*, float*, float*, int64_t, int64_t,
+                                                  int64_t, int64_t, int64_t);
+template void winograd_conv3x3_weight_grad<double>(const double*, const double*, double*, double*, int64_t, int64_t,
+                                                   int64_t, int64_t, int64_t);
+
+}  // namespace ddpm

@@ -1,0 +1,41 @@
+// winograd.h: 3x3 convolutions (stride 1, padding 1) by Winograd's minimal
+// filtering F(4x4, 3x3), forward and both gradients.
+//
+// A 4x4 output tile needs a 6x6 input patch d. With the constant matrices
+// B (6x6), G (6x3) and A (6x4) of Lavin & Gray (2016),
+//   Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A,
+// which costs 36 multiplications per channel pair instead of the 144 of the
+// direct sum. Over a batch, the element-wise product at each of the 36
+// positions xi of the 6x6 grid becomes one matrix product over channels:
+//   M[xi] (OC x tiles) = U[xi] (OC x C) V[xi] (C x tiles),
+// so the work is still done by GEMMs, on a quarter of the arithmetic.
+#pragma once
+
+#include <cstdint>
+
+namespace ddpm {
+
+// The shapes this file handles: a 3x3 kernel, stride 1, padding 1.
+inline bool winograd_applies(int64_t KH, int64_t KW, int64_t stride, int64_t pad) {
+    return KH == 3 && KW == 3 && stride == 1 && pad == 1;
+}
+
+// out (B,OC,H,W) = conv3x3(x (B,C,H,W), w (OC,C,3,3)) + bias (OC, or null).
+template <class T>
+void winograd_conv3x3_forward(const T* x, const T* w, const T* bias, T* out, int64_t B, int64_t C, int64_t H,
+                              int64_t W, int64_t OC);
+
+// dx (B,C,H,W) from dout (B,OC,H,W): the same convolution of dout with the
+// kernel flipped in space and its two channel axes swapped.
+template <class T>
+void winograd_conv3x3_input_grad(const T* dout, const T* w, T* dx, int64_t B, int64_t C, int64_t H, int64_t W,
+                                 int64_t OC);
+
+// dw (OC,C,3,3) = sum over the batch of dout (B,OC,H,W) correlated with x (B,C,H,W),
+// accumulated in the Winograd domain: dU[xi] = dM[xi] V[xi]^T, dw = G^T dU G.
+// dbias (OC, or null) = the sum of dout over the batch and the plane.
+template <class T>
+void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, int64_t B, int64_t C, int64_t H,
+                                  int64_t W, int64_t OC);
+
+}  // namespace ddpm
