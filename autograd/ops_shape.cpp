@@ -99,7 +99,9 @@ Variable dropout(const Variable& x, double p, Generator& gen, bool training) {
     DropoutOut f = dropout_forward(x.data(), p, gen);
     return Variable::make_result(
         std::move(f.y), {x},
-        [mask = f.mask](const Tensor& g, std::vector<Variable>& in) { in[0].accumulate_grad(ddpm::mul(g, mask)); },
+        [keep = f.keep, p](const Tensor& g, std::vector<Variable>& in) {
+            in[0].accumulate_grad(dropout_backward(g, keep, p));
+        },
         "dropout");
 }
 

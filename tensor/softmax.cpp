@@ -33,15 +33,30 @@ template <class F> void for_each_line(const Lines& l, F&& f) {
 // One line of n values at stride s (Stride = 1: known contiguous, so the loops vectorise).
 template <bool Log, class T, int Stride> void softmax_line(const T* xl, T* yl, int64_t n, int64_t s) {
     const int64_t st = Stride == 1 ? 1 : s;
-    T m = xl[0];
-    for (int64_t j = 1; j < n; ++j) m = std::max(m, xl[j * st]);
+    // The max and the sum each keep kLanes independent running values (one
+    // vector of floats) so that they vectorise; NaNs never win the max, as in std::max.
+    constexpr int kLanes = 16;
+    T lane_max[kLanes], lane_sum[kLanes] = {};
+    std::fill(lane_max, lane_max + kLanes, xl[0]);
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes)
+        for (int k = 0; k < kLanes; ++k) lane_max[k] = lane_max[k] < xl[(j + k) * st] ? xl[(j + k) * st] : lane_max[k];
+    T m = *std::max_element(lane_max, lane_max + kLanes);
+    for (; j < n; ++j) m = std::max(m, xl[j * st]);
+    j = 0;
+    for (; j + kLanes <= n; j += kLanes)
+        for (int k = 0; k < kLanes; ++k) {
+            const T e = exp_kernel(xl[(j + k) * st] - m);
+            if constexpr (!Log) yl[(j + k) * st] = e;
+            lane_sum[k] += e;
+        }
     T z = 0;
-#pragma omp simd reduction(+ : z)
-    for (int64_t j = 0; j < n; ++j) {
+    for (; j < n; ++j) {
         const T e = exp_kernel(xl[j * st] - m);
         if constexpr (!Log) yl[j * st] = e;
         z += e;
     }
+    for (int k = 0; k < kLanes; ++k) z += lane_sum[k];
     if constexpr (Log) {
         const T lz = static_cast<T>(std::log(z)) + m;
         for (int64_t j = 0; j < n; ++j) yl[j * st] = xl[j * st] - lz;

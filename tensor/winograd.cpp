@@ -286,11 +286,11 @@ void output_grad_transform(const T* dout, const Tiling& t, int64_t p0, int64_t c
             for (int s = 0; s < 4; ++s) a4(&dy[0][s][0], 4 * kLanes, &tmp[0][s][0], 4 * kLanes);
             for (int r = 0; r < 6; ++r) a4(&tmp[r][0][0], kLanes, dM + ((r * 6) * t.OC + o) * t.ld + q, t.OC * t.ld);
             if (dbias) {
-                T sum = 0;
-                const T* flat = &dy[0][0][0];
-#pragma omp simd reduction(+ : sum)
-                for (int i = 0; i < 16 * kLanes; ++i) sum += flat[i];
-                dbias[o] += static_cast<double>(sum);
+                T lane[kLanes] = {};
+                for (int r = 0; r < 4; ++r)
+                    for (int s = 0; s < 4; ++s)
+                        for (int l = 0; l < kLanes; ++l) lane[l] += dy[r][s][l];
+                for (int l = 0; l < kLanes; ++l) dbias[o] += static_cast<double>(lane[l]);
             }
         }
     }

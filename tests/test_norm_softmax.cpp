@@ -100,6 +100,16 @@ TEST_CASE_TEMPLATE("dropout keeps 1-p of the elements, scaled by 1/(1-p)", T, fl
     }
     CHECK(std::abs(kept - 75000) < 5 * 137);  // sd = sqrt(1e5 * 0.25 * 0.75)
     CHECK_THROWS_AS(dropout_forward(x, 1.0, gen), TensorError);
+    // The mask is the uniform draw of the same counters (fill_uniform) compared with p ...
+    Generator replay(9);
+    Tensor u = rand(x.shape(), replay, dt);
+    for (int64_t i = 0; i < x.numel(); ++i) CHECK((d.y.flat(i) != 0.0) == (u.flat(i) >= 0.25));
+    // ... and backward applies the kept bits: dx = dy * mask.
+    Tensor dy = Tensor::arange(100000, dt);
+    Tensor dx = dropout_backward(dy, d.keep, 0.25);
+    for (int64_t i = 0; i < x.numel(); i += 7) CHECK(dx.flat(i) == doctest::Approx(dy.flat(i) * d.y.flat(i)));
+    // p = 0 keeps everything.
+    check_values(dropout_forward(Tensor::ones({70}, dt), 0.0, gen).y, std::vector<double>(70, 1.0), 0);
 }
 
 TEST_CASE_TEMPLATE("concat and narrow along inner axes", T, float, double) {
