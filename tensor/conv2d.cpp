@@ -123,7 +123,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
         const T* pw = weight.data<T>();
         const T* pb = bias.defined() ? bias.data<T>() : nullptr;
         T* po = out.data<T>();
-        if (winograd_applies(g.KH, g.KW, g.stride, g.pad)) {
+        if (winograd_applies(g.KH, g.KW, g.stride, g.pad, g.C)) {
             winograd_conv3x3_forward(px, pw, pb, po, g.B, g.C, g.H, g.W, g.OC);
             return;
         }
@@ -166,7 +166,7 @@ Conv2dGrads conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& w
         const T* pw = weight.data<T>();
         const T* pd = dout.data<T>();
         const int64_t wsize = g.OC * g.ckk();
-        const bool winograd = winograd_applies(g.KH, g.KW, g.stride, g.pad);
+        const bool winograd = winograd_applies(g.KH, g.KW, g.stride, g.pad, g.C);
         // Each thread sums dW and db of its own images into a private slice;
         // the slices are added at the end, so no two threads write one element.
         std::vector<T> dw_part(need_dweight && !winograd ? static_cast<size_t>(nt * wsize) : 0, T(0));

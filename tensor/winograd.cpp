@@ -27,7 +27,7 @@ namespace ddpm {
 namespace {
 
 constexpr int64_t kLanes = 16;        // tiles transformed together (one AVX-512 register of floats)
-constexpr int64_t kBlockBytes = 512 * 1024;  // V and M of a block: well inside L2 beside U
+constexpr int64_t kBlockBytes = 768 * 1024;  // V and M of a block: well inside L2 beside U
 constexpr int kXi = 36;               // points of the 6x6 transform grid
 
 // The tiling of one convolution: TH x TW tiles of 4x4 outputs per image.

@@ -94,8 +94,12 @@ TEST_CASE("gradcheck: conv2d") {
     expect_grad("conv 3x3 stride 2 pad 1 with bias",
                 [](Vars v) { return conv2d(v[0], v[1], v[2], 2, 1); },
                 {rn({2, 3, 7, 6}, 50), rn({4, 3, 3, 3}, 51), rn({4}, 52)});
-    expect_grad("conv 3x3 stride 1 pad 1", [](Vars v) { return conv2d(v[0], v[1], Variable(), 1, 1); },
+    expect_grad("conv 3x3 stride 1 pad 1, 2 channels (im2col)",
+                [](Vars v) { return conv2d(v[0], v[1], Variable(), 1, 1); },
                 {rn({2, 2, 5, 5}, 53), rn({3, 2, 3, 3}, 54)});
+    expect_grad("conv 3x3 stride 1 pad 1 with bias, 4 channels (Winograd)",
+                [](Vars v) { return conv2d(v[0], v[1], v[2], 1, 1); },
+                {rn({2, 4, 5, 6}, 61), rn({3, 4, 3, 3}, 62), rn({3}, 63)});
     expect_grad("conv 1x1", [](Vars v) { return conv2d(v[0], v[1], v[2], 1, 0); },
                 {rn({3, 4, 3, 3}, 55), rn({5, 4, 1, 1}, 56), rn({5}, 57)});
     expect_grad("conv 2x2 stride 2 no pad", [](Vars v) { return conv2d(v[0], v[1], v[2], 2, 0); },
