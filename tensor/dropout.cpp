@@ -6,10 +6,7 @@
 #include <cmath>
 #include <cstring>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
+#include "tensor/avx512.h"
 #include "tensor/parallel.h"
 
 namespace ddpm {

@@ -3,10 +3,7 @@
 
 #include <cmath>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
+#include "tensor/avx512.h"
 #include "tensor/parallel.h"
 
 namespace ddpm {
@@ -47,9 +44,6 @@ struct Lanes {
     uint32_t x[4][kLanes];
 };
 #if defined(__AVX512F__)
-// GCC 12's own intrinsics (_mm512_undefined_epi32) trip -Wuninitialized: not our code.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
 // hi and lo words of the 16 products a[l] * b (32 x 32 -> 64 bits): the
 // even and the odd lanes are multiplied separately (vpmuludq), then interleaved.
 inline void mulhilo16(__m512i a, __m512i b, __m512i& hi, __m512i& lo) {
@@ -102,9 +96,6 @@ void philox_lanes(uint64_t first, uint64_t seed, Lanes& out) {
         out.x[0][l] = c0, out.x[1][l] = c1, out.x[2][l] = c2, out.x[3][l] = c3;
     }
 }
-#if defined(__AVX512F__)
-#pragma GCC diagnostic pop
-#endif
 }  // namespace
 
 void philox_blocks(uint64_t first, uint64_t seed, uint32_t* out) {
