@@ -1,5 +1,7 @@
 // commands.cpp
 #include "app/commands.h"
+#include "tensor/pool.h"
+#include <cstdio>
 
 #include <fmt/format.h>
 
@@ -215,6 +217,7 @@ int run_bench(const BenchCommand& c) {
         return v[v.size() / 2];
     };
     std::vector<double> step_s, fwd_s, ddim_s, comm_s;
+    for (auto* v : {&step_s, &fwd_s, &ddim_s, &comm_s}) v->reserve(static_cast<size_t>(c.steps));  // no growth while timing
     int64_t allocs = 0, news = 0;
     GaussianDiffusion ddim = diffusion.respaced(space_timesteps(ds.T, "ddim50"));
     DenoiseFn net = [&](const Variable& x, const Tensor& t) { return model.forward(x, t); };
@@ -230,6 +233,7 @@ int run_bench(const BenchCommand& c) {
         if (timed) comm_s.push_back(dist.comm_seconds - comm_before);
         if (profiled) profiler::enable(false);
         if (timed) allocs += allocator_stats().system_allocations - before, news += heap_allocations() - news_before;
+        { static int64_t last = 0; int64_t now_m = pool_system_allocations(); fprintf(stderr, "step %ld pool misses +%ld live nodes %ld\n", (long)i, (long)(now_m - last), (long)live_graph_nodes()); last = now_m; }
         model.eval();
         Tensor tt = randint(ds.T, {local_batch}, gen);
         {

@@ -47,10 +47,10 @@ inline Variable operator*(double s, const Variable& a) { return mul_scalar(a, s)
 inline Variable operator/(const Variable& a, double s) { return mul_scalar(a, 1.0 / s); }
 
 // Reductions (ops_reduce.cpp); an empty axis list means every axis.
-Variable sum(const Variable& x, const std::vector<int64_t>& axes = {}, bool keepdim = false);
-Variable mean(const Variable& x, const std::vector<int64_t>& axes = {}, bool keepdim = false);
+Variable sum(const Variable& x, const Axes& axes = {}, bool keepdim = false);
+Variable mean(const Variable& x, const Axes& axes = {}, bool keepdim = false);
 // The gradient of a max is shared equally among the elements that attain it.
-Variable max(const Variable& x, const std::vector<int64_t>& axes = {}, bool keepdim = false);
+Variable max(const Variable& x, const Axes& axes = {}, bool keepdim = false);
 Variable softmax(const Variable& x, int64_t axis);
 Variable log_softmax(const Variable& x, int64_t axis);
 
@@ -72,7 +72,7 @@ Variable reshape(const Variable& x, const Shape& shape);
 Variable slice(const Variable& x, int64_t begin, int64_t end);  // rows of axis 0, a view
 Variable permute(const Variable& x, const std::vector<int64_t>& order);
 Variable transpose(const Variable& x, int64_t a, int64_t b);
-Variable concat(const std::vector<Variable>& parts, int64_t axis);
+Variable concat(const VariableList& parts, int64_t axis);
 Variable narrow(const Variable& x, int64_t axis, int64_t begin, int64_t length);
 Variable upsample_nearest2x(const Variable& x);
 // Identity unless training and p > 0.

@@ -14,7 +14,7 @@ template <class Rule> Variable unary_op(const Variable& x, Tensor y, const char*
     Tensor saved_y = y;
     return Variable::make_result(
         std::move(y), {x},
-        [rule, saved_y](const Tensor& g, std::vector<Variable>& in) {
+        [rule, saved_y](const Tensor& g, VariableList& in) {
             in[0].accumulate_grad(rule(g, in[0].data(), saved_y));
         },
         op);
@@ -26,7 +26,7 @@ Variable add(const Variable& a, const Variable& b) {
     OpTimer timer("add");
     return Variable::make_result(
         ddpm::add(a.data(), b.data()), {a, b},
-        [](const Tensor& g, std::vector<Variable>& in) {
+        [](const Tensor& g, VariableList& in) {
             for (Variable& v : in)
                 if (v.requires_grad()) v.accumulate_grad(sum_to(g, v.shape()));
         },
@@ -38,7 +38,7 @@ Variable sub(const Variable& a, const Variable& b) {
     OpTimer timer("sub");
     return Variable::make_result(
         ddpm::sub(a.data(), b.data()), {a, b},
-        [](const Tensor& g, std::vector<Variable>& in) {
+        [](const Tensor& g, VariableList& in) {
             if (in[0].requires_grad()) in[0].accumulate_grad(sum_to(g, in[0].shape()));
             if (in[1].requires_grad()) in[1].accumulate_grad(sum_to(ddpm::neg(g), in[1].shape()));
         },
@@ -51,7 +51,7 @@ Variable mul(const Variable& a, const Variable& b) {
     OpTimer timer("mul");
     return Variable::make_result(
         ddpm::mul(a.data(), b.data()), {a, b},
-        [](const Tensor& g, std::vector<Variable>& in) {
+        [](const Tensor& g, VariableList& in) {
             if (in[0].requires_grad()) in[0].accumulate_grad(sum_to(ddpm::mul(g, in[1].data()), in[0].shape()));
             if (in[1].requires_grad()) in[1].accumulate_grad(sum_to(ddpm::mul(g, in[0].data()), in[1].shape()));
         },
@@ -63,7 +63,7 @@ Variable div(const Variable& a, const Variable& b) {
     OpTimer timer("div");
     return Variable::make_result(
         ddpm::div(a.data(), b.data()), {a, b},
-        [](const Tensor& g, std::vector<Variable>& in) {
+        [](const Tensor& g, VariableList& in) {
             const Tensor& av = in[0].data();
             const Tensor& bv = in[1].data();
             if (in[0].requires_grad()) in[0].accumulate_grad(sum_to(ddpm::div(g, bv), in[0].shape()));
@@ -171,7 +171,7 @@ Variable where(const Tensor& cond, const Variable& a, const Variable& b) {
     OpTimer timer("where");
     return Variable::make_result(
         ddpm::where(cond, a.data(), b.data()), {a, b},
-        [cond](const Tensor& g, std::vector<Variable>& in) {
+        [cond](const Tensor& g, VariableList& in) {
             Tensor zero = Tensor::zeros({}, g.dtype());
             if (in[0].requires_grad()) in[0].accumulate_grad(sum_to(ddpm::where(cond, g, zero), in[0].shape()));
             if (in[1].requires_grad()) in[1].accumulate_grad(sum_to(ddpm::where(cond, zero, g), in[1].shape()));

@@ -16,7 +16,7 @@ Variable matmul(const Variable& a, const Variable& b, bool ta, bool tb) {
     OpTimer timer("matmul");
     return Variable::make_result(
         ddpm::matmul(a.data(), b.data(), ta, tb), {a, b},
-        [ta, tb](const Tensor& g, std::vector<Variable>& in) {
+        [ta, tb](const Tensor& g, VariableList& in) {
             const Tensor& A = in[0].data();
             const Tensor& B = in[1].data();
             if (in[0].requires_grad()) {
@@ -34,11 +34,11 @@ Variable matmul(const Variable& a, const Variable& b, bool ta, bool tb) {
 Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias, int64_t stride, int64_t pad) {
     OpTimer timer("conv2d");
     const bool has_bias = bias.defined();
-    std::vector<Variable> inputs{x, weight};
+    VariableList inputs{x, weight};
     if (has_bias) inputs.push_back(bias);
     return Variable::make_result(
         conv2d_forward(x.data(), weight.data(), has_bias ? bias.data() : Tensor(), stride, pad), std::move(inputs),
-        [stride, pad, has_bias](const Tensor& g, std::vector<Variable>& in) {
+        [stride, pad, has_bias](const Tensor& g, VariableList& in) {
             Conv2dGrads d = conv2d_backward(g, in[0].data(), in[1].data(), stride, pad, in[0].requires_grad(),
                                             in[1].requires_grad(), has_bias && in[2].requires_grad());
             if (d.dx.defined()) in[0].accumulate_grad(std::move(d.dx));

@@ -15,7 +15,7 @@ Variable group_norm_node(const char* op, const Variable& x, const Variable& gamm
     GroupNormOut f = forward(x.data(), gamma.data(), beta.data());
     return Variable::make_result(
         std::move(f.y), {x, gamma, beta},
-        [mean = f.mean, rstd = f.rstd, backward](const Tensor& g, std::vector<Variable>& in) {
+        [mean = f.mean, rstd = f.rstd, backward](const Tensor& g, VariableList& in) {
             GroupNormGrads d = backward(g, in[0].data(), in[1].data(), in[2].data(), mean, rstd);
             if (in[0].requires_grad()) in[0].accumulate_grad(std::move(d.dx));
             if (in[1].requires_grad()) in[1].accumulate_grad(std::move(d.dgamma));

@@ -12,7 +12,7 @@ Variable reshape(const Variable& x, const Shape& shape) {
     OpTimer timer("reshape");
     return Variable::make_result(
         x.data().reshape(shape), {x},
-        [](const Tensor& g, std::vector<Variable>& in) { in[0].accumulate_grad(g.reshape(in[0].shape())); },
+        [](const Tensor& g, VariableList& in) { in[0].accumulate_grad(g.reshape(in[0].shape())); },
         "reshape");
 }
 
@@ -21,7 +21,7 @@ Variable slice(const Variable& x, int64_t begin, int64_t end) {
     OpTimer timer("slice");
     return Variable::make_result(
         x.data().slice(begin, end), {x},
-        [begin, end](const Tensor& g, std::vector<Variable>& in) {
+        [begin, end](const Tensor& g, VariableList& in) {
             Tensor dx = Tensor::zeros_like(in[0].data());
             Tensor rows = dx.slice(begin, end);
             rows.copy_(g);
@@ -38,7 +38,7 @@ Variable permute(const Variable& x, const std::vector<int64_t>& order) {
         inverse[static_cast<size_t>(normalize_axis(order[i], x.dim(), "permute"))] = static_cast<int64_t>(i);
     return Variable::make_result(
         x.data().permute(order), {x},
-        [inverse](const Tensor& g, std::vector<Variable>& in) { in[0].accumulate_grad(g.permute(inverse)); },
+        [inverse](const Tensor& g, VariableList& in) { in[0].accumulate_grad(g.permute(inverse)); },
         "permute");
 }
 
@@ -51,14 +51,14 @@ Variable transpose(const Variable& x, int64_t a, int64_t b) {
 }
 
 // Each part gets back its own stretch of the gradient.
-Variable concat(const std::vector<Variable>& parts, int64_t axis) {
+Variable concat(const VariableList& parts, int64_t axis) {
     OpTimer timer("concat");
-    std::vector<Tensor> data;
+    std::vector<Tensor, PoolAllocator<Tensor>> data;
     for (const Variable& p : parts) data.push_back(p.data());
     const int64_t a = normalize_axis(axis, parts.at(0).dim(), "concat");
     return Variable::make_result(
-        ddpm::concat(data, a), parts,
-        [a](const Tensor& g, std::vector<Variable>& in) {
+        ddpm::concat(std::span<const Tensor>(data.data(), data.size()), a), parts,
+        [a](const Tensor& g, VariableList& in) {
             int64_t at = 0;
             for (Variable& v : in) {
                 const int64_t n = v.size(a);
@@ -75,7 +75,7 @@ Variable narrow(const Variable& x, int64_t axis, int64_t begin, int64_t length) 
     const int64_t a = normalize_axis(axis, x.dim(), "narrow");
     return Variable::make_result(
         ddpm::narrow(x.data(), a, begin, length), {x},
-        [a, begin, length](const Tensor& g, std::vector<Variable>& in) {
+        [a, begin, length](const Tensor& g, VariableList& in) {
             Shape before = in[0].shape(), after = in[0].shape();
             before[a] = begin;
             after[a] = in[0].size(a) - begin - length;
@@ -89,7 +89,7 @@ Variable upsample_nearest2x(const Variable& x) {
     OpTimer timer("upsample_nearest2x");
     return Variable::make_result(
         ddpm::upsample_nearest2x(x.data()), {x},
-        [](const Tensor& g, std::vector<Variable>& in) { in[0].accumulate_grad(upsample_nearest2x_backward(g)); },
+        [](const Tensor& g, VariableList& in) { in[0].accumulate_grad(upsample_nearest2x_backward(g)); },
         "upsample_nearest2x");
 }
 
@@ -99,7 +99,7 @@ Variable dropout(const Variable& x, double p, Generator& gen, bool training) {
     DropoutOut f = dropout_forward(x.data(), p, gen);
     return Variable::make_result(
         std::move(f.y), {x},
-        [keep = f.keep, p](const Tensor& g, std::vector<Variable>& in) {
+        [keep = f.keep, p](const Tensor& g, VariableList& in) {
             in[0].accumulate_grad(dropout_backward(g, keep, p));
         },
         "dropout");

@@ -2,7 +2,7 @@
 #include "autograd/variable.h"
 
 #include <atomic>
-#include <unordered_set>
+#include <vector>
 
 #include "autograd/profiler.h"
 #include "tensor/elementwise.h"
@@ -19,10 +19,11 @@ struct Variable::Impl {
     Tensor grad;
     bool requires_grad = false;
     // Graph edge: set only on results of ops recorded while grad mode was on.
-    std::vector<Variable> inputs;
+    VariableList inputs;
     BackwardFn backward;
     const char* op = "leaf";  // a string literal from the op
     bool released = false;  // a node whose backward has run
+    bool queued = false;    // reached by the search of the running backward()
 
     bool is_node() const { return static_cast<bool>(backward); }
     void release() {  // drop the edge: inputs and everything the closure saved
@@ -42,7 +43,7 @@ NoGradGuard::NoGradGuard() : previous_(t_grad_enabled) { t_grad_enabled = false;
 NoGradGuard::~NoGradGuard() { t_grad_enabled = previous_; }
 bool grad_mode_enabled() { return t_grad_enabled; }
 
-Variable::Variable(Tensor data, bool requires_grad) : impl_(std::make_shared<Impl>()) {
+Variable::Variable(Tensor data, bool requires_grad) : impl_(std::allocate_shared<Impl>(PoolAllocator<Impl>())) {
     impl_->data = std::move(data);
     impl_->requires_grad = requires_grad;
 }
@@ -86,7 +87,7 @@ void Variable::accumulate_grad(Tensor g) {
 Variable Variable::detach() const { return Variable(data(), false); }
 
 // guide.md §2: records inputs and the gradient rule of an op.
-Variable Variable::make_result(Tensor data, std::vector<Variable> inputs, BackwardFn backward, const char* op) {
+Variable Variable::make_result(Tensor data, VariableList inputs, BackwardFn backward, const char* op) {
     Variable out(std::move(data), false);
     out.impl_->op = op;
     if (!t_grad_enabled) return out;
@@ -120,20 +121,41 @@ void Variable::backward(const Tensor& grad_out) {
     // Depth-first search from the output; a node is appended after all of its
     // inputs, so reading the list backwards visits every consumer before what it consumes.
     // `order` owns the nodes, so releasing one node's inputs frees nothing still to be visited.
-    std::vector<std::shared_ptr<Impl>> order;
-    std::unordered_set<Impl*> seen;
-    std::vector<std::pair<std::shared_ptr<Impl>, size_t>> stack{{impl_, 0}};
-    seen.insert(impl_.get());
+    // The two lists keep their capacity on this thread for the next backward()
+    // (a backward() run from inside a closure gets lists of its own).
+    thread_local std::vector<std::shared_ptr<Impl>> t_order;
+    thread_local std::vector<std::pair<std::shared_ptr<Impl>, size_t>> t_stack;
+    thread_local bool t_lists_in_use = false;
+    std::vector<std::shared_ptr<Impl>> own_order;
+    std::vector<std::pair<std::shared_ptr<Impl>, size_t>> own_stack;
+    const bool outer = !t_lists_in_use;
+    auto& order = outer ? t_order : own_order;
+    auto& stack = outer ? t_stack : own_stack;
+    struct InUse {
+        bool outer;
+        ~InUse() {
+            if (outer) t_lists_in_use = false;
+        }
+    } in_use{outer};
+    if (outer) t_lists_in_use = true;
+    order.clear();
+    stack.clear();
+    stack.push_back({impl_, 0});
+    impl_->queued = true;
     while (!stack.empty()) {
         auto& [node, next] = stack.back();
         if (next < node->inputs.size()) {
             const std::shared_ptr<Impl>& in = node->inputs[next++].impl_;
-            if (in && in->is_node() && seen.insert(in.get()).second) stack.push_back({in, 0});
+            if (in && in->is_node() && !in->queued) {
+                in->queued = true;
+                stack.push_back({in, 0});
+            }
         } else {
             order.push_back(std::move(node));
             stack.pop_back();
         }
     }
+    for (auto& node : order) node->queued = false;
 
     accumulate_grad(grad_out.clone());
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
@@ -147,6 +169,7 @@ void Variable::backward(const Tensor& grad_out) {
         node.grad = Tensor();
         node.release();
     }
+    order.clear();  // the nodes go now, not at the next backward()
 }
 
 }  // namespace ddpm

@@ -9,11 +9,14 @@
 // Afterwards the graph is released: no op keeps its inputs or saved tensors.
 #pragma once
 
-#include <functional>
+#include <cstddef>
 #include <memory>
+#include <new>
+#include <type_traits>
 #include <string>
 #include <vector>
 
+#include "tensor/pool.h"
 #include "tensor/tensor.h"
 
 namespace ddpm {
@@ -21,8 +24,58 @@ namespace ddpm {
 // guide.md §2: a tensor plus its gradient and the edge to the op that made it.
 class Variable;
 
-// Adds the gradients of the inputs, given the gradient of the result.
-using BackwardFn = std::function<void(const Tensor& grad_out, std::vector<Variable>& inputs)>;
+// The inputs of an op's result (its graph edge), kept in the block cache (pool.h).
+using VariableList = std::vector<Variable, PoolAllocator<Variable>>;
+
+// Adds the gradients of the inputs, given the gradient of the result. Like a
+// std::function<void(const Tensor&, VariableList&)>, but move-only and with the
+// closure (the tensors the op saved) stored in the block cache, never the system heap.
+class BackwardFn {
+public:
+    BackwardFn() = default;
+    BackwardFn(std::nullptr_t) {}
+    template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, BackwardFn>>>
+    BackwardFn(F&& f) {
+        using Closure = std::decay_t<F>;
+        static_assert(alignof(Closure) <= alignof(std::max_align_t), "over-aligned closure");
+        obj_ = new (pool_allocate(sizeof(Closure))) Closure(std::forward<F>(f));
+        call_ = [](void* o, const Tensor& g, VariableList& in) { (*static_cast<Closure*>(o))(g, in); };
+        destroy_ = [](void* o) {
+            static_cast<Closure*>(o)->~Closure();
+            pool_deallocate(o, sizeof(Closure));
+        };
+    }
+    BackwardFn(BackwardFn&& o) noexcept : obj_(o.obj_), call_(o.call_), destroy_(o.destroy_) { o.obj_ = nullptr; }
+    BackwardFn& operator=(BackwardFn&& o) noexcept {
+        if (this != &o) {
+            reset();
+            obj_ = o.obj_, call_ = o.call_, destroy_ = o.destroy_;
+            o.obj_ = nullptr;
+        }
+        return *this;
+    }
+    BackwardFn& operator=(std::nullptr_t) {
+        reset();
+        return *this;
+    }
+    BackwardFn(const BackwardFn&) = delete;
+    BackwardFn& operator=(const BackwardFn&) = delete;
+    ~BackwardFn() { reset(); }
+
+    explicit operator bool() const { return obj_ != nullptr; }
+    void operator()(const Tensor& grad_out, VariableList& inputs) const { call_(obj_, grad_out, inputs); }
+
+private:
+    void reset() {
+        if (!obj_) return;
+        void* o = obj_;
+        obj_ = nullptr;
+        destroy_(o);
+    }
+    void* obj_ = nullptr;
+    void (*call_)(void*, const Tensor&, VariableList&) = nullptr;
+    void (*destroy_)(void*) = nullptr;
+};
 
 class Variable {
 public:
@@ -61,7 +114,7 @@ public:
 
     // Used by ops: a result of `op` computed from `inputs`. When grad mode is off
     // or no input requires a gradient, no graph is recorded.
-    static Variable make_result(Tensor data, std::vector<Variable> inputs, BackwardFn backward,
+    static Variable make_result(Tensor data, VariableList inputs, BackwardFn backward,
                                 const char* op);
 
     // Adds g into this variable's gradient. When there is none yet, g's buffer is

@@ -45,21 +45,22 @@ Tensor GaussianDiffusion::extract(const std::vector<double>& arr, const Tensor& 
     shape[0] = B;
     const Tensor tt = t.to(DType::F64);
     const double* pt = tt.data<double>();
-    std::vector<double> values(static_cast<size_t>(B));
+    Tensor values(shape, dtype);
     for (int64_t b = 0; b < B; ++b) {
         const int64_t ti = static_cast<int64_t>(pt[b]);
         if (ti != pt[b] || ti < 0 || ti >= s_.T)
             fail("diffusion", fmt::format("timestep {} is not an integer in [0, {})", pt[b], s_.T));
-        values[static_cast<size_t>(b)] = arr[static_cast<size_t>(ti)];
+        values.set_flat(b, arr[static_cast<size_t>(ti)]);
     }
-    return Tensor::from_data(values, shape, dtype);
+    return values;
 }
 
 Tensor GaussianDiffusion::model_timesteps(const Tensor& t) const {
     const Tensor tt = t.to(DType::F64);
-    std::vector<double> mapped(static_cast<size_t>(t.numel()));
-    for (int64_t b = 0; b < t.numel(); ++b) mapped[static_cast<size_t>(b)] = static_cast<double>(map_.at(static_cast<size_t>(tt.data<double>()[b])));
-    return Tensor::from_data(mapped, t.shape(), t.dtype());
+    Tensor mapped(t.shape(), t.dtype());
+    for (int64_t b = 0; b < t.numel(); ++b)
+        mapped.set_flat(b, static_cast<double>(map_.at(static_cast<size_t>(tt.data<double>()[b]))));
+    return mapped;
 }
 
 // guide.md §6: x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps.

@@ -33,7 +33,7 @@ Variable discretized_gaussian_log_likelihood(const Tensor& x, const Variable& me
 }
 
 Variable mean_flat(const Variable& x) {
-    std::vector<int64_t> axes;
+    Axes axes;
     for (int64_t a = 1; a < x.dim(); ++a) axes.push_back(a);
     return axes.empty() ? x : mean(x, axes);
 }

@@ -6,7 +6,15 @@
 
 namespace ddpm {
 
-TimestepSampler::TimestepSampler(Kind kind, int64_t T) : kind_(kind), T_(T), history_(static_cast<size_t>(T)) {}
+TimestepSampler::TimestepSampler(Kind kind, int64_t T) : kind_(kind), T_(T), history_(static_cast<size_t>(T)) {
+    reserve_history();
+}
+
+// Each history holds at most kHistory losses: room for them is made once, so
+// update() never allocates.
+void TimestepSampler::reserve_history() {
+    for (auto& h : history_) h.reserve(kHistory);
+}
 
 TimestepSampler::Kind TimestepSampler::parse(const std::string& name) {
     if (name == "uniform") return Kind::Uniform;
@@ -15,10 +23,16 @@ TimestepSampler::Kind TimestepSampler::parse(const std::string& name) {
 }
 
 std::vector<double> TimestepSampler::probabilities() const {
-    std::vector<double> p(static_cast<size_t>(T_), 1.0 / static_cast<double>(T_));
-    if (kind_ == Kind::Uniform) return p;
+    std::vector<double> p;
+    probabilities_into(p);
+    return p;
+}
+
+void TimestepSampler::probabilities_into(std::vector<double>& p) const {
+    p.assign(static_cast<size_t>(T_), 1.0 / static_cast<double>(T_));
+    if (kind_ == Kind::Uniform) return;
     for (const auto& h : history_)
-        if (h.size() < kHistory) return p;  // still warming up
+        if (h.size() < kHistory) return;  // still warming up
     double total = 0;
     for (int64_t t = 0; t < T_; ++t) {
         double ss = 0;
@@ -28,12 +42,13 @@ std::vector<double> TimestepSampler::probabilities() const {
     }
     const double uniform = 0.001;
     for (double& v : p) v = v / total * (1.0 - uniform) + uniform / static_cast<double>(T_);
-    return p;
 }
 
 TimestepSampler::Draw TimestepSampler::sample(int64_t batch, Generator& gen, DType dtype) const {
-    const std::vector<double> p = probabilities();
-    std::vector<double> cdf(p.size());
+    std::vector<double>& p = probs_;  // kept between calls: no allocation per draw
+    probabilities_into(p);
+    std::vector<double>& cdf = cdf_;
+    cdf.resize(p.size());
     double acc = 0;
     for (size_t i = 0; i < p.size(); ++i) cdf[i] = (acc += p[i]);
     Tensor u = rand({batch}, gen, DType::F64);
@@ -62,6 +77,7 @@ void TimestepSampler::load_state(const nlohmann::json& j) {
     auto h = j.at("history").get<std::vector<std::vector<double>>>();
     if (static_cast<int64_t>(h.size()) != T_) throw std::invalid_argument("timestep sampler history is for another T");
     history_ = std::move(h);
+    reserve_history();
 }
 
 }  // namespace ddpm

@@ -32,10 +32,14 @@ public:
     void load_state(const nlohmann::json& j);
 
 private:
+    void probabilities_into(std::vector<double>& p) const;
+    void reserve_history();
+
     Kind kind_;
     int64_t T_;
     static constexpr int kHistory = 10;
     std::vector<std::vector<double>> history_;  // per t, the last kHistory losses
+    mutable std::vector<double> probs_, cdf_;   // sample()'s work space, kept between calls
 };
 
 }  // namespace ddpm

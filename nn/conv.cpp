@@ -21,7 +21,8 @@ Variable Conv2d::forward(const Variable& x) {
         fail("conv2d(" + name() + ")",
              fmt::format("input {} weight {}: channels differ", x.data().describe(), weight.data().describe()));
     Variable y = conv2d(x, weight, bias, stride, pad);
-    LayerTrace::record({name(), "conv2d", y.shape(), weight.numel() + bias.numel(),
+    if (LayerTrace::active())
+        LayerTrace::record({name(), "conv2d", y.shape(), weight.numel() + bias.numel(),
                         2.0 * y.numel() * in * kernel * kernel});
     return y;
 }

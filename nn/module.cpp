@@ -1,6 +1,9 @@
 // module.cpp
 #include "nn/module.h"
 
+#include <atomic>
+#include <utility>
+
 namespace ddpm {
 
 static std::string join(const std::string& prefix, const std::string& name) {
@@ -17,16 +20,32 @@ void Module::collect_buffers(const std::string& prefix, NamedBuffers& out) {
     for (auto& [name, child] : children_) child->collect_buffers(join(prefix, name), out);
 }
 
-Module::NamedParameters Module::named_parameters() const {
-    NamedParameters out;
-    collect("", out);
-    return out;
+namespace {
+std::atomic<int64_t> g_registrations{0};  // any module's, so that a parent sees a child's
+}  // namespace
+
+void Module::structure_changed() { g_registrations.fetch_add(1); }
+
+const Module::NamedParameters& Module::named_parameters() const {
+    const int64_t version = g_registrations.load();
+    if (cache_version_ != version) {
+        named_cache_.clear();
+        collect("", named_cache_);
+        param_cache_.clear();
+        for (auto& [name, v] : named_cache_) param_cache_.push_back(v);
+        cache_version_ = version;
+    }
+    return named_cache_;
 }
 
-std::vector<Variable> Module::parameters() const {
-    std::vector<Variable> out;
-    for (auto& [name, v] : named_parameters()) out.push_back(v);
-    return out;
+Module::NamedParameters& Module::named_parameters() {
+    std::as_const(*this).named_parameters();
+    return named_cache_;
+}
+
+const std::vector<Variable>& Module::parameters() const {
+    named_parameters();
+    return param_cache_;
 }
 
 Module::NamedBuffers Module::named_buffers() {
@@ -58,6 +77,7 @@ void Module::zero_grad() {
 Variable Module::register_parameter(const std::string& name, Tensor value) {
     Variable v(std::move(value), true);
     params_.emplace_back(name, v);
+    structure_changed();
     return v;
 }
 

@@ -25,8 +25,13 @@ public:
     using NamedParameters = std::vector<std::pair<std::string, Variable>>;
     using NamedBuffers = std::vector<std::pair<std::string, Tensor*>>;
 
-    NamedParameters named_parameters() const;  // depth-first, in registration order
-    std::vector<Variable> parameters() const;
+    // Depth-first, in registration order. Worked out once and kept (a training
+    // step asks for them several times); any registration anywhere resets that.
+    // The non-const form lets callers write the parameters' tensors and
+    // gradients (Variables are handles); the list itself must not be changed.
+    const NamedParameters& named_parameters() const;
+    NamedParameters& named_parameters();
+    const std::vector<Variable>& parameters() const;
     NamedBuffers named_buffers();  // state that is saved but not trained
     int64_t num_parameters() const;
 
@@ -42,6 +47,7 @@ public:
 
     template <class M> std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
         children_.emplace_back(name, m);
+        structure_changed();
         return m;
     }
 
@@ -52,6 +58,12 @@ protected:
 private:
     void collect(const std::string& prefix, NamedParameters& out) const;
     void collect_buffers(const std::string& prefix, NamedBuffers& out);
+    static void structure_changed();
+
+    // The lists above as last worked out, and the registration count they saw.
+    mutable NamedParameters named_cache_;
+    mutable std::vector<Variable> param_cache_;
+    mutable int64_t cache_version_ = -1;
 
     NamedParameters params_;
     std::vector<std::pair<std::string, Tensor*>> buffers_;

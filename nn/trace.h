@@ -26,6 +26,7 @@ public:
     LayerTrace& operator=(const LayerTrace&) = delete;
     const std::vector<LayerRecord>& records() const { return records_; }
     static void record(LayerRecord r);  // no-op when no trace is active
+    static bool active();               // layers test it before building a record
 
 private:
     std::vector<LayerRecord> records_;

@@ -92,7 +92,7 @@ Variable UNet::forward(const Variable& x, const Tensor& t) {
     const int64_t levels = static_cast<int64_t>(c.ch_mult.size());
 
     Variable temb_act = silu(time_embed_->forward(t));  // every ResBlock applies SiLU to temb first
-    std::vector<Variable> hs{conv_in_->forward(x)};
+    VariableList hs{conv_in_->forward(x)};  // the skip connections (pooled: no heap call per step)
     for (int64_t i = 0; i < levels; ++i) {
         UNetLevel& level = (*down_)[i];
         for (int64_t j = 0; j < c.num_res_blocks; ++j) {

@@ -15,8 +15,8 @@
 namespace ddpm {
 
 template <int N> struct BroadcastPlan {
-    std::vector<int64_t> dims;                        // merged output axes
-    std::array<std::vector<int64_t>, N> strides;      // per operand, per merged axis
+    Int64List dims;                    // merged output axes
+    std::array<Int64List, N> strides;  // per operand, per merged axis
     int64_t inner() const { return dims.empty() ? 1 : dims.back(); }
     int64_t rows() const {
         int64_t r = 1;
@@ -45,7 +45,7 @@ template <int N> struct BroadcastPlan {
 template <int N>
 BroadcastPlan<N> make_broadcast_plan(const Shape& out, const std::array<const Shape*, N>& in) {
     const int64_t nd = static_cast<int64_t>(out.size());
-    std::array<std::vector<int64_t>, N> full;
+    std::array<Int64List, N> full;
     for (int k = 0; k < N; ++k) {
         const Shape& s = *in[k];
         const int64_t pad = nd - static_cast<int64_t>(s.size());

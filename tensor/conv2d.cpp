@@ -108,8 +108,10 @@ template <class T> void col2im(const T* col, T* dx, const Geom& g) {
             }
 }
 
-struct ColTag {};   // im2col's columns
-struct DcolTag {};  // the gradient of the columns
+struct ColTag {};     // im2col's columns
+struct DcolTag {};    // the gradient of the columns
+struct DwPartTag {};  // per-thread partial weight gradients
+struct DbPartTag {};  // per-thread partial bias gradients
 
 }  // namespace
 
@@ -169,8 +171,10 @@ Conv2dGrads conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& w
         const bool winograd = winograd_applies(g.KH, g.KW, g.stride, g.pad, g.C);
         // Each thread sums dW and db of its own images into a private slice;
         // the slices are added at the end, so no two threads write one element.
-        std::vector<T> dw_part(need_dweight && !winograd ? static_cast<size_t>(nt * wsize) : 0, T(0));
-        std::vector<double> db_part(need_dbias ? static_cast<size_t>(nt * g.OC) : 0, 0.0);
+        T* dw_part = need_dweight && !winograd ? thread_scratch<T, DwPartTag>(static_cast<size_t>(nt * wsize)) : nullptr;
+        double* db_part = need_dbias ? thread_scratch<double, DbPartTag>(static_cast<size_t>(nt * g.OC)) : nullptr;
+        if (dw_part) std::fill(dw_part, dw_part + nt * wsize, T(0));
+        if (db_part) std::fill(db_part, db_part + nt * g.OC, 0.0);
         auto image = [&](int64_t b, int t) {
             const T* xb = px + b * g.C * g.H * g.W;
             const T* db = pd + b * g.OC * g.ohw();
@@ -182,7 +186,7 @@ Conv2dGrads conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& w
                     col = c;
                 }
                 gemm(false, true, g.OC, g.ckk(), g.ohw(), T(1), db, g.ohw(), col, g.ohw(), T(1),
-                     dw_part.data() + t * wsize, g.ckk());
+                     dw_part + t * wsize, g.ckk());
             }
             if (need_dbias) {
                 for (int64_t oc = 0; oc < g.OC; ++oc) {

@@ -36,6 +36,8 @@ GnGeom gn_geom(const Tensor& x, const Tensor& gamma, int64_t groups) {
 template <class T> T sigmoid_of(T y) { return T(1) / (T(1) + exp_kernel(-y)); }
 
 struct GroupBufTag {};
+struct PartGammaTag {};  // per (image, channel) sums for the gamma gradient
+struct PartBetaTag {};   // and for the beta gradient
 
 // guide.md §4: y = gamma (x - mu) r + beta, r = 1/sqrt(var + eps); mu and r cached.
 // With kSilu the output is silu(y) = y sigmoid(y), computed in the same pass.
@@ -100,7 +102,8 @@ GroupNormGrads group_norm_backward_impl(const Tensor& dz, const Tensor& x, const
         const T* pr = rstd.data<T>();
         T* pdx = grads.dx.data<T>();
         // Per (image, channel) partial sums of dy*xhat and dy; each (b, g) task owns its rows.
-        std::vector<double> part_dg(static_cast<size_t>(g.B * g.C)), part_db(static_cast<size_t>(g.B * g.C));
+        double* part_dg = thread_scratch<double, PartGammaTag>(static_cast<size_t>(g.B * g.C));
+        double* part_db = thread_scratch<double, PartBetaTag>(static_cast<size_t>(g.B * g.C));
         const int64_t n = g.cpg * g.HW;
         parallel_for(g.B * g.G, std::max<int64_t>(1, kGrainElementwise / n), [&](int64_t bg) {
             const T mu = pm[bg], rs = pr[bg];

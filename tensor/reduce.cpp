@@ -6,12 +6,13 @@
 #include <limits>
 
 #include "tensor/broadcast.h"
+#include "tensor/scratch.h"
 
 namespace ddpm {
 
-Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& axes, const char* op, bool keepdim) {
+Shape reduced_shape(const Shape& shape, const Axes& axes, const char* op, bool keepdim) {
     const int64_t n = static_cast<int64_t>(shape.size());
-    std::vector<bool> reduced(shape.size(), axes.empty());
+    Int64List reduced(shape.size(), axes.empty() ? 1 : 0);
     for (int64_t a : axes) reduced[normalize_axis(a, n, op)] = true;
     Shape out;
     for (int64_t i = 0; i < n; ++i) {
@@ -24,6 +25,8 @@ Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& axes, const 
 // Reduces x into `keep` (same rank, 1 on reduced axes) with `combine`, starting
 // from `init`, accumulating in double. Threads each fill a private copy of the
 // output and the copies are combined at the end, so no two threads write the same element.
+struct AccTag {};  // the per-thread partial results of reduce_into
+
 template <class Combine>
 static Tensor reduce_into(const Tensor& x, const Shape& keep, double init, Combine combine) {
     Tensor out(keep, x.dtype());
@@ -34,14 +37,15 @@ static Tensor reduce_into(const Tensor& x, const Shape& keep, double init, Combi
     const int nt = (n_out * omp_get_max_threads() <= x.numel() &&
                     x.numel() >= kGrainElementwise && rows >= 2)
                        ? omp_get_max_threads() : 1;
-    std::vector<double> acc(static_cast<size_t>(n_out * nt), init);
+    double* acc = thread_scratch<double, AccTag>(static_cast<size_t>(n_out * nt));
+    std::fill(acc, acc + n_out * nt, init);
     dispatch(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
         const T* px = x.data<T>();
 #pragma omp parallel num_threads(nt) if (nt > 1)
         {
             const int t = omp_get_thread_num(), k = omp_get_num_threads();
-            double* a = acc.data() + static_cast<int64_t>(t) * n_out;
+            double* a = acc + static_cast<int64_t>(t) * n_out;
             for (int64_t r = rows * t / k; r < rows * (t + 1) / k; ++r) {
                 auto off = plan.row_offsets(r);
                 const T* row = px + off[0];
@@ -65,13 +69,13 @@ static Tensor reduce_into(const Tensor& x, const Shape& keep, double init, Combi
     return out;
 }
 
-Tensor sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
+Tensor sum(const Tensor& x, const Axes& axes, bool keepdim) {
     Shape keep = reduced_shape(x.shape(), axes, "sum");
     Tensor out = reduce_into(x, keep, 0.0, [](double a, double b) { return a + b; });
     return keepdim ? out : out.reshape(reduced_shape(x.shape(), axes, "reduce", false));
 }
 
-Tensor mean(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
+Tensor mean(const Tensor& x, const Axes& axes, bool keepdim) {
     Shape keep = reduced_shape(x.shape(), axes, "mean");
     const int64_t count = x.numel() / std::max<int64_t>(shape_numel(keep), 1);
     if (!(count > 0)) fail("mean", "mean over zero elements of " + x.describe());
@@ -84,7 +88,7 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
     return keepdim ? out : out.reshape(reduced_shape(x.shape(), axes, "reduce", false));
 }
 
-Tensor max(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
+Tensor max(const Tensor& x, const Axes& axes, bool keepdim) {
     Shape keep = reduced_shape(x.shape(), axes, "max");
     check(x.numel() > 0, "max", "max of an empty tensor");
     Tensor out = reduce_into(x, keep, -std::numeric_limits<double>::infinity(),

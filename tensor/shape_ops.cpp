@@ -15,7 +15,7 @@ static int64_t prod(const Shape& s, int64_t b, int64_t e) {
     return p;
 }
 
-Tensor concat(const std::vector<Tensor>& parts, int64_t axis) {
+Tensor concat(std::span<const Tensor> parts, int64_t axis) {
     check(!parts.empty(), "concat", "no tensors to join");
     const Shape& s0 = parts[0].shape();
     const int64_t a = normalize_axis(axis, static_cast<int64_t>(s0.size()), "concat");

@@ -43,7 +43,7 @@ Tensor::Tensor(Shape shape, DType dtype)
     for (int64_t d : shape_)
         if (!(d >= 0)) fail("Tensor", "negative dimension in " + shape_str(shape_));
     numel_ = shape_numel(shape_);
-    storage_ = std::make_shared<Storage>(static_cast<size_t>(numel_) * dtype_size(dtype));
+    storage_ = std::allocate_shared<Storage>(PoolAllocator<Storage>(), static_cast<size_t>(numel_) * dtype_size(dtype));
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) { return Tensor(shape, dtype); }

@@ -117,6 +117,18 @@ TEST_CASE("ddpm train, sample, eval and info on a tiny model") {
     CHECK(bj["train_step_s"].get<double>() > 0);
     CHECK(bench.out.find("conv2d") != std::string::npos);  // the per-op profile
 
+    // After the warm-up steps a training step takes nothing from the system heap:
+    // tensor buffers come from their cache, shapes, graph nodes and closures
+    // from the block pool (operator new is counted in the executable; under
+    // AddressSanitizer the block pool is off and operator new is not counted).
+    Result quiet = run_ddpm("bench --config tiny --batch 4 --steps 3 --threads 2");
+    REQUIRE(quiet.code == 0);
+    nlohmann::json qj = nlohmann::json::parse(quiet.out.substr(0, quiet.out.find('\n')));
+#if !defined(__SANITIZE_ADDRESS__)
+    CHECK(qj["tensor_allocations_per_step"].get<double>() == 0);
+    CHECK(qj["heap_allocations_per_step"].get<double>() == 0);
+#endif
+
     Result info = run_ddpm("info tiny");
     CHECK(info.code == 0);
     CHECK(info.out.substr(info.out.rfind("parameters:")) == "parameters: 176849\n");

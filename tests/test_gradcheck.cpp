@@ -158,7 +158,7 @@ TEST_CASE("gradcheck catches a wrong backward and reports per input") {
     auto wrong_square = [](Vars v) {
         return Variable::make_result(
             ddpm::mul(v[0].data(), v[0].data()), {v[0]},
-            [](const Tensor& g, std::vector<Variable>& in) { in[0].accumulate_grad(ddpm::mul(g, in[0].data())); },
+            [](const Tensor& g, VariableList& in) { in[0].accumulate_grad(ddpm::mul(g, in[0].data())); },
             "bad_square");
     };
     GradcheckResult r = gradcheck(wrong_square, {rn({5}, 100)});
@@ -167,7 +167,7 @@ TEST_CASE("gradcheck catches a wrong backward and reports per input") {
     auto wrong_sub = [](Vars v) {
         return Variable::make_result(
             ddpm::sub(v[0].data(), v[1].data()), {v[0], v[1]},
-            [](const Tensor& g, std::vector<Variable>& in) {
+            [](const Tensor& g, VariableList& in) {
                 in[0].accumulate_grad(g.clone());
                 in[1].accumulate_grad(g.clone());  // should be -g
             },
