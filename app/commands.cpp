@@ -1,7 +1,5 @@
 // commands.cpp
 #include "app/commands.h"
-#include "tensor/pool.h"
-#include <cstdio>
 
 #include <fmt/format.h>
 
@@ -233,7 +231,6 @@ int run_bench(const BenchCommand& c) {
         if (timed) comm_s.push_back(dist.comm_seconds - comm_before);
         if (profiled) profiler::enable(false);
         if (timed) allocs += allocator_stats().system_allocations - before, news += heap_allocations() - news_before;
-        { static int64_t last = 0; int64_t now_m = pool_system_allocations(); fprintf(stderr, "step %ld pool misses +%ld live nodes %ld\n", (long)i, (long)(now_m - last), (long)live_graph_nodes()); last = now_m; }
         model.eval();
         Tensor tt = randint(ds.T, {local_batch}, gen);
         {

@@ -5,6 +5,10 @@
 // [OC, C*K*K] @ [C*K*K, B*OH*OW]: 2*OC*C*K*K*B*OH*OW flops forward, and twice
 // that again backward (dW and dX). The sgemm rows time exactly that product as
 // one call, the best case for the BLAS, so "conv / sgemm" is our efficiency.
+// The 3x3 stride-1 shapes run by Winograd F(4x4, 3x3) (tensor/winograd.h),
+// which does about a quarter of those multiplications: their GFLOP/s still
+// count the direct product's flops ("effective" rates), so they can pass the
+// machine's sgemm figure.
 //
 // Run: ./build/bench/bench_conv2d   (add --benchmark_filter=... to pick rows)
 #include <benchmark/benchmark.h>
