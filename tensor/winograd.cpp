@@ -103,20 +103,26 @@ template <class T> inline void a4(const T* in, int64_t is, T* out, int64_t os) {
     }
 }
 
-// Kernel transform of one 3x3 kernel k (element (i, j) at k[i * si + j * sj]):
+// Kernel transform of kLanes 3x3 kernels at once, k[i][j][lane] -> u[xi][lane]:
 // guide.md §3: u (6x6) = G k G^T.
-template <class T> void kernel_transform(const T* k, int64_t si, int64_t sj, T* u) {
-    auto g3 = [](T a, T b, T c, T* o, int64_t os) {
-        o[0] = a / 4;
-        o[os] = -(a + b + c) / 6;
-        o[2 * os] = -(a - b + c) / 6;
-        o[3 * os] = a / 24 + b / 12 + c / 6;
-        o[4 * os] = a / 24 - b / 12 + c / 6;
-        o[5 * os] = c;
+template <class T> void kernel_transform(const T (*k)[3][kLanes], T (*u)[kLanes]) {
+    const T sixth = T(1) / T(6);
+    // G applied to three values (the 1/6 and 1/24 rows share a factor 1/6).
+    auto g3 = [&](const T* a, const T* b, const T* c, T* o, int64_t os) {
+#pragma omp simd
+        for (int64_t l = 0; l < kLanes; ++l) {
+            const T x = a[l], y = b[l], z = c[l];
+            o[l] = T(0.25) * x;
+            o[os + l] = -(x + y + z) * sixth;
+            o[2 * os + l] = -(x - y + z) * sixth;
+            o[3 * os + l] = (T(0.25) * x + T(0.5) * y + z) * sixth;
+            o[4 * os + l] = (T(0.25) * x - T(0.5) * y + z) * sixth;
+            o[5 * os + l] = z;
+        }
     };
-    T t[6][3];
-    for (int j = 0; j < 3; ++j) g3(k[j * sj], k[si + j * sj], k[2 * si + j * sj], &t[0][j], 3);
-    for (int i = 0; i < 6; ++i) g3(t[i][0], t[i][1], t[i][2], u + i * 6, 1);
+    alignas(64) T t[6][3][kLanes];
+    for (int j = 0; j < 3; ++j) g3(&k[0][j][0], &k[1][j][0], &k[2][j][0], &t[0][j][0], 3 * kLanes);
+    for (int i = 0; i < 6; ++i) g3(&t[i][0][0], &t[i][1][0], &t[i][2][0], &u[i * 6][0], kLanes);
 }
 
 // The adjoint: guide.md §3: dk (3x3) = G^T du G for one 6x6 du.
@@ -133,16 +139,20 @@ template <class T> void kernel_transform_adjoint(const T* du, T* dk) {
 
 // U[xi][o][c] for o < OC, c < C from w; with `flipped` the kernel used is
 // w[c][o][2 - i][2 - j] (w is then (C, OC, 3, 3)): the input-gradient convolution.
+// kLanes input channels are transformed together.
 template <class T> void transform_kernels(const T* w, int64_t OC, int64_t C, bool flipped, T* U) {
-#pragma omp parallel for schedule(static) if (OC * C >= 256 && !omp_in_parallel())
+#pragma omp parallel for schedule(static) if (OC * C >= 1024 && !omp_in_parallel())
     for (int64_t o = 0; o < OC; ++o)
-        for (int64_t c = 0; c < C; ++c) {
-            T u[kXi];
-            if (flipped)
-                kernel_transform(w + (c * OC + o) * 9 + 8, -3, -1, u);
-            else
-                kernel_transform(w + (o * C + c) * 9, 3, 1, u);
-            for (int xi = 0; xi < kXi; ++xi) U[(xi * OC + o) * C + c] = u[xi];
+        for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
+            const int64_t n = std::min(kLanes, C - c0);
+            alignas(64) T k[3][3][kLanes] = {}, u[kXi][kLanes];
+            for (int64_t l = 0; l < n; ++l)
+                for (int i = 0; i < 3; ++i)
+                    for (int j = 0; j < 3; ++j)
+                        k[i][j][l] = flipped ? w[((c0 + l) * OC + o) * 9 + (2 - i) * 3 + (2 - j)]
+                                             : w[(o * C + c0 + l) * 9 + i * 3 + j];
+            kernel_transform(k, u);
+            for (int xi = 0; xi < kXi; ++xi) std::copy(u[xi], u[xi] + n, U + (xi * OC + o) * C + c0);
         }
 }
 
