@@ -216,7 +216,7 @@ int run_bench(const BenchCommand& c) {
     };
     std::vector<double> step_s, fwd_s, ddim_s, comm_s;
     for (auto* v : {&step_s, &fwd_s, &ddim_s, &comm_s}) v->reserve(static_cast<size_t>(c.steps));  // no growth while timing
-    int64_t allocs = 0, news = 0;
+    int64_t allocs = 0, news = 0, counted = 0;  // over the timed steps, the profiled one left out (the profiler allocates)
     GaussianDiffusion ddim = diffusion.respaced(space_timesteps(ds.T, "ddim50"));
     DenoiseFn net = [&](const Variable& x, const Tensor& t) { return model.forward(x, t); };
     for (int64_t i = 0; i < c.steps + 2; ++i) {  // two warm-up rounds
@@ -230,7 +230,10 @@ int run_bench(const BenchCommand& c) {
         auto t1 = now();
         if (timed) comm_s.push_back(dist.comm_seconds - comm_before);
         if (profiled) profiler::enable(false);
-        if (timed) allocs += allocator_stats().system_allocations - before, news += heap_allocations() - news_before;
+        if (timed && !profiled) {
+            allocs += allocator_stats().system_allocations - before, news += heap_allocations() - news_before;
+            ++counted;
+        }
         model.eval();
         Tensor tt = randint(ds.T, {local_batch}, gen);
         {
@@ -249,14 +252,17 @@ int run_bench(const BenchCommand& c) {
     const double step = median(step_s), fwd = median(fwd_s);
     // With several ranks the allreduce ends every step together, so rank 0's step time
     // is the job's; forward and DDIM figures are of rank 0's slice of the batch.
+    // Null when no step was counted (one timed step, and that one profiled).
+    auto per_step = [&](int64_t n) {
+        return counted > 0 ? nlohmann::json(static_cast<double>(n) / static_cast<double>(counted)) : nlohmann::json();
+    };
     nlohmann::ordered_json j = {
         {"framework", "ddpm.cpp"}, {"config", cfg.name}, {"batch", c.batch}, {"threads", omp_get_max_threads()},
         {"ranks", dist.size()}, {"train_step_s", step}, {"images_per_s", c.batch / step},
         {"comm_share", median(comm_s) / step}, {"forward_s", fwd}, {"ddim_step_s", median(ddim_s)},
         {"peak_rss_mib", ru.ru_maxrss / 1024.0}, {"train_gflops", 3 * gflop_image * c.batch / step},
         {"forward_gflops", gflop_image * c.batch / fwd},
-        {"tensor_allocations_per_step", static_cast<double>(allocs) / static_cast<double>(c.steps)},
-        {"heap_allocations_per_step", static_cast<double>(news) / static_cast<double>(c.steps)},
+        {"tensor_allocations_per_step", per_step(allocs)}, {"heap_allocations_per_step", per_step(news)},
         {"steps_timed", c.steps}};
     if (!dist.is_root()) return 0;
     fmt::print("{}\n", j.dump());
