@@ -27,7 +27,7 @@ class Variable;
 // The inputs of an op's result (its graph edge), kept in the block cache (pool.h).
 using VariableList = std::vector<Variable, PoolAllocator<Variable>>;
 
-// Adds the gradients of the inputs, given the gradient of the result. Like a
+// guide.md §2: adds the gradients of the inputs, given the gradient of the result. Like a
 // std::function<void(const Tensor&, VariableList&)>, but move-only and with the
 // closure (the tensors the op saved) stored in the block cache, never the system heap.
 class BackwardFn {

@@ -52,6 +52,7 @@ inline int size_class(size_t bytes) {
 
 }  // namespace
 
+// guide.md §2: a freed block of the right class if there is one, else a new one.
 void* pool_allocate(size_t bytes) {
     if (!kPoolOn || bytes > kMaxBlock) {
         g_system.fetch_add(1, std::memory_order_relaxed);
