@@ -1,8 +1,8 @@
 // winograd.cpp: F(4x4, 3x3) convolution, forward, input gradient and weight gradient.
 //
 // The batch's output tiles (image b, tile row th, tile column tw) are numbered
-// p = (b * TH + th) * TW + tw and cut into blocks of at most kBlockTiles. A
-// thread takes whole blocks; for each block it
+// p = (b * TH + th) * TW + tw and cut into blocks whose transformed data fit
+// in about kBlockBytes. A thread takes a contiguous run of blocks; for each it
 //   1. transforms the input patches: V[xi][c][p] = (B^T d B)[xi],
 //   2. runs 36 GEMMs M[xi] = U[xi] V[xi] (OC x C times C x tiles), and
 //   3. transforms back: out tile = A^T M A (+ bias).
@@ -23,9 +23,9 @@ namespace ddpm {
 
 namespace {
 
-constexpr int64_t kLanes = 16;        // tiles transformed together (one AVX-512 register of floats)
-constexpr int64_t kBlockBytes = 768 * 1024;  // V and M of a block: well inside L2 beside U
-constexpr int kXi = 36;               // points of the 6x6 transform grid
+constexpr int64_t kLanes = 16;               // tiles transformed together (one AVX-512 register of floats)
+constexpr int64_t kBlockBytes = 768 * 1024;  // V and M of a block (float): inside L2 beside U; tuned by bench
+constexpr int kXi = 36;                      // points of the 6x6 transform grid
 
 // The tiling of one convolution: TH x TW tiles of 4x4 outputs per image.
 struct Tiling {
