@@ -121,23 +121,16 @@ void Variable::backward(const Tensor& grad_out) {
     // Depth-first search from the output; a node is appended after all of its
     // inputs, so reading the list backwards visits every consumer before what it consumes.
     // `order` owns the nodes, so releasing one node's inputs frees nothing still to be visited.
-    // The two lists keep their capacity on this thread for the next backward()
-    // (a backward() run from inside a closure gets lists of its own).
-    thread_local std::vector<std::shared_ptr<Impl>> t_order;
-    thread_local std::vector<std::pair<std::shared_ptr<Impl>, size_t>> t_stack;
-    thread_local bool t_lists_in_use = false;
-    std::vector<std::shared_ptr<Impl>> own_order;
-    std::vector<std::pair<std::shared_ptr<Impl>, size_t>> own_stack;
-    const bool outer = !t_lists_in_use;
-    auto& order = outer ? t_order : own_order;
-    auto& stack = outer ? t_stack : own_stack;
-    struct InUse {
-        bool outer;
-        ~InUse() {
-            if (outer) t_lists_in_use = false;
-        }
-    } in_use{outer};
-    if (outer) t_lists_in_use = true;
+    // The two lists keep their capacity for the next backward() on this thread:
+    // they are taken here and put back at the end (a backward() run from inside
+    // a closure finds none to take and makes its own).
+    struct SearchLists {
+        std::vector<std::shared_ptr<Impl>> order;
+        std::vector<std::pair<std::shared_ptr<Impl>, size_t>> stack;
+    };
+    thread_local SearchLists t_spare;
+    SearchLists lists = std::move(t_spare);
+    auto& [order, stack] = lists;
     order.clear();
     stack.clear();
     stack.push_back({impl_, 0});
@@ -170,6 +163,7 @@ void Variable::backward(const Tensor& grad_out) {
         node.release();
     }
     order.clear();  // the nodes go now, not at the next backward()
+    t_spare = std::move(lists);
 }
 
 }  // namespace ddpm

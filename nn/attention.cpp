@@ -31,8 +31,9 @@ Variable AttnBlock::forward(const Variable& x) {
     Variable vh = reshape(v->forward(h), {B * heads, d, N});
     Variable w = softmax(matmul(qh, kh, /*trans_a=*/true, false), -1);  // (B*heads, N queries, N keys)
     Variable out = matmul(vh, w, false, /*trans_b=*/true);                // (B*heads, d, N)
-    if (LayerTrace::active())
-        LayerTrace::record({name() + ".softmax(qk)v", "attention", w.shape(), 0, 2.0 * 2.0 * B * heads * N * N * d});
+    LayerTrace::record([&] {
+        return LayerRecord{name() + ".softmax(qk)v", "attention", w.shape(), 0, 2.0 * 2.0 * B * heads * N * N * d};
+    });
     return x + proj_out->forward(reshape(out, {B, ch, H, W}));
 }
 

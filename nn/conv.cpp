@@ -21,9 +21,10 @@ Variable Conv2d::forward(const Variable& x) {
         fail("conv2d(" + name() + ")",
              fmt::format("input {} weight {}: channels differ", x.data().describe(), weight.data().describe()));
     Variable y = conv2d(x, weight, bias, stride, pad);
-    if (LayerTrace::active())
-        LayerTrace::record({name(), "conv2d", y.shape(), weight.numel() + bias.numel(),
-                        2.0 * y.numel() * in * kernel * kernel});
+    LayerTrace::record([&] {
+        return LayerRecord{name(), "conv2d", y.shape(), weight.numel() + bias.numel(),
+                           2.0 * y.numel() * in * kernel * kernel};
+    });
     return y;
 }
 

@@ -19,16 +19,14 @@ GroupNorm::GroupNorm(int64_t groups_, int64_t channels_, Initializer& init, doub
 Variable GroupNorm::forward(const Variable& x) {
     check_input(x);
     Variable y = group_norm(x, weight, bias, groups, eps);
-    if (LayerTrace::active())
-        LayerTrace::record({name(), "group_norm", y.shape(), 2 * channels, 0.0});
+    LayerTrace::record([&] { return LayerRecord{name(), "group_norm", y.shape(), 2 * channels, 0.0}; });
     return y;
 }
 
 Variable GroupNorm::forward_silu(const Variable& x) {
     check_input(x);
     Variable y = group_norm_silu(x, weight, bias, groups, eps);
-    if (LayerTrace::active())
-        LayerTrace::record({name(), "group_norm_silu", y.shape(), 2 * channels, 0.0});
+    LayerTrace::record([&] { return LayerRecord{name(), "group_norm_silu", y.shape(), 2 * channels, 0.0}; });
     return y;
 }
 

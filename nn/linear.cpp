@@ -17,8 +17,9 @@ Variable Linear::forward(const Variable& x) {
     if (x.dim() != 2 || x.size(1) != in)
         fail("linear(" + name() + ")", fmt::format("input {} for weight [{},{}]", x.data().describe(), out, in));
     Variable y = add(matmul(x, weight, false, true), bias);
-    if (LayerTrace::active())
-        LayerTrace::record({name(), "linear", y.shape(), weight.numel() + bias.numel(), 2.0 * x.size(0) * in * out});
+    LayerTrace::record([&] {
+        return LayerRecord{name(), "linear", y.shape(), weight.numel() + bias.numel(), 2.0 * x.size(0) * in * out};
+    });
     return y;
 }
 

@@ -25,10 +25,14 @@ public:
     LayerTrace(const LayerTrace&) = delete;
     LayerTrace& operator=(const LayerTrace&) = delete;
     const std::vector<LayerRecord>& records() const { return records_; }
-    static void record(LayerRecord r);  // no-op when no trace is active
-    static bool active();               // layers test it before building a record
+    // Appends build() to the active trace; when none is active, build is not
+    // even called (so a training step makes no record and allocates nothing).
+    template <class Build> static void record(Build&& build) {
+        if (LayerTrace* t = active()) t->records_.push_back(build());
+    }
 
 private:
+    static LayerTrace* active();  // the innermost trace alive on this thread, or null
     std::vector<LayerRecord> records_;
     LayerTrace* previous_;
 };

@@ -22,11 +22,11 @@ enum class DType : uint8_t { F32, F64 };
 size_t dtype_size(DType dt);
 const char* dtype_name(DType dt);
 
-// A short list of integers whose memory comes from the per-thread block cache
-// (pool.h), so that making one inside a training step does not call the system heap.
+// A short list of integers whose memory comes from the block cache (pool.h),
+// so that making one inside a training step does not call the system heap.
 using Int64List = std::vector<int64_t, PoolAllocator<int64_t>>;
 using Shape = Int64List;  // the sizes of the axes
-using Axes = Int64List;   // axis numbers (reductions, permutations)
+using Axes = Int64List;   // axis numbers of a reduction
 
 std::string shape_str(const Shape& s);  // "[64,32,28,28]"
 int64_t shape_numel(const Shape& s);

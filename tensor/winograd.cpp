@@ -163,7 +163,6 @@ template <class T> void transform_kernels(const T* w, int64_t OC, int64_t C, boo
 // every channel.
 template <class T, int kRows> struct TilePatches {
     int64_t offset[kLanes];  // of the patch corner from the plane of image 0 (may lie outside)
-    int64_t r0[kLanes], c0[kLanes];
     bool inside[kLanes];
     uint32_t row_ok[kRows] = {}, col_ok[kRows] = {};  // bit l: that patch row / column lies in the plane
     uint8_t lane_cols[kLanes] = {};                     // bit k: column k of lane l's patch lies in the plane
@@ -175,12 +174,12 @@ template <class T, int kRows> struct TilePatches {
     TilePatches(const LaneTiles& lt, int64_t plane_stride, int64_t H_, int64_t W_, int64_t off)
         : n(lt.n), H(H_), W(W_) {
         for (int l = 0; l < n; ++l) {
-            r0[l] = lt.row[l] - off, c0[l] = lt.col[l] - off;
-            offset[l] = lt.image[l] * plane_stride + r0[l] * W + c0[l];
-            inside[l] = r0[l] >= 0 && c0[l] >= 0 && r0[l] + kRows <= H && c0[l] + kRows <= W;
+            const int64_t r0 = lt.row[l] - off, c0 = lt.col[l] - off;
+            offset[l] = lt.image[l] * plane_stride + r0 * W + c0;
+            inside[l] = r0 >= 0 && c0 >= 0 && r0 + kRows <= H && c0 + kRows <= W;
             for (int k = 0; k < kRows; ++k) {
-                if (r0[l] + k >= 0 && r0[l] + k < H) row_ok[k] |= 1u << l;
-                if (c0[l] + k >= 0 && c0[l] + k < W) col_ok[k] |= 1u << l, lane_cols[l] |= 1u << k;
+                if (r0 + k >= 0 && r0 + k < H) row_ok[k] |= 1u << l;
+                if (c0 + k >= 0 && c0 + k < W) col_ok[k] |= 1u << l, lane_cols[l] |= 1u << k;
             }
         }
         vector_ok = plane_stride * (lt.image[n - 1] + 1) < (int64_t{1} << 31);
@@ -188,26 +187,19 @@ template <class T, int kRows> struct TilePatches {
             for (int l = 0; l < n; ++l) base32[l] = static_cast<int32_t>(offset[l]);
     }
 
-#if defined(__AVX512F__)
-    // f(r, s, indices, mask) for every patch element: each lane's index of element
-    // (r, s), and the lanes for which it lies inside the plane.
-    template <class F> void each_element_vector(F f) const {
-        const __m512i vbase = _mm512_load_si512(base32);
-        for (int r = 0; r < kRows; ++r)
-            for (int s = 0; s < kRows; ++s)
-                f(r, s, _mm512_add_epi32(vbase, _mm512_set1_epi32(static_cast<int32_t>(r * W + s))),
-                  static_cast<__mmask16>(row_ok[r] & col_ok[s]));
-    }
-#endif
-
     void gather(const T* plane0, T (*d)[kRows][kLanes]) const {
 #if defined(__AVX512F__)
-        // One masked vector gather per patch element.
+        // One masked vector gather per patch element: the lanes' indices of
+        // element (r, s), and the lanes for which it lies inside the plane.
         if constexpr (std::is_same_v<T, float> && kLanes == 16) {
             if (vector_ok) {
-                each_element_vector([&](int r, int s, __m512i idx, __mmask16 m) {
-                    _mm512_store_ps(&d[r][s][0], _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, plane0, 4));
-                });
+                const __m512i vbase = _mm512_load_si512(base32);
+                for (int r = 0; r < kRows; ++r)
+                    for (int s = 0; s < kRows; ++s) {
+                        const __m512i idx = _mm512_add_epi32(vbase, _mm512_set1_epi32(static_cast<int32_t>(r * W + s)));
+                        const __mmask16 m = static_cast<__mmask16>(row_ok[r] & col_ok[s]);
+                        _mm512_store_ps(&d[r][s][0], _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, plane0, 4));
+                    }
                 return;
             }
         }
@@ -258,17 +250,6 @@ template <class T, int kRows> struct TilePatches {
                         _mm_mask_storeu_ps(plane0 + offset[l] + r * W, lane_cols[l], _mm_load_ps(&quad[l % 4][4 * (l / 4)]));
             }
             return;
-        }
-#endif
-#if defined(__AVX512F__)
-        if constexpr (std::is_same_v<T, float> && kLanes == 16) {
-            if (vector_ok) {
-                const __m512 vadd = _mm512_set1_ps(add);
-                each_element_vector([&](int r, int s, __m512i idx, __mmask16 m) {
-                    _mm512_mask_i32scatter_ps(plane0, m, idx, _mm512_add_ps(_mm512_load_ps(&d[r][s][0]), vadd), 4);
-                });
-                return;
-            }
         }
 #endif
         for (int l = 0; l < n; ++l) {
@@ -332,6 +313,20 @@ void output_grad_transform(const T* dout, const Tiling& t, int64_t p0, int64_t c
     }
 }
 
+// f(k, first, last) on nt threads: thread k takes blocks [nblocks k / nt, nblocks (k + 1) / nt).
+// (Run serially, thread 0 takes them all.)
+template <class F> void run_on_threads(int nt, int64_t nblocks, F f) {
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int k = omp_get_thread_num(), n = omp_get_num_threads();
+            f(k, nblocks * k / n, nblocks * (k + 1) / n);
+        }
+    } else {
+        f(0, int64_t{0}, nblocks);
+    }
+}
+
 struct VTag {};
 struct MTag {};
 struct UTag {};
@@ -339,7 +334,7 @@ struct BiasTag {};
 
 // guide.md §3: the convolution of x with the transformed kernels U (OC x C at each xi).
 template <class T> void winograd_conv(const T* x, const T* U, const T* bias, T* out, const Tiling& t) {
-    auto run_blocks = [&](int64_t first, int64_t last) {
+    auto run_blocks = [&](int, int64_t first, int64_t last) {
         T* V = thread_scratch<T, VTag>(static_cast<size_t>(kXi * t.C * t.ld));
         T* M = thread_scratch<T, MTag>(static_cast<size_t>(kXi * t.OC * t.ld));
         for (int64_t blk = first; blk < last; ++blk) {
@@ -352,16 +347,8 @@ template <class T> void winograd_conv(const T* x, const T* U, const T* bias, T* 
             output_transform(M, bias, t, p0, count, out);
         }
     };
-    const int nt = omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), t.nblocks));
-    if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        {
-            const int64_t k = omp_get_thread_num(), n = omp_get_num_threads();
-            run_blocks(t.nblocks * k / n, t.nblocks * (k + 1) / n);
-        }
-    } else {
-        run_blocks(0, t.nblocks);
-    }
+    run_on_threads(omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), t.nblocks)),
+                   t.nblocks, run_blocks);
 }
 
 }  // namespace
@@ -394,15 +381,16 @@ void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, in
     const int nt = static_cast<int>(std::min<int64_t>(max_threads, t.nblocks));
     const int64_t usize = kXi * OC * C;
     // dU and the bias sums, one slice per thread, added in a fixed order at the
-    // end: the result does not depend on timing.
+    // end: the result does not depend on timing. All slices start at zero, so a
+    // slice whose thread did not run adds nothing.
     T* dU = thread_scratch<T, UTag>(static_cast<size_t>(nt * usize));
     double* db = thread_scratch<double, BiasTag>(static_cast<size_t>(nt * OC));
+    std::fill(dU, dU + nt * usize, T(0));
+    std::fill(db, db + nt * OC, 0.0);
     auto run_blocks = [&](int k, int64_t first, int64_t last) {
         T* V = thread_scratch<T, VTag>(static_cast<size_t>(kXi * t.C * t.ld));
         T* dM = thread_scratch<T, MTag>(static_cast<size_t>(kXi * t.OC * t.ld));
         T* part = dU + k * usize;
-        std::fill(part, part + usize, T(0));
-        std::fill(db + k * OC, db + (k + 1) * OC, 0.0);
         for (int64_t blk = first; blk < last; ++blk) {
             const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
             input_transform(x, t, p0, count, V);
@@ -413,15 +401,7 @@ void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, in
                      part + xi * OC * C, C);
         }
     };
-    if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        {
-            const int k = omp_get_thread_num(), n = omp_get_num_threads();
-            run_blocks(k, t.nblocks * k / n, t.nblocks * (k + 1) / n);
-        }
-    } else {
-        run_blocks(0, 0, t.nblocks);
-    }
+    run_on_threads(nt, t.nblocks, run_blocks);
     for (int64_t o = 0; o < OC; ++o) {
         for (int64_t c = 0; c < C; ++c) {
             T du[kXi];
