@@ -228,3 +228,43 @@ TEST_CASE("SIGTERM checkpoints and exits 143, and a non-finite loss stops with t
             for (int64_t i = 0; i < t.numel(); i += 97) CHECK(std::isfinite(t.flat(i)));
     }
 }
+
+namespace {
+// FNV-1a over every tensor's name and bytes, in file order.
+uint64_t tensors_hash(const std::vector<std::pair<std::string, Tensor>>& tensors) {
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&](const void* p, size_t n) {
+        for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(p)[i]) * 1099511628211ull;
+    };
+    for (auto& [name, t] : tensors) mix(name.data(), name.size()), mix(t.raw_data(), t.nbytes());
+    return h;
+}
+}  // namespace
+
+// Refactorings keep behaviour bit for bit: these hashes were recorded before the
+// TrainingRun redesign, on this project's 2-core AVX-512 machine with OpenBLAS as
+// the environment presets it (OPENBLAS_CORETYPE=Haswell), 2 threads. Another BLAS
+// kernel family rounds its sums differently, so elsewhere the hashes are printed only.
+TEST_CASE("fixed-seed training and sampling give the recorded bits") {
+    const char* core = std::getenv("OPENBLAS_CORETYPE");
+    const bool recorded_env = core && std::string(core) == "Haswell";
+    const std::string tiny = scratch("golden_tiny"), small = scratch("golden_small");
+    const std::string common = " --batch 8 --seed 7 --threads 2 --sample-every 0 --ckpt-every 0 --final-samples 0 --warmup 5";
+    REQUIRE(run_ddpm("train --config tiny --steps 20 --out " + tiny + common).code == 0);
+    REQUIRE(run_ddpm("train --config small --steps 2 --loss hybrid --schedule cosine --timestep-sampler importance --flip"
+                     " --out " + small + common).code == 0);
+    const std::string ck = tiny + "/checkpoint_00000020.safetensors", out = scratch("golden_sample");
+    REQUIRE(run_ddpm("sample --checkpoint " + ck + " --num 3 --steps 6 --seed 1 --threads 2 --out " + out + "_ddim").code == 0);
+    REQUIRE(run_ddpm("sample --checkpoint " + ck + " --sampler ddpm --num 2 --steps 5 --seed 2 --threads 2 --out " + out +
+                     "_ddpm").code == 0);
+    const uint64_t got[4] = {tensors_hash(load_safetensors(ck).tensors),
+                             tensors_hash(load_safetensors(small + "/checkpoint_00000002.safetensors").tensors),
+                             tensors_hash({{"x", read_npy(out + "_ddim.npy")}}),
+                             tensors_hash({{"x", read_npy(out + "_ddpm.npy")}})};
+    const uint64_t want[4] = {0xf038b09aa7f71832ull, 0x0a5726d2df13dbcdull, 0x5644f4254d036172ull, 0xcddff4f7f5fd6552ull};
+    const char* what[4] = {"tiny, 20 steps", "small hybrid, 2 steps", "DDIM samples", "DDPM samples"};
+    for (int i = 0; i < 4; ++i) {
+        MESSAGE(fmt::format("{}: {:016x}", what[i], got[i]));
+        if (recorded_env) CHECK_MESSAGE(got[i] == want[i], what[i]);
+    }
+}
