@@ -69,9 +69,9 @@ Image read_png(const std::string& path) {
 }
 
 Image make_grid(const Tensor& images, int64_t cols, int64_t pad) {
-    check(images.dim() == 4, "make_grid", "images must be (N, C, H, W)");
+    DDPM_CHECK(images.dim() == 4, "make_grid", "images must be (N, C, H, W)");
     const int64_t N = images.size(0), C = images.size(1), H = images.size(2), W = images.size(3);
-    check(C == 1 || C == 3, "make_grid", "images must have 1 or 3 channels");
+    DDPM_CHECK(C == 1 || C == 3, "make_grid", "images must have 1 or 3 channels");
     cols = std::max<int64_t>(1, std::min(cols, N));
     const int64_t rows = (N + cols - 1) / cols;
     Image img(cols * (W + pad) + pad, rows * (H + pad) + pad, C, 0);

@@ -40,14 +40,14 @@ static double projected(const std::function<Variable()>& f, const Tensor& g) {
 GradcheckResult gradcheck_leaves(const std::function<Variable()>& f, const std::vector<Variable>& leaves,
                                  const GradcheckOptions& opt) {
     for (const Variable& v : leaves) {
-        if (!(v.dtype() == DType::F64)) fail("gradcheck", "leaves must be f64, got " + v.data().describe());
-        check(v.is_leaf() && v.requires_grad(), "gradcheck", "every leaf must require a gradient");
+        DDPM_CHECK(v.dtype() == DType::F64, "gradcheck", "leaves must be f64, got " + v.data().describe());
+        DDPM_CHECK(v.is_leaf() && v.requires_grad(), "gradcheck", "every leaf must require a gradient");
     }
     Generator gen(opt.seed);
     std::vector<Variable> xs = leaves;
     for (Variable& x : xs) x.zero_grad();
     Variable y = f();
-    if (!(y.dtype() == DType::F64)) fail("gradcheck", "f must return f64, got " + y.data().describe());
+    DDPM_CHECK(y.dtype() == DType::F64, "gradcheck", "f must return f64, got " + y.data().describe());
     Tensor g = randn(y.shape(), gen, DType::F64);
     y.backward(g);  // dL/dx with L = sum(y * g)
 
@@ -88,7 +88,7 @@ GradcheckResult gradcheck_leaves(const std::function<Variable()>& f, const std::
 GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, const GradcheckOptions& opt) {
     std::vector<Variable> xs;
     for (const Tensor& t : inputs) {
-        if (!(t.dtype() == DType::F64)) fail("gradcheck", "inputs must be f64, got " + t.describe());
+        DDPM_CHECK(t.dtype() == DType::F64, "gradcheck", "inputs must be f64, got " + t.describe());
         xs.emplace_back(t.clone(), true);
     }
     return gradcheck_leaves([&] { return f(xs); }, xs, opt);

@@ -44,7 +44,16 @@ inline Variable operator+(const Variable& a, double s) { return add_scalar(a, s)
 inline Variable operator-(const Variable& a, double s) { return add_scalar(a, -s); }
 inline Variable operator*(const Variable& a, double s) { return mul_scalar(a, s); }
 inline Variable operator*(double s, const Variable& a) { return mul_scalar(a, s); }
+inline Variable operator+(double s, const Variable& a) { return add_scalar(a, s); }
+inline Variable operator-(double s, const Variable& a) { return add_scalar(neg(a), s); }
 inline Variable operator/(const Variable& a, double s) { return mul_scalar(a, 1.0 / s); }
+
+// A Tensor beside a Variable is a constant: no gradient flows into it.
+inline Variable operator+(const Variable& a, const Tensor& c) { return add(a, Variable(c)); }
+inline Variable operator-(const Variable& a, const Tensor& c) { return sub(a, Variable(c)); }
+inline Variable operator*(const Variable& a, const Tensor& c) { return mul(a, Variable(c)); }
+inline Variable operator/(const Variable& a, const Tensor& c) { return div(a, Variable(c)); }
+inline Variable operator*(const Tensor& c, const Variable& a) { return mul(Variable(c), a); }
 
 // Reductions (ops_reduce.cpp); an empty axis list means every axis.
 Variable sum(const Variable& x, const Axes& axes = {}, bool keepdim = false);

@@ -49,17 +49,17 @@ Variable::Variable(Tensor data, bool requires_grad) : impl_(std::allocate_shared
 }
 
 const Tensor& Variable::data() const {
-    check(defined(), "Variable", "undefined variable");
+    DDPM_CHECK(defined(), "Variable", "undefined variable");
     return impl_->data;
 }
 Tensor& Variable::data() {
-    check(defined(), "Variable", "undefined variable");
+    DDPM_CHECK(defined(), "Variable", "undefined variable");
     return impl_->data;
 }
 
 bool Variable::requires_grad() const { return defined() && impl_->requires_grad; }
 void Variable::set_requires_grad(bool on) {
-    if (!(is_leaf())) fail("set_requires_grad", std::string("only a leaf's flag can be set (this is a result of ") + impl_->op + ")");
+    DDPM_CHECK(is_leaf(), "set_requires_grad", std::string("only a leaf's flag can be set (this is a result of ") + impl_->op + ")");
     impl_->requires_grad = on;
 }
 bool Variable::is_leaf() const { return defined() && !impl_->is_node(); }
@@ -67,7 +67,7 @@ bool Variable::is_leaf() const { return defined() && !impl_->is_node(); }
 const Tensor& Variable::grad() const { return impl_->grad; }
 void Variable::set_grad(Tensor g) {
     if (g.defined())
-        if (!(g.shape() == shape() && g.dtype() == dtype())) fail("set_grad",
+        DDPM_CHECK(g.shape() == shape() && g.dtype() == dtype(), "set_grad",
               "gradient " + g.describe() + " for variable " + data().describe());
     impl_->grad = std::move(g);
 }
@@ -76,7 +76,7 @@ const char* Variable::op_name() const { return impl_->op; }
 
 // guide.md §2: gradients add: a value used twice gets both contributions.
 void Variable::accumulate_grad(Tensor g) {
-    if (!(g.shape() == shape() && g.dtype() == dtype())) fail("backward",
+    DDPM_CHECK(g.shape() == shape() && g.dtype() == dtype(), "backward",
           "gradient " + g.describe() + " for the " + std::string(impl_->op) + " result " + data().describe());
     if (!impl_->grad.defined())  // take g's buffer only if nobody else holds it
         impl_->grad = g.storage_unique() ? std::move(g) : g.clone();
@@ -103,15 +103,15 @@ Variable Variable::make_result(Tensor data, VariableList inputs, BackwardFn back
 
 // guide.md §2: topological order by DFS, closures run in reverse, each adds into its inputs.
 void Variable::backward() {
-    if (!(numel() == 1)) fail("backward", "needs a scalar output or an explicit gradient; got " + data().describe());
+    DDPM_CHECK(numel() == 1, "backward", "needs a scalar output or an explicit gradient; got " + data().describe());
     backward(Tensor::ones(shape(), dtype()));
 }
 
 void Variable::backward(const Tensor& grad_out) {
-    if (!(requires_grad())) fail("backward", std::string("the ") + impl_->op + " result does not require a gradient");
-    if (!(!impl_->released)) fail("backward",
+    DDPM_CHECK(requires_grad(), "backward", std::string("the ") + impl_->op + " result does not require a gradient");
+    DDPM_CHECK(!impl_->released, "backward",
           std::string("the graph of this ") + impl_->op + " result was released by an earlier backward()");
-    if (!(grad_out.shape() == shape() && grad_out.dtype() == dtype())) fail("backward",
+    DDPM_CHECK(grad_out.shape() == shape() && grad_out.dtype() == dtype(), "backward",
           "seed gradient " + grad_out.describe() + " for output " + data().describe());
 
     if (is_leaf()) {  // d(x)/d(x): nothing to propagate

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "autograd/ops.h"
+#include "tensor/elementwise.h"
 #include "tensor/shape_ops.h"
 
 namespace ddpm {
@@ -38,18 +39,18 @@ GaussianDiffusion GaussianDiffusion::respaced(const std::vector<int64_t>& use) c
     return GaussianDiffusion(respace(s_, use), var_type_, map);
 }
 
-Tensor GaussianDiffusion::extract(const std::vector<double>& arr, const Tensor& t, int64_t ndim, DType dtype) const {
-    if (!(t.dim() == 1)) fail("diffusion", "timesteps " + t.describe() + " are not (B)");
+Tensor GaussianDiffusion::coef(const std::vector<double>& arr, const Tensor& t, const Tensor& like) const {
+    DDPM_CHECK(t.dim() == 1, "diffusion", "timesteps " + t.describe() + " are not (B)");
     const int64_t B = t.size(0);
-    Shape shape(static_cast<size_t>(ndim), 1);
+    Shape shape(static_cast<size_t>(like.dim()), 1);
     shape[0] = B;
     const Tensor tt = t.to(DType::F64);
     const double* pt = tt.data<double>();
-    Tensor values(shape, dtype);
+    Tensor values(shape, like.dtype());
     for (int64_t b = 0; b < B; ++b) {
         const int64_t ti = static_cast<int64_t>(pt[b]);
-        if (ti != pt[b] || ti < 0 || ti >= s_.T)
-            fail("diffusion", fmt::format("timestep {} is not an integer in [0, {})", pt[b], s_.T));
+        DDPM_CHECK(ti == pt[b] && ti >= 0 && ti < s_.T, "diffusion",
+                   fmt::format("timestep {} is not an integer in [0, {})", pt[b], s_.T));
         values.set_flat(b, arr[static_cast<size_t>(ti)]);
     }
     return values;
@@ -63,49 +64,39 @@ Tensor GaussianDiffusion::model_timesteps(const Tensor& t) const {
     return mapped;
 }
 
-// guide.md §6: x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps.
+// guide.md §6, Eq. (4) of Ho et al. 2020: x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps.
 Variable GaussianDiffusion::q_sample(const Variable& x_start, const Tensor& t, const Tensor& noise) const {
-    if (!(noise.shape() == x_start.shape())) fail("q_sample", "noise " + noise.describe() + " for x " + x_start.data().describe());
-    const int64_t nd = x_start.dim();
-    const DType dt = x_start.dtype();
-    return x_start * Variable(extract(s_.sqrt_alphas_cumprod, t, nd, dt)) +
-           Variable(noise) * Variable(extract(s_.sqrt_one_minus_alphas_cumprod, t, nd, dt));
+    DDPM_CHECK(noise.shape() == x_start.shape(), "q_sample",
+               "noise " + noise.describe() + " for x " + x_start.data().describe());
+    const Tensor sqrt_abar = coef(s_.sqrt_alphas_cumprod, t, x_start);
+    const Tensor sqrt_one_minus_abar = coef(s_.sqrt_one_minus_alphas_cumprod, t, x_start);
+    return x_start * sqrt_abar + Variable(noise) * sqrt_one_minus_abar;
 }
 
 // guide.md §6: q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I).
 GaussianDiffusion::Gaussian GaussianDiffusion::q_mean_variance(const Variable& x_start, const Tensor& t) const {
-    const int64_t nd = x_start.dim();
-    const DType dt = x_start.dtype();
-    Tensor var = extract(s_.alphas_cumprod, t, nd, dt);
-    for (int64_t i = 0; i < var.numel(); ++i) var.set_flat(i, 1.0 - var.flat(i));
-    return {x_start * Variable(extract(s_.sqrt_alphas_cumprod, t, nd, dt)), Variable(var),
-            Variable(extract(s_.log_one_minus_alphas_cumprod, t, nd, dt))};
+    const Tensor abar = coef(s_.alphas_cumprod, t, x_start);
+    return {x_start * coef(s_.sqrt_alphas_cumprod, t, x_start), Variable(1.0 - abar),
+            Variable(coef(s_.log_one_minus_alphas_cumprod, t, x_start))};
 }
 
-// guide.md §7: mu~_t = coef1 x_0 + coef2 x_t, beta~_t = (1 - abar_{t-1}) beta_t / (1 - abar_t).
+// guide.md §7, Eq. (6)-(7) of Ho et al. 2020:
+//   mu~_t = coef1 x_0 + coef2 x_t,  beta~_t = (1 - abar_{t-1}) beta_t / (1 - abar_t).
 GaussianDiffusion::Gaussian GaussianDiffusion::q_posterior_mean_variance(const Variable& x_start, const Variable& x_t,
                                                                          const Tensor& t) const {
-    const int64_t nd = x_t.dim();
-    const DType dt = x_t.dtype();
-    Variable mean = x_start * Variable(extract(s_.posterior_mean_coef1, t, nd, dt)) +
-                    x_t * Variable(extract(s_.posterior_mean_coef2, t, nd, dt));
-    return {mean, Variable(extract(s_.posterior_variance, t, nd, dt)),
-            Variable(extract(s_.posterior_log_variance_clipped, t, nd, dt))};
+    const Tensor coef1 = coef(s_.posterior_mean_coef1, t, x_t), coef2 = coef(s_.posterior_mean_coef2, t, x_t);
+    return {x_start * coef1 + x_t * coef2, Variable(coef(s_.posterior_variance, t, x_t)),
+            Variable(coef(s_.posterior_log_variance_clipped, t, x_t))};
 }
 
-// guide.md §9: x_0 = sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps.
+// guide.md §9, Eq. (4) solved for x_0: x_0 = sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps.
 Variable GaussianDiffusion::predict_xstart_from_eps(const Variable& x_t, const Tensor& t, const Variable& eps) const {
-    const int64_t nd = x_t.dim();
-    const DType dt = x_t.dtype();
-    return x_t * Variable(extract(s_.sqrt_recip_alphas_cumprod, t, nd, dt)) -
-           eps * Variable(extract(s_.sqrt_recipm1_alphas_cumprod, t, nd, dt));
+    return x_t * coef(s_.sqrt_recip_alphas_cumprod, t, x_t) - eps * coef(s_.sqrt_recipm1_alphas_cumprod, t, x_t);
 }
 
+// The same solved for eps: eps = (sqrt(1/abar_t) x_t - x_0) / sqrt(1/abar_t - 1).
 Variable GaussianDiffusion::predict_eps_from_xstart(const Variable& x_t, const Tensor& t, const Variable& x_start) const {
-    const int64_t nd = x_t.dim();
-    const DType dt = x_t.dtype();
-    return (x_t * Variable(extract(s_.sqrt_recip_alphas_cumprod, t, nd, dt)) - x_start) /
-           Variable(extract(s_.sqrt_recipm1_alphas_cumprod, t, nd, dt));
+    return (x_t * coef(s_.sqrt_recip_alphas_cumprod, t, x_t) - x_start) / coef(s_.sqrt_recipm1_alphas_cumprod, t, x_t);
 }
 
 // guide.md §9: mu_theta = (x_t - beta_t / sqrt(1 - abar_t) eps_theta) / sqrt(alpha_t), via x0_hat.
@@ -114,36 +105,41 @@ PMeanVariance GaussianDiffusion::p_mean_variance(const DenoiseFn& model, const V
     return p_mean_variance_from_output(model(x_t, model_timesteps(t)), x_t, t, clip_denoised);
 }
 
-// guide.md §12: log sigma^2 = f log beta_t + (1 - f) log beta~_t, f = (v + 1) / 2.
+// guide.md §12: the variance of p_theta(x_{t-1} | x_t). Fixed: beta_t (large) or beta~_t (small).
+// Learned: the network's v in [-1, 1] interpolates the two bounds in log space,
+//   log sigma^2 = f log beta_t + (1 - f) log beta~_t,  f = (v + 1) / 2   (Nichol & Dhariwal 2021, Eq. 15).
+void GaussianDiffusion::p_variance(const Variable& v, const Tensor& t, const Variable& x_t, PMeanVariance& p) const {
+    if (var_type_ == ModelVarType::LearnedRange) {
+        const Variable f = (v + 1.0) * 0.5;
+        const Tensor log_beta = coef(log_betas_, t, x_t);
+        const Tensor log_beta_tilde = coef(s_.posterior_log_variance_clipped, t, x_t);
+        p.log_variance = f * log_beta + (1.0 - f) * log_beta_tilde;
+        p.variance = exp(p.log_variance);
+        return;
+    }
+    const bool large = var_type_ == ModelVarType::FixedLarge;
+    p.variance = Variable(coef(large ? fixed_large_variance_ : s_.posterior_variance, t, x_t));
+    p.log_variance = Variable(coef(large ? fixed_large_log_variance_ : s_.posterior_log_variance_clipped, t, x_t));
+}
+
+// guide.md §9-§10: from the network's output, x0_hat = predict_xstart_from_eps (clipped to
+// [-1, 1] when sampling) and mu_theta = mu~_t(x0_hat, x_t), the posterior mean of Eq. (7);
+// without clipping that is Eq. (11): (x_t - beta_t / sqrt(1 - abar_t) eps_theta) / sqrt(alpha_t).
 PMeanVariance GaussianDiffusion::p_mean_variance_from_output(const Variable& out, const Variable& x_t, const Tensor& t,
                                                              bool clip_denoised) const {
-    const int64_t nd = x_t.dim(), C = x_t.size(1);
-    const DType dt = x_t.dtype();
+    const int64_t C = x_t.size(1);
+    const bool learned = var_type_ == ModelVarType::LearnedRange;
+    DDPM_CHECK(out.size(1) == (learned ? 2 * C : C), "p_mean_variance",
+               fmt::format("{} variance needs {} output channels{}, got {}", learned ? "learned-range" : "fixed",
+                           learned ? 2 * C : C, learned ? " (eps and v)" : "", out.data().describe()));
+    const Variable eps = learned ? narrow(out, 1, 0, C) : out;
     PMeanVariance p;
-    Variable eps = out;
-    if (var_type_ == ModelVarType::LearnedRange) {
-        if (out.size(1) != 2 * C)
-            fail("p_mean_variance", fmt::format("learned-range variance needs {} output channels (eps and v), got {}",
-                                                2 * C, out.data().describe()));
-        eps = narrow(out, 1, 0, C);
-        Variable frac = (narrow(out, 1, C, C) + 1.0) * 0.5;  // v in [-1, 1] -> [0, 1]
-        Variable min_log(extract(s_.posterior_log_variance_clipped, t, nd, dt));
-        Variable max_log(extract(log_betas_, t, nd, dt));
-        p.log_variance = frac * max_log + (frac * -1.0 + 1.0) * min_log;
-        p.variance = exp(p.log_variance);
-    } else {
-        if (out.size(1) != C)
-            fail("p_mean_variance", fmt::format("fixed variance needs {} output channels, got {}", C, out.data().describe()));
-        const bool large = var_type_ == ModelVarType::FixedLarge;
-        p.variance = Variable(extract(large ? fixed_large_variance_ : s_.posterior_variance, t, nd, dt));
-        p.log_variance = Variable(extract(large ? fixed_large_log_variance_ : s_.posterior_log_variance_clipped, t, nd, dt));
-    }
+    p_variance(learned ? narrow(out, 1, C, C) : Variable(), t, x_t, p);
     p.pred_xstart = predict_xstart_from_eps(x_t, t, eps);
+    p.pred_eps = eps;
     if (clip_denoised) {
         p.pred_xstart = clamp(p.pred_xstart, -1.0, 1.0);
         p.pred_eps = predict_eps_from_xstart(x_t, t, p.pred_xstart);
-    } else {
-        p.pred_eps = eps;
     }
     p.mean = q_posterior_mean_variance(p.pred_xstart, x_t, t).mean;
     return p;

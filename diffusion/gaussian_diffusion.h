@@ -65,12 +65,19 @@ public:
     PMeanVariance p_mean_variance_from_output(const Variable& model_output, const Variable& x_t, const Tensor& t,
                                               bool clip_denoised) const;
 
-    // arr[t_b] for each image, shaped (B, 1, ..., 1) to broadcast against x (of `ndim` axes).
-    Tensor extract(const std::vector<double>& arr, const Tensor& t, int64_t ndim, DType dtype) const;
+    // coef(arr, t, x): arr[t_b] for each image b, shaped (B, 1, ..., 1) in x's dtype so that
+    // it broadcasts against x. It is the a_t of every formula "a_t x" below.
+    Tensor coef(const std::vector<double>& arr, const Tensor& t, const Tensor& like) const;
+    Tensor coef(const std::vector<double>& arr, const Tensor& t, const Variable& like) const {
+        return coef(arr, t, like.data());
+    }
     // The model's timesteps for chain steps t.
     Tensor model_timesteps(const Tensor& t) const;
 
 private:
+    // Sets p.variance and p.log_variance at t; v is the network's variance output (LearnedRange only).
+    void p_variance(const Variable& v, const Tensor& t, const Variable& x_t, PMeanVariance& p) const;
+
     DiffusionSchedule s_;
     ModelVarType var_type_;
     std::vector<int64_t> map_;

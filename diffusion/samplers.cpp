@@ -8,33 +8,34 @@
 
 namespace ddpm {
 
-// guide.md §10: x_{t-1} = mu_theta(x_t, t) + sigma_t z.
+// guide.md §10, Algorithm 2 of Ho et al. 2020: x_{t-1} = mu_theta(x_t, t) + sigma_t z, z ~ N(0, I).
 Tensor p_sample(const GaussianDiffusion& d, const DenoiseFn& model, const Tensor& x_t, int64_t t, Generator& gen,
                 bool clip_denoised) {
     NoGradGuard no_grad;
-    const int64_t B = x_t.size(0);
-    Tensor tt = Tensor::full({B}, static_cast<double>(t), x_t.dtype());
-    PMeanVariance p = d.p_mean_variance(model, Variable(x_t), tt, clip_denoised);
-    if (t == 0) return p.mean.data();  // the last step returns the mean, no noise
-    Tensor noise = randn(x_t.shape(), gen, x_t.dtype());
-    return add(p.mean.data(), mul(exp(mul_scalar(p.log_variance.data(), 0.5)), noise));
+    const Tensor tt = Tensor::full({x_t.size(0)}, static_cast<double>(t), x_t.dtype());
+    const PMeanVariance p = d.p_mean_variance(model, Variable(x_t), tt, clip_denoised);
+    const Tensor mu = p.mean.data();
+    if (t == 0) return mu;  // the last step returns the mean, no noise
+    const Tensor sigma = exp(0.5 * p.log_variance.data()), z = randn(x_t.shape(), gen, x_t.dtype());
+    return mu + sigma * z;
 }
 
-// guide.md §11: x_{t-1} = sqrt(abar_{t-1}) x0_hat + sqrt(1 - abar_{t-1} - sigma^2) eps_hat + sigma z.
+// guide.md §11, Eq. (12) of Song et al. 2021:
+//   x_{t-1} = sqrt(abar_{t-1}) x0_hat + sqrt(1 - abar_{t-1} - sigma_t^2) eps_hat + sigma_t z,
+//   sigma_t = eta sqrt((1 - abar_{t-1}) / (1 - abar_t)) sqrt(1 - abar_t / abar_{t-1}).
 Tensor ddim_sample(const GaussianDiffusion& d, const DenoiseFn& model, const Tensor& x_t, int64_t t, Generator& gen,
                    double eta, bool clip_denoised) {
     NoGradGuard no_grad;
-    const int64_t B = x_t.size(0);
-    Tensor tt = Tensor::full({B}, static_cast<double>(t), x_t.dtype());
-    PMeanVariance p = d.p_mean_variance(model, Variable(x_t), tt, clip_denoised);
-    const DiffusionSchedule& s = d.schedule();
-    const double abar = s.alphas_cumprod[t], abar_prev = s.alphas_cumprod_prev[t];
+    const Tensor tt = Tensor::full({x_t.size(0)}, static_cast<double>(t), x_t.dtype());
+    // eps_hat is re-derived from the (clipped) x0_hat, so the two stay consistent.
+    const PMeanVariance p = d.p_mean_variance(model, Variable(x_t), tt, clip_denoised);
+    const Tensor x0_hat = p.pred_xstart.data(), eps_hat = p.pred_eps.data();
+    const double abar = d.schedule().alphas_cumprod[t], abar_prev = d.schedule().alphas_cumprod_prev[t];
     const double sigma = eta * std::sqrt((1 - abar_prev) / (1 - abar)) * std::sqrt(1 - abar / abar_prev);
-    // pred_eps is re-derived from the (clipped) x0_hat, so the two stay consistent.
-    Tensor mean = add(mul_scalar(p.pred_xstart.data(), std::sqrt(abar_prev)),
-                      mul_scalar(p.pred_eps.data(), std::sqrt(std::max(0.0, 1 - abar_prev - sigma * sigma))));
-    if (t == 0 || sigma == 0.0) return mean;
-    return add(mean, mul_scalar(randn(x_t.shape(), gen, x_t.dtype()), sigma));
+    const Tensor x_prev = std::sqrt(abar_prev) * x0_hat + std::sqrt(std::max(0.0, 1 - abar_prev - sigma * sigma)) * eps_hat;
+    if (t == 0 || sigma == 0.0) return x_prev;
+    const Tensor z = randn(x_t.shape(), gen, x_t.dtype());
+    return x_prev + sigma * z;
 }
 
 template <class Step>

@@ -74,7 +74,7 @@ BpdResult calc_bpd_loop(const GaussianDiffusion& d, const DenoiseFn& model, cons
 BpdEstimate estimate_bpd(const GaussianDiffusion& d, const DenoiseFn& model, const Tensor& x_start, int64_t K,
                          Generator& gen, bool clip_denoised) {
     NoGradGuard no_grad;
-    check(K >= 1, "estimate_bpd", "K must be at least 1");
+    DDPM_CHECK(K >= 1, "estimate_bpd", "K must be at least 1");
     const int64_t B = x_start.size(0), T = d.num_timesteps();
     const DType dt = x_start.dtype();
     Tensor prior = prior_bpd(d, x_start);

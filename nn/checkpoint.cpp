@@ -67,7 +67,7 @@ void load_state_dict(Module& m, const SafeTensors& st, const std::string& prefix
 }
 
 void save_checkpoint(const std::string& path, const TrainingState& s) {
-    check(s.model != nullptr, "save_checkpoint", "no model");
+    DDPM_CHECK(s.model != nullptr, "save_checkpoint", "no model");
     NamedTensors tensors = state_dict(*s.model, "model.");
     Metadata meta{{"format", kFormat}, {"config", s.model->config().to_json().dump()}, {"step", std::to_string(s.step)}};
     if (s.ema) {
@@ -107,7 +107,7 @@ UNetConfig checkpoint_config(const SafeTensors& st, const std::string& origin) {
 }
 
 void restore_checkpoint(const SafeTensors& st, TrainingState& s, const std::string& origin) {
-    check(s.model != nullptr, "restore_checkpoint", "no model");
+    DDPM_CHECK(s.model != nullptr, "restore_checkpoint", "no model");
     try {
         restore_checkpoint_fields(st, s, origin);
     } catch (const nlohmann::json::exception& e) {  // a field of the wrong type or missing

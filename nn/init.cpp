@@ -6,7 +6,7 @@
 namespace ddpm {
 
 Tensor Initializer::weight(const Shape& shape) {
-    if (!(shape.size() >= 2)) fail("init", "a weight needs (out, in, ...) axes, got " + shape_str(shape));
+    DDPM_CHECK(shape.size() >= 2, "init", "a weight needs (out, in, ...) axes, got " + shape_str(shape));
     const double field = static_cast<double>(shape_numel(shape) / (shape[0] * shape[1]));
     const double fan_in = shape[1] * field, fan_out = shape[0] * field;
     const double limit = scheme_ == InitScheme::DDPM ? std::sqrt(3.0 / ((fan_in + fan_out) / 2.0))

@@ -44,8 +44,8 @@ std::string safetensors_serialize(const NamedTensors& tensors, const Metadata& m
     if (!metadata.empty()) header["__metadata__"] = metadata;
     uint64_t offset = 0;
     for (auto& [name, t] : tensors) {
-        if (!(name != "__metadata__" && !name.empty())) fail("safetensors", "bad tensor name '" + name + "'");
-        if (!(!header.contains(name))) fail("safetensors", "tensor name '" + name + "' used twice");
+        DDPM_CHECK(name != "__metadata__" && !name.empty(), "safetensors", "bad tensor name '" + name + "'");
+        DDPM_CHECK(!header.contains(name), "safetensors", "tensor name '" + name + "' used twice");
         header[name] = {{"dtype", st_dtype(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + t.nbytes()}}};
         offset += t.nbytes();
     }

@@ -9,8 +9,8 @@ namespace ddpm {
 
 // guide.md §5: emb = [sin(t freq_i), cos(t freq_i)], freq_i = exp(-ln(10000) i / (half - 1)).
 Tensor timestep_embedding(const Tensor& t, int64_t dim, DType dtype) {
-    if (!(t.dim() == 1)) fail("timestep_embedding", "t " + t.describe() + " is not (B)");
-    check(dim % 2 == 0 && dim >= 4, "timestep_embedding", "dim must be even and >= 4");
+    DDPM_CHECK(t.dim() == 1, "timestep_embedding", "t " + t.describe() + " is not (B)");
+    DDPM_CHECK(dim % 2 == 0 && dim >= 4, "timestep_embedding", "dim must be even and >= 4");
     const int64_t B = t.size(0), half = dim / 2;
     Tensor emb({B, dim}, dtype);
     for (int64_t b = 0; b < B; ++b) {

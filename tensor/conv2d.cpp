@@ -32,18 +32,18 @@ struct Geom {
 
 Geom conv_geom(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride, int64_t pad) {
     const char* op = "conv2d";
-    if (!(x.dim() == 4)) fail(op, fmt::format("input {} is not (B,C,H,W)", x.describe()));
-    if (!(w.dim() == 4)) fail(op, fmt::format("weight {} is not (OC,C,KH,KW)", w.describe()));
-    if (!(x.dtype() == w.dtype())) fail(op, fmt::format("dtypes differ: input {} weight {}", x.describe(), w.describe()));
-    if (!(x.size(1) == w.size(1))) fail(op,
+    DDPM_CHECK(x.dim() == 4, op, fmt::format("input {} is not (B,C,H,W)", x.describe()));
+    DDPM_CHECK(w.dim() == 4, op, fmt::format("weight {} is not (OC,C,KH,KW)", w.describe()));
+    DDPM_CHECK(x.dtype() == w.dtype(), op, fmt::format("dtypes differ: input {} weight {}", x.describe(), w.describe()));
+    DDPM_CHECK(x.size(1) == w.size(1), op,
           fmt::format("input {} weight {}: channels differ ({} vs {})", shape_str(x.shape()),
                       shape_str(w.shape()), x.size(1), w.size(1)));
-    if (!(stride >= 1 && pad >= 0)) fail(op, fmt::format("stride {} pad {}", stride, pad));
+    DDPM_CHECK(stride >= 1 && pad >= 0, op, fmt::format("stride {} pad {}", stride, pad));
     if (bias.defined())
-        if (!(bias.dim() == 1 && bias.size(0) == w.size(0) && bias.dtype() == w.dtype())) fail(op,
+        DDPM_CHECK(bias.dim() == 1 && bias.size(0) == w.size(0) && bias.dtype() == w.dtype(), op,
               fmt::format("bias {} does not match weight {}", bias.describe(), w.describe()));
     Geom g{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), stride, pad, 0, 0};
-    if (!(g.H + 2 * pad >= g.KH && g.W + 2 * pad >= g.KW)) fail(op,
+    DDPM_CHECK(g.H + 2 * pad >= g.KH && g.W + 2 * pad >= g.KW, op,
           fmt::format("kernel {}x{} larger than padded input {}", g.KH, g.KW, shape_str(x.shape())));
     g.OH = (g.H + 2 * pad - g.KH) / stride + 1;
     g.OW = (g.W + 2 * pad - g.KW) / stride + 1;
@@ -155,7 +155,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
 Conv2dGrads conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight, int64_t stride,
                             int64_t pad, bool need_dx, bool need_dweight, bool need_dbias) {
     const Geom g = conv_geom(x, weight, Tensor(), stride, pad);
-    if (!(dout.shape() == Shape({g.B, g.OC, g.OH, g.OW}) && dout.dtype() == x.dtype())) fail("conv2d_backward",
+    DDPM_CHECK(dout.shape() == Shape({g.B, g.OC, g.OH, g.OW}) && dout.dtype() == x.dtype(), "conv2d_backward",
           fmt::format("dout {} for output [{},{},{},{}]", dout.describe(), g.B, g.OC, g.OH, g.OW));
     Conv2dGrads grads;
     if (need_dx) grads.dx = Tensor(x.shape(), x.dtype());
@@ -274,7 +274,7 @@ Tensor conv2d_reference(const Tensor& x, const Tensor& weight, const Tensor& bia
 Conv2dGrads conv2d_backward_reference(const Tensor& dout, const Tensor& x, const Tensor& weight, int64_t stride,
                                       int64_t pad) {
     const Geom g = conv_geom(x, weight, Tensor(), stride, pad);
-    if (!(dout.shape() == Shape({g.B, g.OC, g.OH, g.OW}) && dout.dtype() == x.dtype())) fail("conv2d_backward_reference",
+    DDPM_CHECK(dout.shape() == Shape({g.B, g.OC, g.OH, g.OW}) && dout.dtype() == x.dtype(), "conv2d_backward_reference",
           fmt::format("dout {} for output [{},{},{},{}]", dout.describe(), g.B, g.OC, g.OH, g.OW));
     std::vector<double> dx(static_cast<size_t>(x.numel()), 0.0), dw(static_cast<size_t>(weight.numel()), 0.0),
         db(static_cast<size_t>(g.OC), 0.0);

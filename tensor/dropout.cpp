@@ -56,7 +56,7 @@ uint64_t load_word(const double* slot) {
 }  // namespace
 
 DropoutOut dropout_forward(const Tensor& x, double p, Generator& gen) {
-    if (!(p >= 0.0 && p < 1.0)) fail("dropout", fmt::format("p = {} is not in [0, 1)", p));
+    DDPM_CHECK(p >= 0.0 && p < 1.0, "dropout", fmt::format("p = {} is not in [0, 1)", p));
     const int64_t n = x.numel(), chunks = (n + kChunk - 1) / kChunk;
     DropoutOut out{Tensor(x.shape(), x.dtype()), Tensor({chunks}, DType::F64), p};
     // Whole lane groups are reserved, so the next draw never shares a block with this one.
@@ -85,7 +85,7 @@ DropoutOut dropout_forward(const Tensor& x, double p, Generator& gen) {
 
 Tensor dropout_backward(const Tensor& dy, const Tensor& keep, double p) {
     const int64_t n = dy.numel(), chunks = (n + kChunk - 1) / kChunk;
-    if (!(keep.dtype() == DType::F64 && keep.numel() == chunks)) fail("dropout_backward",
+    DDPM_CHECK(keep.dtype() == DType::F64 && keep.numel() == chunks, "dropout_backward",
           fmt::format("keep {} for dy {}", keep.describe(), dy.describe()));
     Tensor dx(dy.shape(), dy.dtype());
     const double* words = keep.data<double>();

@@ -27,7 +27,7 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
 }
 
 static void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
-    check(a.defined() && b.defined(), op, "undefined input");
+    DDPM_CHECK(a.defined() && b.defined(), op, "undefined input");
     if (a.dtype() != b.dtype())
         fail(op, fmt::format("dtypes differ: {} and {}", a.describe(), b.describe()));
 }
@@ -149,7 +149,7 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
 }
 
 Tensor silu_backward(const Tensor& x, const Tensor& dy) {
-    if (!(x.shape() == dy.shape())) fail("silu_backward", x.describe() + " vs " + dy.describe());
+    DDPM_CHECK(x.shape() == dy.shape(), "silu_backward", x.describe() + " vs " + dy.describe());
     return binary(x, dy, "silu_backward", [](auto v, auto g) {
         using T = decltype(v);
         T s = T(1) / (T(1) + exp_kernel(-v));
@@ -159,7 +159,7 @@ Tensor silu_backward(const Tensor& x, const Tensor& dy) {
 
 Tensor expand(const Tensor& x, const Shape& shape) {
     Shape b = broadcast_shapes(x.shape(), shape, "expand");
-    if (!(b == shape)) fail("expand", fmt::format("{} does not broadcast to {}", shape_str(x.shape()), shape_str(shape)));
+    DDPM_CHECK(b == shape, "expand", fmt::format("{} does not broadcast to {}", shape_str(x.shape()), shape_str(shape)));
     Tensor out(shape, x.dtype());
     auto plan = make_broadcast_plan<2>(shape, {&shape, &x.shape()});
     dispatch(x.dtype(), [&](auto tag) {
@@ -176,7 +176,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
 void add_(Tensor& dst, const Tensor& src) {
     check_same_dtype(dst, src, "add_");
     Shape b = broadcast_shapes(dst.shape(), src.shape(), "add_");
-    if (!(b == dst.shape())) fail("add_",
+    DDPM_CHECK(b == dst.shape(), "add_",
           fmt::format("{} does not broadcast into {}", shape_str(src.shape()), shape_str(dst.shape())));
     auto plan = make_broadcast_plan<2>(dst.shape(), {&dst.shape(), &src.shape()});
     dispatch(dst.dtype(), [&](auto tag) {
@@ -196,7 +196,7 @@ void add_(Tensor& dst, const Tensor& src) {
 
 void axpy_(Tensor& dst, double alpha, const Tensor& src) {
     check_same_dtype(dst, src, "axpy_");
-    if (!(dst.numel() == src.numel())) fail("axpy_", dst.describe() + " vs " + src.describe());
+    DDPM_CHECK(dst.numel() == src.numel(), "axpy_", dst.describe() + " vs " + src.describe());
     dispatch(dst.dtype(), [&](auto tag) {
         using T = decltype(tag);
         const T* ps = src.data<T>();

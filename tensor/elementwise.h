@@ -47,6 +47,21 @@ Tensor silu_backward(const Tensor& x, const Tensor& dy);
 // x copied out to `shape`, which x broadcasts to.
 Tensor expand(const Tensor& x, const Shape& shape);
 
+// Arithmetic operators, so that a formula on tensors reads as written
+// (no autograd here: those are in autograd/ops.h). Scalars apply to every element.
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator-(const Tensor& a) { return neg(a); }
+inline Tensor operator+(const Tensor& a, double s) { return add_scalar(a, s); }
+inline Tensor operator+(double s, const Tensor& a) { return add_scalar(a, s); }
+inline Tensor operator-(const Tensor& a, double s) { return add_scalar(a, -s); }
+inline Tensor operator-(double s, const Tensor& a) { return add_scalar(neg(a), s); }
+inline Tensor operator*(const Tensor& a, double s) { return mul_scalar(a, s); }
+inline Tensor operator*(double s, const Tensor& a) { return mul_scalar(a, s); }
+inline Tensor operator/(const Tensor& a, double s) { return mul_scalar(a, 1.0 / s); }
+
 // In place: dst += src (src broadcasts to dst), dst += alpha * src (same numel), dst *= s.
 void add_(Tensor& dst, const Tensor& src);
 void axpy_(Tensor& dst, double alpha, const Tensor& src);

@@ -25,10 +25,10 @@ struct GnGeom {
 
 GnGeom gn_geom(const Tensor& x, const Tensor& gamma, int64_t groups) {
     const char* op = "group_norm";
-    if (!(x.dim() >= 2)) fail(op, "input " + x.describe() + " is not (B,C,...)");
+    DDPM_CHECK(x.dim() >= 2, op, "input " + x.describe() + " is not (B,C,...)");
     const int64_t C = x.size(1);
-    if (!(groups > 0 && C % groups == 0)) fail(op, fmt::format("{} channels not divisible into {} groups", C, groups));
-    if (!(gamma.shape() == Shape{C} && gamma.dtype() == x.dtype())) fail(op,
+    DDPM_CHECK(groups > 0 && C % groups == 0, op, fmt::format("{} channels not divisible into {} groups", C, groups));
+    DDPM_CHECK(gamma.shape() == Shape{C} && gamma.dtype() == x.dtype(), op,
           fmt::format("gamma {} for input {}", gamma.describe(), x.describe()));
     return {x.size(0), C, x.numel() / std::max<int64_t>(x.size(0) * C, 1), groups, C / groups};
 }
@@ -45,7 +45,7 @@ template <bool kSilu>
 GroupNormOut group_norm_forward_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups,
                                      double eps) {
     const GnGeom g = gn_geom(x, gamma, groups);
-    if (!(beta.shape() == gamma.shape() && beta.dtype() == x.dtype())) fail("group_norm",
+    DDPM_CHECK(beta.shape() == gamma.shape() && beta.dtype() == x.dtype(), "group_norm",
           "beta " + beta.describe() + " does not match gamma " + gamma.describe());
     GroupNormOut out{Tensor(x.shape(), x.dtype()), Tensor({g.B, g.G}, x.dtype()), Tensor({g.B, g.G}, x.dtype())};
     dispatch(x.dtype(), [&](auto tag) {
@@ -89,7 +89,7 @@ template <bool kSilu>
 GroupNormGrads group_norm_backward_impl(const Tensor& dz, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                         const Tensor& mean, const Tensor& rstd, int64_t groups) {
     const GnGeom g = gn_geom(x, gamma, groups);
-    if (!(dz.shape() == x.shape() && dz.dtype() == x.dtype())) fail("group_norm_backward",
+    DDPM_CHECK(dz.shape() == x.shape() && dz.dtype() == x.dtype(), "group_norm_backward",
           "dy " + dz.describe() + " for input " + x.describe());
     GroupNormGrads grads{Tensor(x.shape(), x.dtype()), Tensor({g.C}, x.dtype()), Tensor({g.C}, x.dtype())};
     dispatch(x.dtype(), [&](auto tag) {

@@ -34,22 +34,22 @@ struct MatmulShape {
 
 MatmulShape matmul_shape(const Tensor& a, const Tensor& b, bool ta, bool tb) {
     const char* op = "matmul";
-    if (!(a.dtype() == b.dtype())) fail(op, fmt::format("dtypes differ: {} and {}", a.describe(), b.describe()));
-    if (!(a.dim() >= 2 && b.dim() >= 2)) fail(op,
+    DDPM_CHECK(a.dtype() == b.dtype(), op, fmt::format("dtypes differ: {} and {}", a.describe(), b.describe()));
+    DDPM_CHECK(a.dim() >= 2 && b.dim() >= 2, op,
           fmt::format("needs 2-D or batched operands, got {} and {}", a.describe(), b.describe()));
     MatmulShape s{};
     s.M = ta ? a.size(-1) : a.size(-2);
     int64_t ka = ta ? a.size(-2) : a.size(-1);
     int64_t kb = tb ? b.size(-1) : b.size(-2);
     s.N = tb ? b.size(-2) : b.size(-1);
-    if (!(ka == kb)) fail(op,
+    DDPM_CHECK(ka == kb, op,
           fmt::format("inner sizes differ: {}{} @ {}{} ({} vs {})", a.describe(), ta ? "^T" : "",
                       b.describe(), tb ? "^T" : "", ka, kb));
     s.K = ka;
     Shape lead_a(a.shape().begin(), a.shape().end() - 2), lead_b(b.shape().begin(), b.shape().end() - 2);
     s.a_batched = !lead_a.empty();
     s.b_batched = !lead_b.empty();
-    if (!(!(s.a_batched && s.b_batched) || lead_a == lead_b)) fail(op,
+    DDPM_CHECK(!(s.a_batched && s.b_batched) || lead_a == lead_b, op,
           fmt::format("batch axes differ: {} and {}", a.describe(), b.describe()));
     s.out = s.a_batched ? lead_a : lead_b;
     s.batch = shape_numel(s.out);

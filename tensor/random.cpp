@@ -160,7 +160,7 @@ Tensor randn(const Shape& shape, Generator& gen, DType dtype) {
 }
 
 Tensor randint(int64_t n, const Shape& shape, Generator& gen, DType dtype) {
-    check(n > 0, "randint", "n must be positive");
+    DDPM_CHECK(n > 0, "randint", "n must be positive");
     Tensor t(shape, dtype);
     fill_blocks(t, gen, [&](const std::array<uint32_t, 4>& r, double* v) {
         // Multiply-shift maps a 32-bit draw onto [0, n) with bias below n / 2^32.

@@ -78,7 +78,7 @@ Tensor sum(const Tensor& x, const Axes& axes, bool keepdim) {
 Tensor mean(const Tensor& x, const Axes& axes, bool keepdim) {
     Shape keep = reduced_shape(x.shape(), axes, "mean");
     const int64_t count = x.numel() / std::max<int64_t>(shape_numel(keep), 1);
-    if (!(count > 0)) fail("mean", "mean over zero elements of " + x.describe());
+    DDPM_CHECK(count > 0, "mean", "mean over zero elements of " + x.describe());
     Tensor out = reduce_into(x, keep, 0.0, [](double a, double b) { return a + b; });
     dispatch(out.dtype(), [&](auto tag) {
         using T = decltype(tag);
@@ -90,7 +90,7 @@ Tensor mean(const Tensor& x, const Axes& axes, bool keepdim) {
 
 Tensor max(const Tensor& x, const Axes& axes, bool keepdim) {
     Shape keep = reduced_shape(x.shape(), axes, "max");
-    check(x.numel() > 0, "max", "max of an empty tensor");
+    DDPM_CHECK(x.numel() > 0, "max", "max of an empty tensor");
     Tensor out = reduce_into(x, keep, -std::numeric_limits<double>::infinity(),
                              [](double a, double b) { return b > a || b != b ? b : a; });
     return keepdim ? out : out.reshape(reduced_shape(x.shape(), axes, "reduce", false));
@@ -100,12 +100,12 @@ Tensor max(const Tensor& x, const Axes& axes, bool keepdim) {
 Tensor sum_to(const Tensor& x, const Shape& shape) {
     if (x.shape() == shape) return x;
     const size_t nd = x.shape().size();
-    if (!(shape.size() <= nd)) fail("sum_to",
+    DDPM_CHECK(shape.size() <= nd, "sum_to",
           fmt::format("{} has more axes than {}", shape_str(shape), shape_str(x.shape())));
     Shape keep(nd - shape.size(), 1);
     keep.insert(keep.end(), shape.begin(), shape.end());
     for (size_t i = 0; i < nd; ++i)
-        if (!(keep[i] == x.shape()[i] || keep[i] == 1)) fail("sum_to",
+        DDPM_CHECK(keep[i] == x.shape()[i] || keep[i] == 1, "sum_to",
               fmt::format("{} does not broadcast to {}", shape_str(shape), shape_str(x.shape())));
     return reduce_into(x, keep, 0.0, [](double a, double b) { return a + b; }).reshape(shape);
 }

@@ -16,7 +16,7 @@ static int64_t prod(const Shape& s, int64_t b, int64_t e) {
 }
 
 Tensor concat(std::span<const Tensor> parts, int64_t axis) {
-    check(!parts.empty(), "concat", "no tensors to join");
+    DDPM_CHECK(!parts.empty(), "concat", "no tensors to join");
     const Shape& s0 = parts[0].shape();
     const int64_t a = normalize_axis(axis, static_cast<int64_t>(s0.size()), "concat");
     Shape out_shape = s0;
@@ -50,7 +50,7 @@ Tensor concat(std::span<const Tensor> parts, int64_t axis) {
 
 Tensor narrow(const Tensor& x, int64_t axis, int64_t begin, int64_t length) {
     const int64_t a = normalize_axis(axis, x.dim(), "narrow");
-    if (!(begin >= 0 && length >= 0 && begin + length <= x.size(a))) fail("narrow",
+    DDPM_CHECK(begin >= 0 && length >= 0 && begin + length <= x.size(a), "narrow",
           fmt::format("[{}, {}) out of range on axis {} of {}", begin, begin + length, a, x.describe()));
     Shape out_shape = x.shape();
     out_shape[a] = length;

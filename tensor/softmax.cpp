@@ -84,7 +84,7 @@ template <bool Log> Tensor softmax_impl(const Tensor& x, int64_t axis, const cha
 }
 
 template <bool Log> Tensor softmax_backward_impl(const Tensor& y, const Tensor& dy, int64_t axis, const char* op) {
-    if (!(y.shape() == dy.shape() && y.dtype() == dy.dtype())) fail(op, "y " + y.describe() + " dy " + dy.describe());
+    DDPM_CHECK(y.shape() == dy.shape() && y.dtype() == dy.dtype(), op, "y " + y.describe() + " dy " + dy.describe());
     const Lines l = lines_of(y, axis, op);
     Tensor dx(y.shape(), y.dtype());
     dispatch(y.dtype(), [&](auto tag) {

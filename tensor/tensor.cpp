@@ -31,7 +31,7 @@ void fail(const std::string& op, const std::string& what) {
 
 int64_t normalize_axis(int64_t axis, int64_t ndim, const char* op) {
     int64_t a = axis < 0 ? axis + ndim : axis;
-    if (!(a >= 0 && a < ndim)) fail(op, fmt::format("axis {} out of range for {} dims", axis, ndim));
+    DDPM_CHECK(a >= 0 && a < ndim, op, fmt::format("axis {} out of range for {} dims", axis, ndim));
     return a;
 }
 
@@ -41,7 +41,7 @@ Storage::~Storage() { storage_free(data, nbytes); }
 Tensor::Tensor(Shape shape, DType dtype)
     : offset_(0), shape_(std::move(shape)), dtype_(dtype) {
     for (int64_t d : shape_)
-        if (!(d >= 0)) fail("Tensor", "negative dimension in " + shape_str(shape_));
+        DDPM_CHECK(d >= 0, "Tensor", "negative dimension in " + shape_str(shape_));
     numel_ = shape_numel(shape_);
     storage_ = std::allocate_shared<Storage>(PoolAllocator<Storage>(), static_cast<size_t>(numel_) * dtype_size(dtype));
 }
@@ -73,7 +73,7 @@ Tensor Tensor::arange(int64_t n, DType dtype) {
 }
 
 Tensor Tensor::from_data(const std::vector<double>& values, const Shape& shape, DType dtype) {
-    if (!(static_cast<int64_t>(values.size()) == shape_numel(shape))) fail("from_data",
+    DDPM_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_data",
           fmt::format("{} values for shape {}", values.size(), shape_str(shape)));
     Tensor t(shape, dtype);
     dispatch(dtype, [&](auto tag) {
@@ -89,8 +89,8 @@ Tensor Tensor::scalar(double value, DType dtype) { return full({}, value, dtype)
 int64_t Tensor::size(int64_t d) const { return shape_[normalize_axis(d, dim(), "size")]; }
 
 template <class T> T* Tensor::data() {
-    check(defined(), "data", "undefined tensor");
-    if (!(dtype_ == dtype_of<T>())) fail("data",
+    DDPM_CHECK(defined(), "data", "undefined tensor");
+    DDPM_CHECK(dtype_ == dtype_of<T>(), "data",
           fmt::format("tensor is {} but {} was asked for", dtype_name(dtype_),
                       dtype_name(dtype_of<T>())));
     return static_cast<T*>(storage_->data) + offset_;
@@ -104,7 +104,7 @@ template const float* Tensor::data<float>() const;
 template const double* Tensor::data<double>() const;
 
 void* Tensor::raw_data() {
-    check(defined(), "data", "undefined tensor");
+    DDPM_CHECK(defined(), "data", "undefined tensor");
     return static_cast<char*>(storage_->data) + offset_ * dtype_size(dtype_);
 }
 const void* Tensor::raw_data() const { return const_cast<Tensor*>(this)->raw_data(); }
@@ -113,20 +113,20 @@ Tensor Tensor::reshape(Shape shape) const {
     int64_t infer = -1, known = 1;
     for (size_t i = 0; i < shape.size(); ++i) {
         if (shape[i] == -1) {
-            if (!(infer < 0)) fail("reshape", "more than one -1 in " + shape_str(shape));
+            DDPM_CHECK(infer < 0, "reshape", "more than one -1 in " + shape_str(shape));
             infer = static_cast<int64_t>(i);
         } else {
-            if (!(shape[i] >= 0)) fail("reshape", "negative size in " + shape_str(shape));
+            DDPM_CHECK(shape[i] >= 0, "reshape", "negative size in " + shape_str(shape));
             known *= shape[i];
         }
     }
     if (infer >= 0) {
-        if (!(known > 0 && numel_ % known == 0)) fail("reshape",
+        DDPM_CHECK(known > 0 && numel_ % known == 0, "reshape",
               fmt::format("cannot reshape {} into {}", shape_str(shape_), shape_str(shape)));
         shape[infer] = numel_ / known;
         known *= shape[infer];
     }
-    if (!(known == numel_)) fail("reshape",
+    DDPM_CHECK(known == numel_, "reshape",
           fmt::format("cannot reshape {} into {}", shape_str(shape_), shape_str(shape)));
     Tensor t = *this;
     t.shape_ = std::move(shape);
@@ -134,8 +134,8 @@ Tensor Tensor::reshape(Shape shape) const {
 }
 
 Tensor Tensor::slice(int64_t begin, int64_t end) const {
-    check(dim() >= 1, "slice", "a 0-d tensor has no axis 0");
-    if (!(0 <= begin && begin <= end && end <= shape_[0])) fail("slice",
+    DDPM_CHECK(dim() >= 1, "slice", "a 0-d tensor has no axis 0");
+    DDPM_CHECK(0 <= begin && begin <= end && end <= shape_[0], "slice",
           fmt::format("rows [{}, {}) out of range for {}", begin, end, shape_str(shape_)));
     Tensor t = *this;
     int64_t row = numel_ / std::max<int64_t>(shape_[0], 1);
@@ -175,13 +175,13 @@ Tensor Tensor::to(DType dtype) const {
 
 Tensor Tensor::permute(const std::vector<int64_t>& order) const {
     const int64_t n = dim();
-    if (!(static_cast<int64_t>(order.size()) == n)) fail("permute",
+    DDPM_CHECK(static_cast<int64_t>(order.size()) == n, "permute",
           fmt::format("order has {} axes, tensor {} has {}", order.size(), shape_str(shape_), n));
     std::vector<bool> seen(n, false);
     Shape out_shape(n);
     for (int64_t i = 0; i < n; ++i) {
         int64_t a = normalize_axis(order[i], n, "permute");
-        check(!seen[a], "permute", "axis repeated in order");
+        DDPM_CHECK(!seen[a], "permute", "axis repeated in order");
         seen[a] = true;
         out_shape[i] = shape_[a];
     }
@@ -230,13 +230,13 @@ void Tensor::fill_(double value) {
 }
 
 void Tensor::copy_(const Tensor& src) {
-    if (!(src.numel() == numel_ && src.dtype() == dtype_)) fail("copy_",
+    DDPM_CHECK(src.numel() == numel_ && src.dtype() == dtype_, "copy_",
           fmt::format("destination {} source {}", describe(), src.describe()));
     std::memmove(raw_data(), src.raw_data(), nbytes());
 }
 
 double Tensor::flat(int64_t i) const {
-    if (!(0 <= i && i < numel_)) fail("flat", fmt::format("index {} out of range for {}", i, describe()));
+    DDPM_CHECK(0 <= i && i < numel_, "flat", fmt::format("index {} out of range for {}", i, describe()));
     return dispatch(dtype_, [&](auto tag) -> double {
         using T = decltype(tag);
         return static_cast<double>(data<T>()[i]);
@@ -244,7 +244,7 @@ double Tensor::flat(int64_t i) const {
 }
 
 void Tensor::set_flat(int64_t i, double v) {
-    if (!(0 <= i && i < numel_)) fail("set_flat", fmt::format("index {} out of range for {}", i, describe()));
+    DDPM_CHECK(0 <= i && i < numel_, "set_flat", fmt::format("index {} out of range for {}", i, describe()));
     dispatch(dtype_, [&](auto tag) {
         using T = decltype(tag);
         data<T>()[i] = static_cast<T>(v);
@@ -252,7 +252,7 @@ void Tensor::set_flat(int64_t i, double v) {
 }
 
 double Tensor::item() const {
-    if (!(numel_ == 1)) fail("item", "tensor " + describe() + " has more than one element");
+    DDPM_CHECK(numel_ == 1, "item", "tensor " + describe() + " has more than one element");
     return flat(0);
 }
 

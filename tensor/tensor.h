@@ -36,11 +36,13 @@ struct TensorError : std::invalid_argument {
     using std::invalid_argument::invalid_argument;
 };
 [[noreturn]] void fail(const std::string& op, const std::string& what);
-// For literal messages only: a formatted message would be built even when cond
-// holds, so those sites write `if (!cond) fail(op, fmt::format(...))` instead.
-inline void check(bool cond, const char* op, const char* what) {
-    if (!cond) fail(op, what);
-}
+
+// DDPM_CHECK(cond, op, message): throws TensorError "op: message" unless cond holds.
+// The message (a string expression, often fmt::format(...)) is built only on failure.
+#define DDPM_CHECK(cond, op, ...)                                  \
+    do {                                                           \
+        if (!(cond)) ::ddpm::fail((op), (__VA_ARGS__));            \
+    } while (0)
 
 // A 64-byte aligned byte buffer.
 struct Storage {

@@ -6,7 +6,7 @@
 namespace ddpm {
 
 Tensor upsample_nearest2x(const Tensor& x) {
-    if (!(x.dim() == 4)) fail("upsample_nearest2x", "input " + x.describe() + " is not (B,C,H,W)");
+    DDPM_CHECK(x.dim() == 4, "upsample_nearest2x", "input " + x.describe() + " is not (B,C,H,W)");
     const int64_t P = x.size(0) * x.size(1), H = x.size(2), W = x.size(3);
     Tensor y({x.size(0), x.size(1), 2 * H, 2 * W}, x.dtype());
     dispatch(x.dtype(), [&](auto tag) {
@@ -27,7 +27,7 @@ Tensor upsample_nearest2x(const Tensor& x) {
 }
 
 Tensor upsample_nearest2x_backward(const Tensor& dy) {
-    if (!(dy.dim() == 4 && dy.size(2) % 2 == 0 && dy.size(3) % 2 == 0)) fail("upsample_nearest2x_backward",
+    DDPM_CHECK(dy.dim() == 4 && dy.size(2) % 2 == 0 && dy.size(3) % 2 == 0, "upsample_nearest2x_backward",
           "dy " + dy.describe() + " is not (B,C,2H,2W)");
     const int64_t P = dy.size(0) * dy.size(1), H = dy.size(2) / 2, W = dy.size(3) / 2;
     Tensor dx({dy.size(0), dy.size(1), H, W}, dy.dtype());

@@ -172,8 +172,8 @@ TEST_CASE("an oracle that knows x0 makes DDIM-50 return x0 exactly") {
     Tensor x0 = clamp(randn({3, 1, 4, 4}, data, DType::F64), -1, 1);
     const auto& s = base.schedule();
     DenoiseFn knows_x0 = [&](const Variable& x_t, const Tensor& t) {
-        Tensor scale = base.extract(s.sqrt_alphas_cumprod, t, 4, DType::F64);
-        Tensor noise_scale = base.extract(s.sqrt_one_minus_alphas_cumprod, t, 4, DType::F64);
+        Tensor scale = base.coef(s.sqrt_alphas_cumprod, t, Tensor::zeros({1, 1, 1, 1}, DType::F64));
+        Tensor noise_scale = base.coef(s.sqrt_one_minus_alphas_cumprod, t, Tensor::zeros({1, 1, 1, 1}, DType::F64));
         return Variable(div(sub(x_t.data(), mul(x0, scale)), noise_scale));
     };
     Generator gen(6);
