@@ -15,6 +15,7 @@
 #include "app/npy.h"
 #include "app/plot.h"
 #include "app/run.h"
+#include "util/file_io.h"
 #include "app/train.h"
 #include "autograd/profiler.h"
 #include "tensor/allocator.h"

@@ -1,5 +1,6 @@
 // run.cpp
 #include "app/run.h"
+#include "util/file_io.h"
 
 #include <cblas.h>
 #include <fmt/format.h>
@@ -64,15 +65,6 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
         if (e.is_regular_file() && std::regex_match(e.path().filename().string(), name)) out.push_back(e.path().string());
     std::sort(out.begin(), out.end());
     return out;
-}
-
-int remove_stale_temporaries(const std::string& run_dir) {
-    // write_file_atomic's temporaries: ".<name>.tmp.XXXXXX" beside the file they were to replace.
-    const std::regex tmp("\\..+\\.tmp\\.[A-Za-z0-9]{6}");
-    int removed = 0;
-    for (auto& e : fs::directory_iterator(run_dir))
-        if (e.is_regular_file() && std::regex_match(e.path().filename().string(), tmp)) removed += fs::remove(e.path());
-    return removed;
 }
 
 void prune_checkpoints(const std::string& run_dir, size_t keep) {

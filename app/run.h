@@ -34,8 +34,6 @@ LoadedModel load_trained_model(const std::string& checkpoint, bool use_ema);
 // Checkpoints in a run folder are checkpoint_<step>.safetensors; sorted by step.
 std::string checkpoint_path(const std::string& run_dir, int64_t step);
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
-// Deletes the temporaries of writes a crash interrupted; returns how many.
-int remove_stale_temporaries(const std::string& run_dir);
 void prune_checkpoints(const std::string& run_dir, size_t keep);
 
 // Warns on stderr when OpenBLAS fell back to its slowest kernels (OPENBLAS_CORETYPE unset on a new CPU).

@@ -16,13 +16,11 @@
 #include <vector>
 
 #include "tensor/tensor.h"
+#include "util/file_io.h"
 
 namespace ddpm {
 
 // A malformed or unreadable file; the message names the file and what is wrong where.
-struct FormatError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 using Metadata = std::map<std::string, std::string>;
@@ -42,8 +40,5 @@ SafeTensors safetensors_parse(const std::string& bytes, const std::string& origi
 // renamed over `path`, then the folder fsynced. A crash leaves the old file or the new one.
 void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata = {});
 SafeTensors load_safetensors(const std::string& path);
-
-// Writes `bytes` to `path` with the same atomic protocol.
-void write_file_atomic(const std::string& path, const std::string& bytes);
 
 }  // namespace ddpm
