@@ -1,16 +1,17 @@
-// commands.h: `ddpm sample`, `ddpm eval` and `ddpm info` (train is in train.h).
+// commands.h: `ddpm sample`, `ddpm eval`, `ddpm bench` and `ddpm info` (train is in train.h).
+// Each command's options are listed once (util/fields.h); main.cpp makes the flags from them.
 #pragma once
 
 #include <string>
+
+#include "app/sampling.h"
+#include "util/fields.h"
 
 namespace ddpm {
 
 struct SampleCommand {
     std::string checkpoint;
-    std::string sampler = "ddim";  // ddpm | ddim
-    int64_t steps = 0;             // 0: 50 for ddim, the full chain for ddpm
-    std::string spacing = "";      // ddim: "ddim" (evenly from 0) or "trailing"
-    double eta = 0.0;
+    SamplerSpec spec;
     int64_t num = 64;
     uint64_t seed = 0;
     bool ema = true;
@@ -18,6 +19,23 @@ struct SampleCommand {
     bool strip = false;
     int64_t batch = 64;
     int threads = 0;
+
+    template <class Self, class Visit> static void fields(Self& c, Visit&& v) {
+        v(Field{.flag = "--checkpoint", .help = "a .safetensors checkpoint"}, c.checkpoint);
+        v(Field{.flag = "--sampler", .help = "ddpm (ancestral) | ddim", .choices = "ddpm|ddim"}, c.spec.sampler);
+        v(Field{.flag = "--steps", .help = "steps (0: 50 for ddim, T for ddpm)"}, c.spec.steps);
+        v(Field{.flag = "--spacing", .help = "ddim timesteps: ddim (from 0) | trailing (ending at T-1)",
+                .choices = "ddim|trailing"},
+          c.spec.spacing);
+        v(Field{.flag = "--eta", .help = "DDIM noise: 0 deterministic, 1 like DDPM"}, c.spec.eta);
+        v(Field{.flag = "--num", .help = "number of images"}, c.num);
+        v(Field{.flag = "--batch", .help = "images per model call"}, c.batch);
+        v(Field{.flag = "--seed", .help = "seed"}, c.seed);
+        v(Field{.flag = "--ema,!--no-ema", .help = "use the EMA weights (default) or the raw ones"}, c.ema);
+        v(Field{.flag = "--out", .help = "output prefix: OUT.png, OUT.npy"}, c.out);
+        v(Field{.flag = "--strip", .help = "also write OUT_strip.png, x_t at evenly spaced t for 8 samples"}, c.strip);
+        v(Field{.flag = "--threads", .help = "threads (0: all cores)"}, c.threads);
+    }
 };
 int run_sample(const SampleCommand& c);
 
@@ -31,6 +49,19 @@ struct EvalCommand {
     bool ema = true;
     std::string out = "eval";  // OUT_terms.csv, OUT_terms.png
     int threads = 0;
+
+    template <class Self, class Visit> static void fields(Self& c, Visit&& v) {
+        v(Field{.flag = "--checkpoint", .help = "a .safetensors checkpoint"}, c.checkpoint);
+        v(Field{.flag = "--data", .help = "test data (default: what the model was trained on)"}, c.data);
+        v(Field{.flag = "--num", .help = "test images"}, c.num);
+        v(Field{.flag = "--timesteps", .help = "0: the full bound over all T; K: unbiased estimate from K timesteps"},
+          c.timesteps);
+        v(Field{.flag = "--batch", .help = "images per model call"}, c.batch);
+        v(Field{.flag = "--seed", .help = "seed"}, c.seed);
+        v(Field{.flag = "--ema,!--no-ema", .help = "use the EMA weights (default) or the raw ones"}, c.ema);
+        v(Field{.flag = "--out", .help = "output prefix: OUT_terms.csv, OUT_terms.png"}, c.out);
+        v(Field{.flag = "--threads", .help = "threads (0: all cores)"}, c.threads);
+    }
 };
 int run_eval(const EvalCommand& c);
 
@@ -43,6 +74,14 @@ struct BenchCommand {
     int threads = 0;
     int64_t steps = 10;
     bool profile = false;  // also print the per-op time table
+
+    template <class Self, class Visit> static void fields(Self& c, Visit&& v) {
+        v(Field{.flag = "--config", .help = "tiny | small | cifar10 | FILE.json"}, c.config);
+        v(Field{.flag = "--batch", .help = "batch size"}, c.batch);
+        v(Field{.flag = "--threads", .help = "threads (0: all cores)"}, c.threads);
+        v(Field{.flag = "--steps", .help = "timed steps (after two warm-up steps)"}, c.steps);
+        v(Field{.flag = "--profile", .help = "also print the per-op time of one training step"}, c.profile);
+    }
 };
 int run_bench(const BenchCommand& c);
 

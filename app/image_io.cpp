@@ -68,6 +68,10 @@ Image read_png(const std::string& path) {
     return img;
 }
 
+Image make_square_grid(const Tensor& images) {
+    return make_grid(images, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(images.size(0))))));
+}
+
 Image make_grid(const Tensor& images, int64_t cols, int64_t pad) {
     DDPM_CHECK(images.dim() == 4, "make_grid", "images must be (N, C, H, W)");
     const int64_t N = images.size(0), C = images.size(1), H = images.size(2), W = images.size(3);

@@ -26,5 +26,7 @@ Image read_png(const std::string& path);
 // Images (N, C, H, W) with values in [-1, 1] tiled into a grid `cols` wide with a
 // `pad`-pixel border, each value mapped to round((v + 1) * 127.5) clamped to [0, 255].
 Image make_grid(const Tensor& images, int64_t cols, int64_t pad = 2);
+// The same, ceil(sqrt(N)) images wide: as square as N allows.
+Image make_square_grid(const Tensor& images);
 
 }  // namespace ddpm

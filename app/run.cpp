@@ -24,16 +24,11 @@ GaussianDiffusion DiffusionSettings::make() const {
     return GaussianDiffusion(DiffusionSchedule::from_betas(make_betas(parse_schedule(schedule), T)), var_type());
 }
 
-nlohmann::json DiffusionSettings::to_json() const { return {{"T", T}, {"schedule", schedule}, {"loss", loss}}; }
+nlohmann::json DiffusionSettings::to_json() const { return fields_to_json(*this); }
 
 DiffusionSettings DiffusionSettings::from_json(const nlohmann::json& j) {
     DiffusionSettings s;
-    s.T = j.at("T").get<int64_t>();
-    s.schedule = j.at("schedule").get<std::string>();
-    s.loss = j.at("loss").get<std::string>();
-    parse_schedule(s.schedule);
-    if (s.loss != "simple" && s.loss != "hybrid") throw std::invalid_argument("unknown loss '" + s.loss + "'");
-    if (s.T < 2 || s.T > 100000) throw std::invalid_argument(fmt::format("diffusion T = {} out of range", s.T));
+    fields_from_json(s, j, "diffusion");
     return s;
 }
 

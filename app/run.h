@@ -7,6 +7,7 @@
 
 #include "diffusion/gaussian_diffusion.h"
 #include "nn/checkpoint.h"
+#include "util/fields.h"
 
 namespace ddpm {
 
@@ -15,6 +16,16 @@ struct DiffusionSettings {
     int64_t T = 1000;
     std::string schedule = "linear";  // linear | cosine
     std::string loss = "simple";      // simple (fixed-large variance) | hybrid (learned range)
+    template <class Self, class Visit> static void fields(Self& s, Visit&& visit) {
+        visit(Field{.key = "T", .flag = "--diffusion-steps", .help = "T, the length of the diffusion", .min = 2, .max = 100000},
+              s.T);
+        visit(Field{.key = "schedule", .flag = "--schedule", .help = "noise schedule: linear | cosine",
+                    .choices = "linear|cosine"},
+              s.schedule);
+        visit(Field{.key = "loss", .flag = "--loss", .help = "simple (L_simple, fixed-large variance) | hybrid (learned variance)",
+                    .choices = "simple|hybrid"},
+              s.loss);
+    }
     ModelVarType var_type() const;
     GaussianDiffusion make() const;
     nlohmann::json to_json() const;

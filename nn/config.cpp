@@ -31,72 +31,13 @@ bool UNetConfig::is_preset(const std::string& name) {
 }
 
 UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
-    if (!j.is_object()) throw std::invalid_argument("config: expected a JSON object");
-    static const char* known[] = {"name", "in_channels", "out_channels", "image_size", "channels", "ch_mult",
-                                  "num_res_blocks", "attn_resolutions", "groups", "dropout", "heads", "gn_eps"};
-    for (auto it = j.begin(); it != j.end(); ++it) {
-        bool ok = false;
-        for (const char* k : known) ok = ok || it.key() == k;
-        if (!ok) throw std::invalid_argument(fmt::format("config: unknown field '{}'", it.key()));
-    }
     UNetConfig c;
-    // Each field must have exactly its type: 1.5 channels or "8" groups is refused,
-    // never rounded or converted.
-    auto wrong = [&](const char* key, const char* expected) {
-        throw std::invalid_argument(fmt::format("config: field '{}' = {} is not {}", key, j.at(key).dump(), expected));
-    };
-    auto get = [&](const char* key, auto& field) {
-        if (!j.contains(key)) return;
-        const nlohmann::json& v = j.at(key);
-        using T = std::decay_t<decltype(field)>;
-        if constexpr (std::is_same_v<T, std::string>) {
-            if (!v.is_string()) wrong(key, "a string");
-            field = v.get<std::string>();
-        } else if constexpr (std::is_same_v<T, double>) {
-            if (!v.is_number()) wrong(key, "a number");
-            field = v.get<double>();
-        } else if constexpr (std::is_same_v<T, int64_t>) {
-            if (!v.is_number_integer()) wrong(key, "an integer");
-            field = v.get<int64_t>();
-        } else {
-            if (!v.is_array() || v.size() > 64) wrong(key, "a list of at most 64 integers");
-            field.clear();
-            for (const nlohmann::json& e : v) {
-                if (!e.is_number_integer()) wrong(key, "a list of integers");
-                field.push_back(e.get<int64_t>());
-            }
-        }
-    };
-    get("name", c.name);
-    get("in_channels", c.in_channels);
-    get("out_channels", c.out_channels);
-    get("image_size", c.image_size);
-    get("channels", c.channels);
-    get("ch_mult", c.ch_mult);
-    get("num_res_blocks", c.num_res_blocks);
-    get("attn_resolutions", c.attn_resolutions);
-    get("groups", c.groups);
-    get("dropout", c.dropout);
-    get("heads", c.heads);
-    get("gn_eps", c.gn_eps);
+    fields_from_json(c, j, "config", /*all_optional=*/true);
     c.validate();
     return c;
 }
 
-nlohmann::json UNetConfig::to_json() const {
-    return {{"name", name},
-            {"in_channels", in_channels},
-            {"out_channels", out_channels},
-            {"image_size", image_size},
-            {"channels", channels},
-            {"ch_mult", ch_mult},
-            {"num_res_blocks", num_res_blocks},
-            {"attn_resolutions", attn_resolutions},
-            {"groups", groups},
-            {"dropout", dropout},
-            {"heads", heads},
-            {"gn_eps", gn_eps}};
-}
+nlohmann::json UNetConfig::to_json() const { return fields_to_json(*this); }
 
 UNetConfig UNetConfig::parse(const std::string& text, const std::string& origin) {
     nlohmann::json j;

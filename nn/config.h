@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "util/fields.h"
+
 namespace ddpm {
 
 struct UNetConfig {
@@ -21,7 +23,23 @@ struct UNetConfig {
     int64_t heads = 1;
     double gn_eps = 1e-5;
 
-    // "tiny", "small", "cifar10" (../shared/reference/unet.md).
+    // The one list of the fields above, for JSON files (util/fields.h).
+    template <class Self, class Visit> static void fields(Self& c, Visit&& visit) {
+        visit(Field{.key = "name"}, c.name);
+        visit(Field{.key = "in_channels"}, c.in_channels);
+        visit(Field{.key = "out_channels"}, c.out_channels);
+        visit(Field{.key = "image_size"}, c.image_size);
+        visit(Field{.key = "channels"}, c.channels);
+        visit(Field{.key = "ch_mult"}, c.ch_mult);
+        visit(Field{.key = "num_res_blocks"}, c.num_res_blocks);
+        visit(Field{.key = "attn_resolutions"}, c.attn_resolutions);
+        visit(Field{.key = "groups"}, c.groups);
+        visit(Field{.key = "dropout"}, c.dropout);
+        visit(Field{.key = "heads"}, c.heads);
+        visit(Field{.key = "gn_eps"}, c.gn_eps);
+    }
+
+    // "tiny", "small", "cifar10" (docs/unet.md).
     static UNetConfig preset(const std::string& name);
     static bool is_preset(const std::string& name);
     // A preset name, or a path to a JSON file with the fields above.

@@ -113,133 +113,138 @@ struct DcolTag {};    // the gradient of the columns
 struct DwPartTag {};  // per-thread partial weight gradients
 struct DbPartTag {};  // per-thread partial bias gradients
 
+
+// guide.md §3: out[OC, OH OW] = W[OC, C K K] col, one image per thread when there are
+// enough images (BLAS then runs single-threaded inside each); else one after the other,
+// BLAS using every thread.
+template <class T> void im2col_forward(const Geom& g, const T* px, const T* pw, const T* pb, T* po) {
+    parallel_for(g.B, omp_get_max_threads(), [&](int64_t b) {
+        const T* xb = px + b * g.C * g.H * g.W;
+        T* ob = po + b * g.OC * g.ohw();
+        const T* col = xb;
+        if (!g.is_pointwise()) {
+            T* c = thread_scratch<T, ColTag>(static_cast<size_t>(g.ckk() * g.ohw()));
+            im2col(xb, c, g);
+            col = c;
+        }
+        if (pb) {  // start from the bias and accumulate the product onto it
+            for (int64_t oc = 0; oc < g.OC; ++oc) std::fill(ob + oc * g.ohw(), ob + (oc + 1) * g.ohw(), pb[oc]);
+        }
+        gemm(false, false, g.OC, g.ohw(), g.ckk(), T(1), pw, g.ckk(), col, g.ohw(), pb ? T(1) : T(0), ob, g.ohw());
+    });
+}
+
 }  // namespace
 
-// guide.md §3: out[OC, OH OW] = W[OC, C K K] col.
+// guide.md §3: x (B,C,H,W), weight (OC,C,KH,KW), bias (OC) or undefined -> (B,OC,OH,OW). Routed once:
+// 3x3 stride-1 convolutions to Winograd (winograd.h), every other one to im2col + GEMM.
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t pad) {
     const Geom g = conv_geom(x, weight, bias, stride, pad);
     Tensor out({g.B, g.OC, g.OH, g.OW}, x.dtype());
     dispatch(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
-        const T* px = x.data<T>();
-        const T* pw = weight.data<T>();
         const T* pb = bias.defined() ? bias.data<T>() : nullptr;
-        T* po = out.data<T>();
-        if (winograd_applies(g.KH, g.KW, g.stride, g.pad, g.C)) {
-            winograd_conv3x3_forward(px, pw, pb, po, g.B, g.C, g.H, g.W, g.OC);
-            return;
-        }
-        // One image per thread when there are enough images (BLAS then runs
-        // single-threaded inside each); else one after the other, BLAS using every thread.
-        parallel_for(g.B, omp_get_max_threads(), [&](int64_t b) {
-            const T* xb = px + b * g.C * g.H * g.W;
-            T* ob = po + b * g.OC * g.ohw();
-            const T* col = xb;
-            if (!g.is_pointwise()) {
-                T* c = thread_scratch<T, ColTag>(static_cast<size_t>(g.ckk() * g.ohw()));
-                im2col(xb, c, g);
-                col = c;
-            }
-            if (pb) {  // start from the bias and accumulate the product onto it
-                for (int64_t oc = 0; oc < g.OC; ++oc)
-                    std::fill(ob + oc * g.ohw(), ob + (oc + 1) * g.ohw(), pb[oc]);
-            }
-            gemm(false, false, g.OC, g.ohw(), g.ckk(), T(1), pw, g.ckk(), col, g.ohw(), pb ? T(1) : T(0), ob,
-                 g.ohw());
-        });
+        if (winograd_applies(g.KH, g.KW, g.stride, g.pad, g.C))
+            winograd_conv3x3_forward(x.data<T>(), weight.data<T>(), pb, out.data<T>(), g.B, g.C, g.H, g.W, g.OC);
+        else
+            im2col_forward(g, x.data<T>(), weight.data<T>(), pb, out.data<T>());
     });
     return out;
 }
 
+namespace {
+
+// guide.md §3: the gradients of image b, of dout_b (OC, OH OW), with the columns of x_b:
+//   dW += dout_b col^T (into this thread's slice dw_part), db += sum of dout_b over positions,
+//   dcol = W^T dout_b and dx_b = col2im(dcol).
+template <class T>
+void im2col_backward_image(const Geom& g, const T* xb, const T* pw, const T* doutb, T* dxb, T* dw_part, double* db_part) {
+    if (dw_part) {
+        const T* col = xb;
+        if (!g.is_pointwise()) {
+            T* c = thread_scratch<T, ColTag>(static_cast<size_t>(g.ckk() * g.ohw()));
+            im2col(xb, c, g);
+            col = c;
+        }
+        gemm(false, true, g.OC, g.ckk(), g.ohw(), T(1), doutb, g.ohw(), col, g.ohw(), T(1), dw_part, g.ckk());
+    }
+    if (db_part) {
+        for (int64_t oc = 0; oc < g.OC; ++oc) {
+            const T* r = doutb + oc * g.ohw();
+            db_part[oc] += block_sum<T>(g.ohw(), [&](int64_t i) { return r[i]; });
+        }
+    }
+    if (!dxb) return;
+    if (g.is_pointwise()) {
+        gemm(true, false, g.ckk(), g.ohw(), g.OC, T(1), pw, g.ckk(), doutb, g.ohw(), T(0), dxb, g.ohw());
+        return;
+    }
+    T* dcol = thread_scratch<T, DcolTag>(static_cast<size_t>(g.ckk() * g.ohw()));
+    gemm(true, false, g.ckk(), g.ohw(), g.OC, T(1), pw, g.ckk(), doutb, g.ohw(), T(0), dcol, g.ohw());
+    col2im(dcol, dxb, g);
+}
+
+// The images split over threads; each thread sums dW and db of its own images into a
+// private slice, and the slices are added at the end, so no two threads write one element.
+template <class T>
+void im2col_backward(const Geom& g, const T* px, const T* pw, const T* pd, T* dx, T* dw, T* dbias) {
+    const int nt = (g.B >= omp_get_max_threads()) ? omp_get_max_threads() : 1;
+    const int64_t wsize = g.OC * g.ckk();
+    T* dw_part = dw ? thread_scratch<T, DwPartTag>(static_cast<size_t>(nt * wsize)) : nullptr;
+    double* db_part = dbias ? thread_scratch<double, DbPartTag>(static_cast<size_t>(nt * g.OC)) : nullptr;
+    if (dw_part) std::fill(dw_part, dw_part + nt * wsize, T(0));
+    if (db_part) std::fill(db_part, db_part + nt * g.OC, 0.0);
+    auto image = [&](int64_t b, int t) {
+        im2col_backward_image(g, px + b * g.C * g.H * g.W, pw, pd + b * g.OC * g.ohw(),
+                              dx ? dx + b * g.C * g.H * g.W : nullptr, dw ? dw_part + t * wsize : nullptr,
+                              dbias ? db_part + t * g.OC : nullptr);
+    };
+    if (nt > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = omp_get_thread_num();
+            const int64_t k = omp_get_num_threads();
+            for (int64_t b = g.B * t / k; b < g.B * (t + 1) / k; ++b) image(b, t);
+        }
+    } else {
+        for (int64_t b = 0; b < g.B; ++b) image(b, 0);
+    }
+    for (int64_t i = 0; dw && i < wsize; ++i) {
+        T s = 0;
+        for (int t = 0; t < nt; ++t) s += dw_part[t * wsize + i];
+        dw[i] = s;
+    }
+    for (int64_t oc = 0; dbias && oc < g.OC; ++oc) {
+        double s = 0;
+        for (int t = 0; t < nt; ++t) s += db_part[t * g.OC + oc];
+        dbias[oc] = static_cast<T>(s);
+    }
+}
+
+}  // namespace
+
 // guide.md §3: dW += dout col^T, dcol = W^T dout, dx = col2im(dcol).
+// Gradients of conv2d_forward, routed as it is: Winograd's own whole-batch kernels for
+// the input and weight gradients (the bias gradient comes with the weight's), im2col else.
 Conv2dGrads conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight, int64_t stride,
                             int64_t pad, bool need_dx, bool need_dweight, bool need_dbias) {
     const Geom g = conv_geom(x, weight, Tensor(), stride, pad);
     DDPM_CHECK(dout.shape() == Shape({g.B, g.OC, g.OH, g.OW}) && dout.dtype() == x.dtype(), "conv2d_backward",
-          fmt::format("dout {} for output [{},{},{},{}]", dout.describe(), g.B, g.OC, g.OH, g.OW));
+               fmt::format("dout {} for output [{},{},{},{}]", dout.describe(), g.B, g.OC, g.OH, g.OW));
     Conv2dGrads grads;
     if (need_dx) grads.dx = Tensor(x.shape(), x.dtype());
     if (need_dweight) grads.dweight = Tensor(weight.shape(), x.dtype());
     if (need_dbias) grads.dbias = Tensor({g.OC}, x.dtype());
-    const int nt = (g.B >= omp_get_max_threads()) ? omp_get_max_threads() : 1;
     dispatch(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
-        const T* px = x.data<T>();
-        const T* pw = weight.data<T>();
-        const T* pd = dout.data<T>();
-        const int64_t wsize = g.OC * g.ckk();
-        const bool winograd = winograd_applies(g.KH, g.KW, g.stride, g.pad, g.C);
-        // Each thread sums dW and db of its own images into a private slice;
-        // the slices are added at the end, so no two threads write one element.
-        T* dw_part = need_dweight && !winograd ? thread_scratch<T, DwPartTag>(static_cast<size_t>(nt * wsize)) : nullptr;
-        double* db_part = need_dbias ? thread_scratch<double, DbPartTag>(static_cast<size_t>(nt * g.OC)) : nullptr;
-        if (dw_part) std::fill(dw_part, dw_part + nt * wsize, T(0));
-        if (db_part) std::fill(db_part, db_part + nt * g.OC, 0.0);
-        auto image = [&](int64_t b, int t) {
-            const T* xb = px + b * g.C * g.H * g.W;
-            const T* db = pd + b * g.OC * g.ohw();
-            if (need_dweight && !winograd) {
-                const T* col = xb;
-                if (!g.is_pointwise()) {
-                    T* c = thread_scratch<T, ColTag>(static_cast<size_t>(g.ckk() * g.ohw()));
-                    im2col(xb, c, g);
-                    col = c;
-                }
-                gemm(false, true, g.OC, g.ckk(), g.ohw(), T(1), db, g.ohw(), col, g.ohw(), T(1),
-                     dw_part + t * wsize, g.ckk());
-            }
-            if (need_dbias) {
-                for (int64_t oc = 0; oc < g.OC; ++oc) {
-                    const T* r = db + oc * g.ohw();
-                    db_part[t * g.OC + oc] += block_sum<T>(g.ohw(), [&](int64_t i) { return r[i]; });
-                }
-            }
-            if (need_dx && !winograd) {
-                T* dxb = grads.dx.template data<T>() + b * g.C * g.H * g.W;
-                if (g.is_pointwise()) {
-                    gemm(true, false, g.ckk(), g.ohw(), g.OC, T(1), pw, g.ckk(), db, g.ohw(), T(0), dxb, g.ohw());
-                } else {
-                    T* dcol = thread_scratch<T, DcolTag>(static_cast<size_t>(g.ckk() * g.ohw()));
-                    gemm(true, false, g.ckk(), g.ohw(), g.OC, T(1), pw, g.ckk(), db, g.ohw(), T(0), dcol, g.ohw());
-                    col2im(dcol, dxb, g);
-                }
-            }
-        };
-        if (winograd) {  // whole-batch kernels of their own, parallel inside
-            if (need_dx) winograd_conv3x3_input_grad(pd, pw, grads.dx.template data<T>(), g.B, g.C, g.H, g.W, g.OC);
-            if (need_dweight) {  // the bias gradient comes with it
-                T* db = need_dbias ? grads.dbias.template data<T>() : nullptr;
-                winograd_conv3x3_weight_grad(px, pd, grads.dweight.template data<T>(), db, g.B, g.C, g.H, g.W, g.OC);
-                return;
-            }
-            if (!need_dbias) return;
-        }
-        if (nt > 1 && !omp_in_parallel()) {
-#pragma omp parallel num_threads(nt)
-            {
-                const int t = omp_get_thread_num();
-                const int64_t k = omp_get_num_threads();
-                for (int64_t b = g.B * t / k; b < g.B * (t + 1) / k; ++b) image(b, t);
-            }
-        } else {
-            for (int64_t b = 0; b < g.B; ++b) image(b, 0);
-        }
-        if (need_dweight && !winograd) {
-            T* dw = grads.dweight.template data<T>();
-            for (int64_t i = 0; i < wsize; ++i) {
-                T s = 0;
-                for (int t = 0; t < nt; ++t) s += dw_part[t * wsize + i];
-                dw[i] = s;
-            }
-        }
-        if (need_dbias) {
-            T* dbias = grads.dbias.template data<T>();
-            for (int64_t oc = 0; oc < g.OC; ++oc) {
-                double s = 0;
-                for (int t = 0; t < nt; ++t) s += db_part[t * g.OC + oc];
-                dbias[oc] = static_cast<T>(s);
-            }
-        }
+        const T *px = x.data<T>(), *pw = weight.data<T>(), *pd = dout.data<T>();
+        T* dx = need_dx ? grads.dx.template data<T>() : nullptr;
+        T* dw = need_dweight ? grads.dweight.template data<T>() : nullptr;
+        T* db = need_dbias ? grads.dbias.template data<T>() : nullptr;
+        if (!winograd_applies(g.KH, g.KW, g.stride, g.pad, g.C)) return im2col_backward(g, px, pw, pd, dx, dw, db);
+        if (dx) winograd_conv3x3_input_grad(pd, pw, dx, g.B, g.C, g.H, g.W, g.OC);
+        if (dw) winograd_conv3x3_weight_grad(px, pd, dw, db, g.B, g.C, g.H, g.W, g.OC);
+        else if (db) im2col_backward<T>(g, px, pw, pd, nullptr, nullptr, db);  // the bias alone
     });
     return grads;
 }

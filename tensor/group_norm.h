@@ -33,4 +33,10 @@ GroupNormOut group_norm_silu_forward(const Tensor& x, const Tensor& gamma, const
 GroupNormGrads group_norm_silu_backward(const Tensor& dz, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                         const Tensor& mean, const Tensor& rstd, int64_t groups);
 
+// The definitions as written (xhat, then y; the backward formula above), one element at
+// a time in double precision: slow, for reading and for testing the fused kernels against.
+GroupNormOut group_norm_reference(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t groups, double eps);
+GroupNormGrads group_norm_backward_reference(const Tensor& dy, const Tensor& x, const Tensor& gamma, int64_t groups,
+                                             double eps);
+
 }  // namespace ddpm

@@ -50,6 +50,28 @@ TEST_CASE_TEMPLATE("fused group norm + SiLU equals silu(group_norm) forward and 
     CHECK(ddpm::test::max_abs_diff(got.dbeta, ref.dbeta) <= 100 * tol<T>());
 }
 
+TEST_CASE_TEMPLATE("group norm's fused kernels equal the definitions as written, forward and backward", T, float, double) {
+    const DType dt = dtype_of<T>();
+    Generator gen(8);
+    // Odd sizes: 3 channels per group and 7x9 positions (not a multiple of any vector width);
+    // the U-Net's 8 groups at 28x28; groups of two 1x1 channels.
+    for (const Shape& shape : {Shape{2, 6, 7, 9}, Shape{1, 16, 28, 28}, Shape{3, 4, 1, 1}}) {
+        const int64_t C = shape[1], groups = C == 6 ? 2 : C / 2;
+        Tensor x = randn(shape, gen, dt), dy = randn(shape, gen, dt);
+        Tensor gamma = randn({C}, gen, dt), beta = randn({C}, gen, dt);
+        const double eps = 1e-5;
+        INFO(shape_str(shape));
+        GroupNormOut fast = group_norm_forward(x, gamma, beta, groups, eps), ref = group_norm_reference(x, gamma, beta, groups, eps);
+        CHECK(ddpm::test::max_abs_diff(fast.y, ref.y) <= 10 * tol<T>());
+        CHECK(ddpm::test::max_abs_diff(fast.mean, ref.mean) <= 10 * tol<T>());
+        GroupNormGrads gf = group_norm_backward(dy, x, gamma, fast.mean, fast.rstd, groups);
+        GroupNormGrads gr = group_norm_backward_reference(dy, x, gamma, groups, eps);
+        CHECK(ddpm::test::max_abs_diff(gf.dx, gr.dx) <= 10 * tol<T>());
+        CHECK(ddpm::test::max_abs_diff(gf.dgamma, gr.dgamma) <= 200 * tol<T>());  // sums over B x HW
+        CHECK(ddpm::test::max_abs_diff(gf.dbeta, gr.dbeta) <= 200 * tol<T>());
+    }
+}
+
 TEST_CASE("group norm in float32 keeps its accuracy when the mean is far from 0") {
     Generator gen(6);
     Tensor x64 = add_scalar(randn({2, 4, 20, 20}, gen, DType::F64), 100.0);

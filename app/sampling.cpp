@@ -1,0 +1,43 @@
+// sampling.cpp
+#include "app/sampling.h"
+
+#include <fmt/format.h>
+
+#include "autograd/ops.h"
+#include "tensor/elementwise.h"
+#include "tensor/shape_ops.h"
+
+namespace ddpm {
+
+DenoiseFn denoiser(UNet& model) {
+    return [&model](const Variable& x_t, const Tensor& t) { return model.forward(x_t, t); };
+}
+
+GaussianDiffusion sampling_chain(const GaussianDiffusion& base, const SamplerSpec& spec) {
+    const int64_t T = base.num_timesteps();
+    const bool ddim = spec.sampler == "ddim";
+    const int64_t steps = spec.steps ? spec.steps : (ddim ? std::min<int64_t>(50, T) : T);
+    if (!ddim && steps == T) return base;
+    const std::string use = ddim ? (spec.spacing.empty() ? "ddim" : spec.spacing) + std::to_string(steps) : std::to_string(steps);
+    return base.respaced(space_timesteps(T, use));
+}
+
+Tensor sample_images(UNet& model, const GaussianDiffusion& chain, const SamplerSpec& spec, int64_t num, int64_t batch,
+                     Generator& gen, SampleResult* trajectory, const std::function<void(int64_t, int64_t)>& progress) {
+    const UNetConfig& cfg = model.config();
+    const DenoiseFn net = denoiser(model);
+    std::vector<Tensor> parts;
+    for (int64_t done = 0; done < num; done += batch) {
+        SampleOptions so;
+        so.keep_trajectory = trajectory && done == 0;
+        so.progress = progress;
+        const Shape shape{std::min(batch, num - done), cfg.in_channels, cfg.image_size, cfg.image_size};
+        SampleResult r = spec.sampler == "ddim" ? ddim_sample_loop(chain, net, shape, gen, spec.eta, so)
+                                                : p_sample_loop(chain, net, shape, gen, so);
+        parts.push_back(clamp(r.x0, -1.0, 1.0));
+        if (so.keep_trajectory) *trajectory = std::move(r);
+    }
+    return parts.size() == 1 ? parts[0] : concat(parts, 0);
+}
+
+}  // namespace ddpm

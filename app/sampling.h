@@ -1,0 +1,33 @@
+// sampling.h: the U-Net as the diffusion code sees it, and drawing images with any sampler.
+// Used by train (its sample grids), sample, eval and bench.
+#pragma once
+
+#include <string>
+
+#include "diffusion/samplers.h"
+#include "nn/unet.h"
+
+namespace ddpm {
+
+// eps_theta(x_t, t) (and v, for a learned variance): the network as a DenoiseFn.
+DenoiseFn denoiser(UNet& model);
+
+// Which reverse process to run, and over how many steps.
+struct SamplerSpec {
+    std::string sampler = "ddim";  // ddpm (ancestral) | ddim
+    int64_t steps = 0;             // 0: 50 for ddim, the full chain for ddpm
+    std::string spacing;           // ddim: "ddim" (evenly from 0, the default) or "trailing"
+    double eta = 0.0;              // ddim's noise: 0 deterministic, 1 like DDPM
+};
+
+// The chain the sampler walks: the full one, or `base` respaced to spec.steps (guide.md §10).
+GaussianDiffusion sampling_chain(const GaussianDiffusion& base, const SamplerSpec& spec);
+
+// `num` images (num, C, H, W) drawn from `model` (put it in eval mode first) in
+// batches of `batch`, clamped to [-1, 1]; `trajectory` (if not null) gets the first
+// batch's chain for a denoising strip.
+Tensor sample_images(UNet& model, const GaussianDiffusion& chain, const SamplerSpec& spec, int64_t num, int64_t batch,
+                     Generator& gen, SampleResult* trajectory = nullptr,
+                     const std::function<void(int64_t, int64_t)>& progress = {});
+
+}  // namespace ddpm

@@ -1,0 +1,181 @@
+// training_run.cpp
+#include "app/training_run.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <filesystem>
+
+#include "app/image_io.h"
+#include "app/sampling.h"
+#include "util/file_io.h"
+
+namespace ddpm {
+
+namespace fs = std::filesystem;
+
+namespace {
+// Options checked (and, for --resume, the run's own options loaded) before anything is built.
+TrainOptions prepared(const TrainOptions& given) {
+    TrainOptions opt = given.resume.empty() ? given : given.resumed();
+    opt.validate();
+    const Distributed& dist = Distributed::get();
+    if (opt.batch % dist.size() != 0)
+        throw std::invalid_argument(fmt::format("--batch {} does not split evenly over {} ranks", opt.batch, dist.size()));
+    set_threads(opt.threads ? opt.threads : default_threads_per_rank());
+    if (opt.out.empty()) {
+        char stamp[32];
+        std::time_t t = std::time(nullptr);
+        std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&t));
+        opt.out = (fs::path("runs") / fmt::format("{}-{}", fs::path(opt.config).stem().string(), stamp)).string();
+    }
+    return opt;
+}
+
+UNetConfig model_config(const TrainOptions& opt) {
+    UNetConfig cfg = UNetConfig::load(opt.config);
+    if (opt.diffusion.loss == "hybrid") cfg.out_channels = 2 * cfg.in_channels;  // eps and v
+    return cfg;
+}
+}  // namespace
+
+TrainingRun::TrainingRun(const TrainOptions& given)
+    : opt_(prepared(given)),
+      dist_(Distributed::get()),
+      root_(dist_.is_root()),
+      cfg_(model_config(opt_)),
+      // The data before the run folder, so that a bad --data writes nothing.
+      data_(load_dataset(opt_.data, Split::Train, cfg_.in_channels, cfg_.image_size)),
+      trainer_(cfg_, opt_.diffusion, TimestepSampler::parse(opt_.timestep_sampler), opt_.lr, opt_.ema, opt_.grad_clip,
+               opt_.seed),
+      lr_schedule_{opt_.lr, opt_.warmup, LrSchedule::Kind::Constant, 0},
+      tty_(::isatty(STDERR_FILENO) && root_) {
+    if (root_) warn_if_slow_blas();  // after the checks, so that a bad flag gets a one-line error
+    if (opt_.resume.empty() && !list_checkpoints(opt_.out).empty())
+        throw std::runtime_error(opt_.out + ": already holds a run; use --resume " + opt_.out + " or another --out");
+    write_run_folder();
+    if (!opt_.resume.empty()) restore(list_checkpoints(opt_.out).back());
+    if (dist_.rank() > 0) {  // each rank its own dropout masks (the checkpoint holds rank 0's stream)
+        Generator& g = trainer_.model.dropout_generator();
+        g.set_state(g.seed() + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(dist_.rank()), g.offset());
+    }
+    metrics_.emplace(root_ ? (fs::path(opt_.out) / "metrics.csv").string() : "", step_);
+    loader_.emplace(data_, opt_.batch, opt_.seed + 2, opt_.flip, dist_.rank(), dist_.size());
+    if (root_)
+        fmt::print("training '{}' ({} parameters) on {}, batch {}{}, run folder {}\n", cfg_.name,
+                   trainer_.model.num_parameters(), data_.description, opt_.batch,
+                   dist_.active() ? fmt::format(" over {} ranks of {}", dist_.size(), opt_.batch / dist_.size()) : "",
+                   opt_.out);
+    std::fflush(stdout);
+    trainer_.model.train();
+    start_ = now_s();
+}
+
+void TrainingRun::write_run_folder() {
+    if (!root_) return;
+    fs::create_directories(opt_.out);
+    if (int removed = remove_stale_temporaries(opt_.out))
+        fmt::print("removed {} temporary file(s) left by an interrupted write\n", removed);
+    write_file_atomic((fs::path(opt_.out) / "train.json").string(), fields_to_json(opt_).dump(2) + "\n");
+    write_file_atomic((fs::path(opt_.out) / "config.json").string(), cfg_.to_json().dump(2) + "\n");
+}
+
+void TrainingRun::restore(const std::string& checkpoint) {
+    TrainingState state = trainer_.state(0);
+    restore_checkpoint(load_safetensors(checkpoint), state, checkpoint);
+    trainer_.sampler.load_state(state.extra.at("timestep_sampler"));
+    step_ = state.step;
+    if (root_) fmt::print("resumed {} at step {}\n", checkpoint, step_);
+}
+
+int64_t TrainingRun::should_stop(int signal) {
+    if (opt_.steps && step_ >= opt_.steps) return 1;
+    int64_t stop = signal ? 2 * int64_t(signal) : (opt_.minutes && now_s() - start_ >= opt_.minutes * 60) ? 1 : 0;
+    return dist_.active() ? dist_.allreduce_max(stop) : stop;
+}
+
+StepResult TrainingRun::step() {
+    const double t0 = now_s();
+    StepResult r = trainer_.step(loader_->get(step_), lr_schedule_.at(step_), &dist_);
+    step_seconds_ += now_s() - t0;
+    ++step_;
+    return r;
+}
+
+bool TrainingRun::skip_nonfinite(const StepResult& r) const {
+    // The same on every rank: the loss and gradients are the averaged ones.
+    if (root_) fmt::print(stderr, "\nstep {}: non-finite value in {} (loss {}); ", step_ - 1, r.nonfinite, r.loss);
+    if (root_) fmt::print(stderr, "{}\n", opt_.skip_nonfinite ? "skipping the step" : "stopping; the last good checkpoint is kept");
+    return opt_.skip_nonfinite;
+}
+
+void TrainingRun::log(const StepResult& r) {
+    const double elapsed = now_s() - start_;
+    metrics_->record(step_, r, trainer_.adam.lr(), opt_.diffusion.T, elapsed);
+    const bool log_now = every(std::max<int64_t>(1, opt_.log_every));
+    if (log_now && dist_.active()) check_replicas();
+    if (!root_ || !(tty_ || log_now)) return;
+    metrics_->print({step_, opt_.steps, opt_.minutes, elapsed, trainer_.adam.lr(), r.grad_norm}, tty_);
+    if (!log_now) return;
+    metrics_->flush();
+    metrics_->write_loss_plot((fs::path(opt_.out) / "loss.png").string());
+}
+
+void TrainingRun::save() {
+    if (!root_) return;
+    metrics_->flush();  // every row up to this checkpoint is on disk before the checkpoint is
+    TrainingState state = trainer_.state(step_);
+    state.extra = {{"diffusion", opt_.diffusion.to_json()}, {"timestep_sampler", trainer_.sampler.state()}, {"data", opt_.data}};
+    save_checkpoint(checkpoint_path(opt_.out, step_), state);
+    prune_checkpoints(opt_.out, static_cast<size_t>(std::max<int64_t>(1, opt_.keep_checkpoints)));
+}
+
+void TrainingRun::sample_grid(int64_t num) {
+    if (!root_) return;
+    EMA::Scope use_ema(trainer_.ema);
+    trainer_.model.eval();
+    Generator g(opt_.seed + 3);  // the same noise at every step, so that grids are comparable
+    SamplerSpec spec;
+    spec.sampler = opt_.sample_sampler, spec.steps = std::min(opt_.sample_steps, opt_.diffusion.T);
+    const Tensor x = sample_images(trainer_.model, sampling_chain(trainer_.diffusion, spec), spec, num, num, g);
+    trainer_.model.train();
+    write_png((fs::path(opt_.out) / fmt::format("samples_{:08d}.png", step_)).string(), make_square_grid(x));
+}
+
+// Every rank must hold the same weights: compared by hash at each log step and at the end.
+uint64_t TrainingRun::check_replicas() {
+    const uint64_t h = weights_hash(trainer_.model.named_parameters());
+    const int64_t h63 = static_cast<int64_t>(h >> 1);
+    if (dist_.allreduce_max(h63) != -dist_.allreduce_max(-h63))
+        throw std::runtime_error(fmt::format("rank {}: the weights differ between ranks after step {}", dist_.rank(), step_));
+    return h;
+}
+
+int TrainingRun::finish(int exit_code) {
+    if (tty_) fmt::print(stderr, "\n");
+    if (dist_.active()) {
+        const uint64_t h = check_replicas();
+        if (root_)
+            fmt::print("{} ranks: weights identical on every rank after step {} (hash {:016x}); communication {:.1f}% of "
+                       "the step time ({:.2f} of {:.2f} s)\n",
+                       dist_.size(), step_, h, 100.0 * dist_.comm_seconds / std::max(1e-9, step_seconds_),
+                       dist_.comm_seconds, step_seconds_);
+    }
+    metrics_->flush();
+    if (exit_code == 1) return 1;  // non-finite: keep the last good checkpoint as it is
+    if (list_checkpoints(opt_.out).empty() || list_checkpoints(opt_.out).back() != checkpoint_path(opt_.out, step_)) save();
+    if (root_ && !metrics_->empty()) metrics_->write_loss_plot((fs::path(opt_.out) / "loss.png").string());
+    if (exit_code) {
+        if (root_) fmt::print("stopped by signal {} at step {}; checkpoint {}\n", exit_code - 128, step_, checkpoint_path(opt_.out, step_));
+        return exit_code;
+    }
+    if (opt_.final_samples > 0) sample_grid(opt_.final_samples);
+    if (root_)
+        fmt::print("done: {} steps in {}; checkpoint {}{}\n", step_, format_duration(now_s() - start_),
+                   checkpoint_path(opt_.out, step_),
+                   opt_.final_samples > 0 ? ", samples " + (fs::path(opt_.out) / fmt::format("samples_{:08d}.png", step_)).string() : "");
+    return 0;
+}
+
+}  // namespace ddpm
