@@ -51,76 +51,95 @@ std::string tick_label(double v) {
 }
 }  // namespace
 
+namespace {
+// The plotting area in pixels and the data ranges it shows (y as log10 y on a log axis).
+struct Frame {
+    int64_t left, top, pw, ph;
+    double xlo, xhi, ylo, yhi;
+    bool log_y;
+    double ty(double y) const { return log_y ? std::log10(std::max(y, 1e-300)) : y; }
+    double px(double x) const { return left + (x - xlo) / (xhi - xlo) * pw; }
+    double py(double y) const { return top + ph - (ty(y) - ylo) / (yhi - ylo) * ph; }
+    bool shows(const Series& s, size_t i) const {
+        return std::isfinite(s.x[i]) && std::isfinite(s.y[i]) && !(log_y && s.y[i] <= 0);
+    }
+};
+
+// The axis ranges: the options' fixed ones, else the data's (y with a 5% margin).
+Frame make_frame(const std::vector<Series>& series, const PlotOptions& opt) {
+    const int64_t left = 70, right = 20, top = opt.title.empty() ? 15 : 30, bottom = 35;
+    Frame f{left, top, opt.width - left - right, opt.height - top - bottom, opt.x_lo, opt.x_hi, opt.y_lo, opt.y_hi, opt.log_y};
+    if (f.xlo < f.xhi && f.ylo < f.yhi) {
+        f.ylo = f.ty(f.ylo), f.yhi = f.ty(f.yhi);
+        return f;
+    }
+    double dxlo = std::numeric_limits<double>::infinity(), dxhi = -dxlo, dylo = dxlo, dyhi = -dxlo;
+    for (const Series& s : series)
+        for (size_t i = 0; i < s.x.size(); ++i) {
+            if (!f.shows(s, i)) continue;
+            dxlo = std::min(dxlo, s.x[i]), dxhi = std::max(dxhi, s.x[i]);
+            dylo = std::min(dylo, f.ty(s.y[i])), dyhi = std::max(dyhi, f.ty(s.y[i]));
+        }
+    if (!(dxlo <= dxhi)) dxlo = 0, dxhi = 1, dylo = 0, dyhi = 1;
+    if (dxlo == dxhi) dxlo -= 0.5, dxhi += 0.5;
+    if (dylo == dyhi) dylo -= 0.5, dyhi += 0.5;
+    if (f.xlo >= f.xhi) f.xlo = dxlo, f.xhi = dxhi;
+    if (f.ylo >= f.yhi) {
+        const double m = 0.05 * (dyhi - dylo);
+        f.ylo = dylo - m, f.yhi = dyhi + m;
+    } else {
+        f.ylo = f.ty(f.ylo), f.yhi = f.ty(f.yhi);
+    }
+    return f;
+}
+
+// Frame, grid and ticks, and the title.
+void draw_axes(Canvas& c, const Frame& f, const std::string& title) {
+    for (int i = 0; i <= 5; ++i) {
+        const double fx = f.xlo + (f.xhi - f.xlo) * i / 5.0, fy = f.ylo + (f.yhi - f.ylo) * i / 5.0;
+        const double gx = f.left + f.pw * i / 5.0, gy = f.top + f.ph - f.ph * i / 5.0;
+        c.line(gx, f.top, gx, f.top + f.ph, 230, 230, 230);
+        c.line(f.left, gy, f.left + f.pw, gy, 230, 230, 230);
+        const std::string lx = tick_label(fx), ly = tick_label(f.log_y ? std::pow(10.0, fy) : fy);
+        c.text(gx - Canvas::text_width(lx) / 2.0, f.top + f.ph + 6, lx);
+        c.text(f.left - 6 - Canvas::text_width(ly), gy - 4, ly);
+    }
+    c.line(f.left, f.top, f.left, f.top + f.ph, 0, 0, 0);
+    c.line(f.left, f.top + f.ph, f.left + f.pw, f.top + f.ph, 0, 0, 0);
+    c.line(f.left + f.pw, f.top, f.left + f.pw, f.top + f.ph, 0, 0, 0);
+    c.line(f.left, f.top, f.left + f.pw, f.top, 0, 0, 0);
+    if (!title.empty()) c.text(f.left + f.pw / 2.0 - Canvas::text_width(title) / 2.0, 8, title, 0);
+}
+
+// A series as a line (broken at values it cannot show) or as dots.
+void draw_series(Canvas& c, const Frame& f, const Series& s, bool lines) {
+    bool have_prev = false;
+    double prev_x = 0, prev_y = 0;
+    for (size_t i = 0; i < s.x.size(); ++i) {
+        if (!f.shows(s, i)) {
+            have_prev = false;
+            continue;
+        }
+        const double x = std::clamp(f.px(s.x[i]), double(f.left), double(f.left + f.pw));
+        const double y = std::clamp(f.py(s.y[i]), double(f.top), double(f.top + f.ph));
+        if (lines && have_prev) c.line(prev_x, prev_y, x, y, s.r, s.g, s.b);
+        if (!lines) c.rect(std::lround(x) - 1, std::lround(y) - 1, std::lround(x) + 1, std::lround(y) + 1, s.r, s.g, s.b);
+        prev_x = x, prev_y = y, have_prev = true;
+    }
+}
+}  // namespace
+
 Image plot(const std::vector<Series>& series, const PlotOptions& opt) {
     Image img(opt.width, opt.height, 3, 255);
     Canvas c{img};
-    const int64_t left = 70, right = 20, top = opt.title.empty() ? 15 : 30, bottom = 35;
-    const int64_t pw = opt.width - left - right, ph = opt.height - top - bottom;
-    auto ty = [&](double y) { return opt.log_y ? std::log10(std::max(y, 1e-300)) : y; };
-    double xlo = opt.x_lo, xhi = opt.x_hi, ylo = opt.y_lo, yhi = opt.y_hi;
-    if (xlo >= xhi || ylo >= yhi) {
-        double dxlo = std::numeric_limits<double>::infinity(), dxhi = -dxlo, dylo = dxlo, dyhi = -dxlo;
-        for (const Series& s : series)
-            for (size_t i = 0; i < s.x.size(); ++i) {
-                if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i]) || (opt.log_y && s.y[i] <= 0)) continue;
-                dxlo = std::min(dxlo, s.x[i]), dxhi = std::max(dxhi, s.x[i]);
-                dylo = std::min(dylo, ty(s.y[i])), dyhi = std::max(dyhi, ty(s.y[i]));
-            }
-        if (!(dxlo <= dxhi)) dxlo = 0, dxhi = 1, dylo = 0, dyhi = 1;
-        if (dxlo == dxhi) dxlo -= 0.5, dxhi += 0.5;
-        if (dylo == dyhi) dylo -= 0.5, dyhi += 0.5;
-        if (xlo >= xhi) xlo = dxlo, xhi = dxhi;
-        if (ylo >= yhi) {
-            const double m = 0.05 * (dyhi - dylo);
-            ylo = dylo - m, yhi = dyhi + m;
-        }
-    } else if (opt.log_y) {
-        ylo = ty(ylo), yhi = ty(yhi);
-    }
-    auto px = [&](double x) { return left + (x - xlo) / (xhi - xlo) * pw; };
-    auto py = [&](double y) { return top + ph - (ty(y) - ylo) / (yhi - ylo) * ph; };
-
-    // Frame, grid and ticks.
-    for (int i = 0; i <= 5; ++i) {
-        const double fx = xlo + (xhi - xlo) * i / 5.0, fy = ylo + (yhi - ylo) * i / 5.0;
-        const double gx = left + pw * i / 5.0, gy = top + ph - ph * i / 5.0;
-        c.line(gx, top, gx, top + ph, 230, 230, 230);
-        c.line(left, gy, left + pw, gy, 230, 230, 230);
-        const std::string lx = tick_label(fx), ly = tick_label(opt.log_y ? std::pow(10.0, fy) : fy);
-        c.text(gx - Canvas::text_width(lx) / 2.0, top + ph + 6, lx);
-        c.text(left - 6 - Canvas::text_width(ly), gy - 4, ly);
-    }
-    c.line(left, top, left, top + ph, 0, 0, 0);
-    c.line(left, top + ph, left + pw, top + ph, 0, 0, 0);
-    c.line(left + pw, top, left + pw, top + ph, 0, 0, 0);
-    c.line(left, top, left + pw, top, 0, 0, 0);
-    if (!opt.title.empty()) c.text(left + pw / 2.0 - Canvas::text_width(opt.title) / 2.0, 8, opt.title, 0);
-
-    for (const Series& s : series) {
-        bool have_prev = false;
-        double prev_x = 0, prev_y = 0;
-        for (size_t i = 0; i < s.x.size(); ++i) {
-            const bool ok = std::isfinite(s.x[i]) && std::isfinite(s.y[i]) && !(opt.log_y && s.y[i] <= 0);
-            if (!ok) {
-                have_prev = false;
-                continue;
-            }
-            const double x = std::clamp(px(s.x[i]), double(left), double(left + pw));
-            const double y = std::clamp(py(s.y[i]), double(top), double(top + ph));
-            if (opt.lines) {
-                if (have_prev) c.line(prev_x, prev_y, x, y, s.r, s.g, s.b);
-            } else {
-                c.rect(std::lround(x) - 1, std::lround(y) - 1, std::lround(x) + 1, std::lround(y) + 1, s.r, s.g, s.b);
-            }
-            prev_x = x, prev_y = y, have_prev = true;
-        }
-    }
+    const Frame f = make_frame(series, opt);
+    draw_axes(c, f, opt.title);
+    for (const Series& s : series) draw_series(c, f, s, opt.lines);
     // Legend, top right.
-    int64_t ly = top + 8;
+    int64_t ly = f.top + 8;
     for (const Series& s : series) {
         if (s.label.empty()) continue;
-        const int64_t w = Canvas::text_width(s.label);
-        const int64_t x0 = left + pw - w - 30;
+        const int64_t x0 = f.left + f.pw - Canvas::text_width(s.label) - 30;
         c.rect(x0, ly + 1, x0 + 12, ly + 7, s.r, s.g, s.b);
         c.text(x0 + 18, ly, s.label);
         ly += 14;

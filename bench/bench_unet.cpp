@@ -33,6 +33,59 @@ double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
 }
+
+
+// The profile of one forward+backward, by layer type and by op, as Markdown tables.
+void print_profile(int threads, std::map<std::string, OpStats>& stats) {
+    std::map<std::string, std::pair<double, double>> by_cat;
+    double total = 0;
+    for (auto& [op, st] : stats) {
+        by_cat[category(op)].first += st.forward_s;
+        by_cat[category(op)].second += st.backward_s;
+        total += st.forward_s + st.backward_s;
+    }
+    fmt::print("\nTime share of one forward+backward by layer type, {} thread(s) (profiled run, {:.3f} s in ops):\n\n",
+               threads, total);
+    fmt::print("| layer type | forward (s) | backward (s) | share |\n|---|---|---|---|\n");
+    for (auto& [cat, fb] : by_cat)
+        fmt::print("| {} | {:.3f} | {:.3f} | {:.1f}% |\n", cat, fb.first, fb.second, 100 * (fb.first + fb.second) / total);
+    std::vector<std::pair<double, std::string>> ops;
+    for (auto& [op, st] : stats) ops.push_back({st.forward_s + st.backward_s, op});
+    std::sort(ops.rbegin(), ops.rend());
+    fmt::print("\nPer op, {} thread(s):\n\n| op | calls | forward (s) | backward (s) | share |\n|---|---|---|---|---|\n", threads);
+    for (auto& [t, op] : ops)
+        fmt::print("| {} | {} | {:.4f} | {:.4f} | {:.1f}% |\n", op, stats[op].forward_calls, stats[op].forward_s,
+                   stats[op].backward_s, 100 * t / total);
+}
+
+// Median seconds of a no-grad forward and of a forward+backward over `iters` runs after
+// one warm-up; one more run is profiled into `profile`.
+std::pair<double, double> time_passes(UNet& net, const Variable& x, const Tensor& t, const Tensor& target, int iters,
+                                      std::map<std::string, OpStats>& profile) {
+    std::vector<double> fwd, step;
+    for (int i = 0; i < iters + 1; ++i) {  // the first run warms up
+        const double t0 = now();
+        {
+            NoGradGuard ng;
+            net.forward(x, t);
+        }
+        const double t1 = now();
+        if (i == iters) profiler::enable(true);
+        net.zero_grad();
+        Variable d = net.forward(x, t) - Variable(target);
+        mean(d * d).backward();
+        const double t2 = now();
+        if (i == iters) {
+            profiler::enable(false);
+            profile = profiler::snapshot();
+            profiler::reset();
+        } else if (i > 0) {
+            fwd.push_back(t1 - t0);
+            step.push_back(t2 - t1);
+        }
+    }
+    return {median(fwd), median(step)};
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -46,7 +99,6 @@ int main(int argc, char** argv) {
     Variable x(randn({batch, cfg.in_channels, S, S}, gen));
     Tensor t = randint(1000, {batch}, gen);
     Tensor target = randn({batch, cfg.out_channels, S, S}, gen);
-
     double gflop_per_image = 0;
     {
         NoGradGuard ng;
@@ -60,54 +112,11 @@ int main(int argc, char** argv) {
     std::map<int, std::map<std::string, OpStats>> profiles;
     for (int threads : {1, 2}) {
         omp_set_num_threads(threads);
-        std::vector<double> fwd, step;
-        for (int i = 0; i < iters + 1; ++i) {  // the first run warms up
-            double t0 = now();
-            {
-                NoGradGuard ng;
-                net.forward(x, t);
-            }
-            double t1 = now();
-            if (i == iters) profiler::enable(true);
-            net.zero_grad();
-            Variable d = net.forward(x, t) - Variable(target);
-            mean(d * d).backward();
-            double t2 = now();
-            if (i == iters) {
-                profiler::enable(false);
-                profiles[threads] = profiler::snapshot();
-                profiler::reset();
-            } else if (i > 0) {
-                fwd.push_back(t1 - t0);
-                step.push_back(t2 - t1);
-            }
-        }
-        const double f = median(fwd), s = median(step);
+        const auto [f, s] = time_passes(net, x, t, target, iters, profiles[threads]);
         fmt::print("| {} | forward (no grad) | {:.3f} | {:.1f} | {:.1f} |\n", threads, f, batch / f, batch * gflop_per_image / f);
         fmt::print("| {} | forward + backward | {:.3f} | {:.1f} | {:.1f} |\n", threads, s, batch / s,
                    3 * batch * gflop_per_image / s);
     }
-    for (auto& [threads, stats] : profiles) {
-        std::map<std::string, std::pair<double, double>> by_cat;
-        double total = 0;
-        for (auto& [op, st] : stats) {
-            by_cat[category(op)].first += st.forward_s;
-            by_cat[category(op)].second += st.backward_s;
-            total += st.forward_s + st.backward_s;
-        }
-        fmt::print("\nTime share of one forward+backward by layer type, {} thread(s) (profiled run, {:.3f} s in ops):\n\n",
-                   threads, total);
-        fmt::print("| layer type | forward (s) | backward (s) | share |\n|---|---|---|---|\n");
-        for (auto& [cat, fb] : by_cat)
-            fmt::print("| {} | {:.3f} | {:.3f} | {:.1f}% |\n", cat, fb.first, fb.second,
-                       100 * (fb.first + fb.second) / total);
-        std::vector<std::pair<double, std::string>> ops;
-        for (auto& [op, st] : stats) ops.push_back({st.forward_s + st.backward_s, op});
-        std::sort(ops.rbegin(), ops.rend());
-        fmt::print("\nPer op, {} thread(s):\n\n| op | calls | forward (s) | backward (s) | share |\n|---|---|---|---|---|\n", threads);
-        for (auto& [t, op] : ops)
-            fmt::print("| {} | {} | {:.4f} | {:.4f} | {:.1f}% |\n", op, stats[op].forward_calls, stats[op].forward_s,
-                       stats[op].backward_s, 100 * t / total);
-    }
+    for (auto& [threads, stats] : profiles) print_profile(threads, stats);
     return 0;
 }

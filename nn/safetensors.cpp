@@ -57,9 +57,11 @@ std::string safetensors_serialize(const NamedTensors& tensors, const Metadata& m
     return out;
 }
 
-SafeTensors safetensors_parse(const std::string& bytes, const std::string& origin) {
+namespace {
+// The JSON header: 8 bytes of little-endian length, then that many bytes of JSON.
+nlohmann::json parse_header(const std::string& bytes, const std::string& origin, uint64_t& n) {
     if (bytes.size() < 8) bad(origin, fmt::format("file is {} bytes, shorter than the 8-byte header length", bytes.size()));
-    uint64_t n = 0;
+    n = 0;
     for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
     if (n > kMaxHeader) bad(origin, fmt::format("header length {} (bytes 0-7) is over the {} limit", n, kMaxHeader));
     if (n > bytes.size() - 8)
@@ -73,59 +75,56 @@ SafeTensors safetensors_parse(const std::string& bytes, const std::string& origi
         bad(origin, fmt::format("header is not usable JSON: {}", e.what()));
     }
     if (!header.is_object()) bad(origin, "header is not a JSON object");
-    const uint64_t data_begin = 8 + n, data_len = bytes.size() - data_begin;
+    return header;
+}
 
-    SafeTensors st;
-    struct Span { uint64_t begin, end; std::string name; };
-    std::vector<Span> spans;
-    for (auto it = header.begin(); it != header.end(); ++it) {
-        const std::string& name = it.key();
-        const auto& e = it.value();
-        if (name == "__metadata__") {
-            if (!e.is_object()) bad(origin, "__metadata__ is not an object");
-            for (auto m = e.begin(); m != e.end(); ++m) {
-                if (!m.value().is_string()) bad(origin, fmt::format("__metadata__.{} is not a string", m.key()));
-                st.metadata[m.key()] = m.value().get<std::string>();
-            }
-            continue;
-        }
-        auto field = [&](const char* f) -> const nlohmann::json& {
-            if (!e.is_object() || !e.contains(f)) bad(origin, fmt::format("tensor '{}' has no '{}'", name, f));
-            return e.at(f);
-        };
-        const auto& jd = field("dtype");
-        const std::string dts = jd.is_string() ? jd.get<std::string>() : jd.dump();
-        DType dt;
-        if (dts == "F32") dt = DType::F32;
-        else if (dts == "F64") dt = DType::F64;
-        else bad(origin, fmt::format("tensor '{}' has dtype {}; only F32 and F64 are supported", name, dts));
-        const auto& js = field("shape");
-        if (!js.is_array() || js.size() > 8) bad(origin, fmt::format("tensor '{}': shape must be an array of up to 8 sizes", name));
-        Shape shape;
-        uint64_t numel = 1;
-        for (const auto& d : js) {
-            if (!d.is_number_unsigned()) bad(origin, fmt::format("tensor '{}': shape {} has a negative or non-integer size", name, js.dump()));
-            const uint64_t v = d.get<uint64_t>();
-            if (v != 0 && numel > data_len / v) bad(origin, fmt::format("tensor '{}': shape {} is larger than the file", name, js.dump()));
-            numel *= v;
-            shape.push_back(static_cast<int64_t>(v));
-        }
-        const auto& jo = field("data_offsets");
-        if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() || !jo[1].is_number_unsigned())
-            bad(origin, fmt::format("tensor '{}': data_offsets {} is not [begin, end]", name, jo.dump()));
-        const uint64_t b = jo[0].get<uint64_t>(), en = jo[1].get<uint64_t>();
-        if (b > en || en > data_len)
-            bad(origin, fmt::format("tensor '{}': data_offsets [{}, {}] out of range (data section is {} bytes)", name, b, en, data_len));
-        if (en - b != numel * dtype_size(dt))
-            bad(origin, fmt::format("tensor '{}': data_offsets [{}, {}] hold {} bytes but {}{} needs {}", name, b, en, en - b,
-                                    dts, js.dump(), numel * dtype_size(dt)));
-        spans.push_back({b, en, name});
-        Tensor t(shape, dt);
-        std::memcpy(t.raw_data(), bytes.data() + data_begin + b, t.nbytes());
-        st.tensors.emplace_back(name, std::move(t));
+struct Span {
+    uint64_t begin, end;
+    std::string name;
+};
+
+// One tensor's entry {"dtype", "shape", "data_offsets"}, checked against the data section
+// of data_len bytes; its bytes copied out of `data`.
+Tensor parse_tensor(const std::string& name, const nlohmann::json& e, const char* data, uint64_t data_len,
+                    const std::string& origin, Span& span) {
+    auto field = [&](const char* f) -> const nlohmann::json& {
+        if (!e.is_object() || !e.contains(f)) bad(origin, fmt::format("tensor '{}' has no '{}'", name, f));
+        return e.at(f);
+    };
+    const auto& jd = field("dtype");
+    const std::string dts = jd.is_string() ? jd.get<std::string>() : jd.dump();
+    if (dts != "F32" && dts != "F64") bad(origin, fmt::format("tensor '{}' has dtype {}; only F32 and F64 are supported", name, dts));
+    const DType dt = dts == "F32" ? DType::F32 : DType::F64;
+    const auto& js = field("shape");
+    if (!js.is_array() || js.size() > 8) bad(origin, fmt::format("tensor '{}': shape must be an array of up to 8 sizes", name));
+    Shape shape;
+    uint64_t numel = 1;
+    for (const auto& d : js) {
+        if (!d.is_number_unsigned()) bad(origin, fmt::format("tensor '{}': shape {} has a negative or non-integer size", name, js.dump()));
+        const uint64_t v = d.get<uint64_t>();
+        if (v != 0 && numel > data_len / v) bad(origin, fmt::format("tensor '{}': shape {} is larger than the file", name, js.dump()));
+        numel *= v;
+        shape.push_back(static_cast<int64_t>(v));
     }
-    // The tensors must tile the data section: no overlap, no gap, nothing left over.
-    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+    const auto& jo = field("data_offsets");
+    if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() || !jo[1].is_number_unsigned())
+        bad(origin, fmt::format("tensor '{}': data_offsets {} is not [begin, end]", name, jo.dump()));
+    const uint64_t b = jo[0].get<uint64_t>(), en = jo[1].get<uint64_t>();
+    if (b > en || en > data_len)
+        bad(origin, fmt::format("tensor '{}': data_offsets [{}, {}] out of range (data section is {} bytes)", name, b, en, data_len));
+    if (en - b != numel * dtype_size(dt))
+        bad(origin, fmt::format("tensor '{}': data_offsets [{}, {}] hold {} bytes but {}{} needs {}", name, b, en, en - b, dts,
+                                js.dump(), numel * dtype_size(dt)));
+    span = {b, en, name};
+    Tensor t(shape, dt);
+    std::memcpy(t.raw_data(), data + b, t.nbytes());
+    return t;
+}
+
+// The tensors must tile the data section: no overlap, no gap, nothing left over. Sorts spans by offset.
+void check_tiling(std::vector<Span>& spans, uint64_t data_len, const std::string& origin) {
+    std::sort(spans.begin(), spans.end(),
+              [](const Span& a, const Span& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
     uint64_t at = 0;
     for (const Span& s : spans) {
         if (s.begin < at) bad(origin, fmt::format("tensor '{}' at [{}, {}] overlaps the tensor before it", s.name, s.begin, s.end));
@@ -133,6 +132,29 @@ SafeTensors safetensors_parse(const std::string& bytes, const std::string& origi
         at = s.end;
     }
     if (at != data_len) bad(origin, fmt::format("data section is {} bytes but the tensors cover {}", data_len, at));
+}
+}  // namespace
+
+SafeTensors safetensors_parse(const std::string& bytes, const std::string& origin) {
+    uint64_t header_len = 0;
+    const nlohmann::json header = parse_header(bytes, origin, header_len);
+    const uint64_t data_begin = 8 + header_len, data_len = bytes.size() - data_begin;
+    SafeTensors st;
+    std::vector<Span> spans;
+    for (auto it = header.begin(); it != header.end(); ++it) {
+        const std::string& name = it.key();
+        if (name != "__metadata__") {
+            spans.emplace_back();
+            st.tensors.emplace_back(name, parse_tensor(name, it.value(), bytes.data() + data_begin, data_len, origin, spans.back()));
+            continue;
+        }
+        if (!it.value().is_object()) bad(origin, "__metadata__ is not an object");
+        for (auto m = it.value().begin(); m != it.value().end(); ++m) {
+            if (!m.value().is_string()) bad(origin, fmt::format("__metadata__.{} is not a string", m.key()));
+            st.metadata[m.key()] = m.value().get<std::string>();
+        }
+    }
+    check_tiling(spans, data_len, origin);
     // Hand the tensors back in file order (by offset), which is the order the writer gave.
     std::map<std::string, size_t> index;
     for (size_t i = 0; i < st.tensors.size(); ++i) index[st.tensors[i].first] = i;

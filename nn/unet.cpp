@@ -15,31 +15,48 @@ UNet::UNet(const UNetConfig& cfg, InitScheme scheme, uint64_t seed, DType dtype)
     : config_(cfg), dropout_gen_(seed ^ 0x9E3779B97F4A7C15ull) {
     config_.validate();
     Initializer init(scheme, seed, dtype);
-    const int64_t C = cfg.channels, temb_ch = 4 * C, levels = static_cast<int64_t>(cfg.ch_mult.size());
-    auto has_attn = [&](int64_t res) {
-        return std::find(cfg.attn_resolutions.begin(), cfg.attn_resolutions.end(), res) != cfg.attn_resolutions.end();
-    };
-    auto resblock = [&](int64_t in, int64_t out) {
-        return std::make_shared<ResBlock>(in, out, temb_ch, cfg.groups, cfg.dropout, cfg.gn_eps, init);
-    };
-    auto attnblock = [&](int64_t ch) { return std::make_shared<AttnBlock>(ch, cfg.heads, cfg.groups, cfg.gn_eps, init); };
-
+    const int64_t C = cfg.channels;
     time_embed_ = register_module("time_embed", std::make_shared<TimeEmbed>(C, init));
     conv_in_ = register_module("conv_in", std::make_shared<Conv2d>(cfg.in_channels, C, 3, 1, 1, init));
-
-    // Down path; skip_ch records the width of every activation pushed on the skip stack.
     std::vector<int64_t> skip_ch{C};
     int64_t ch = C, res = cfg.image_size;
+    build_down_path(init, skip_ch, ch, res);
+    mid_block_1_ = register_module("mid.block_1", make_resblock(ch, ch, init));
+    mid_attn_1_ = register_module("mid.attn_1", make_attnblock(ch, init));
+    mid_block_2_ = register_module("mid.block_2", make_resblock(ch, ch, init));
+    build_up_path(init, skip_ch, ch, res);
+    norm_out_ = register_module("norm_out", std::make_shared<GroupNorm>(cfg.groups, ch, init, cfg.gn_eps));
+    conv_out_ = register_module("conv_out",
+                                std::make_shared<Conv2d>(ch, cfg.out_channels, 3, 1, 1, init, /*zero_init=*/true));
+    assign_names();
+}
+
+bool UNet::has_attn(int64_t res) const {
+    const std::vector<int64_t>& a = config_.attn_resolutions;
+    return std::find(a.begin(), a.end(), res) != a.end();
+}
+
+std::shared_ptr<ResBlock> UNet::make_resblock(int64_t in, int64_t out, Initializer& init) const {
+    return std::make_shared<ResBlock>(in, out, 4 * config_.channels, config_.groups, config_.dropout, config_.gn_eps, init);
+}
+
+std::shared_ptr<AttnBlock> UNet::make_attnblock(int64_t ch, Initializer& init) const {
+    return std::make_shared<AttnBlock>(ch, config_.heads, config_.groups, config_.gn_eps, init);
+}
+
+// Level i: num_res_blocks ResBlocks to width C ch_mult[i] (each followed by attention at
+// the attention resolutions), then a downsample except at the last level.
+void UNet::build_down_path(Initializer& init, std::vector<int64_t>& skip_ch, int64_t& ch, int64_t& res) {
+    const int64_t levels = static_cast<int64_t>(config_.ch_mult.size());
     down_ = register_module("down", std::make_shared<ModuleList<UNetLevel>>());
     for (int64_t i = 0; i < levels; ++i) {
         auto level = std::make_shared<UNetLevel>();
         level->block = level->register_module("block", std::make_shared<ModuleList<ResBlock>>());
         level->attn = level->register_module("attn", std::make_shared<ModuleList<AttnBlock>>());
-        const int64_t out = C * cfg.ch_mult[i];
-        for (int64_t j = 0; j < cfg.num_res_blocks; ++j) {
-            level->block->push_back(resblock(ch, out));
-            ch = out;
-            if (has_attn(res)) level->attn->push_back(attnblock(ch));
+        for (int64_t j = 0; j < config_.num_res_blocks; ++j) {
+            level->block->push_back(make_resblock(ch, config_.channels * config_.ch_mult[i], init));
+            ch = config_.channels * config_.ch_mult[i];
+            if (has_attn(res)) level->attn->push_back(make_attnblock(ch, init));
             skip_ch.push_back(ch);
         }
         if (i != levels - 1) {
@@ -49,24 +66,23 @@ UNet::UNet(const UNetConfig& cfg, InitScheme scheme, uint64_t seed, DType dtype)
         }
         down_->push_back(level);
     }
+}
 
-    mid_block_1_ = register_module("mid.block_1", resblock(ch, ch));
-    mid_attn_1_ = register_module("mid.attn_1", attnblock(ch));
-    mid_block_2_ = register_module("mid.block_2", resblock(ch, ch));
-
-    // Up path, built in reverse level order; up.i is level i.
+// Built in reverse level order (up.i is level i): num_res_blocks + 1 ResBlocks, each
+// taking the concatenation of the current activation and one popped from the skip stack.
+void UNet::build_up_path(Initializer& init, std::vector<int64_t>& skip_ch, int64_t& ch, int64_t& res) {
+    const int64_t levels = static_cast<int64_t>(config_.ch_mult.size());
     up_ = register_module("up", std::make_shared<ModuleList<UNetLevel>>());
     std::vector<std::shared_ptr<UNetLevel>> up_levels(levels);
     for (int64_t i = levels - 1; i >= 0; --i) {
         auto level = std::make_shared<UNetLevel>();
         level->block = level->register_module("block", std::make_shared<ModuleList<ResBlock>>());
         level->attn = level->register_module("attn", std::make_shared<ModuleList<AttnBlock>>());
-        const int64_t out = C * cfg.ch_mult[i];
-        for (int64_t j = 0; j < cfg.num_res_blocks + 1; ++j) {
-            level->block->push_back(resblock(ch + skip_ch.back(), out));
+        for (int64_t j = 0; j < config_.num_res_blocks + 1; ++j) {
+            level->block->push_back(make_resblock(ch + skip_ch.back(), config_.channels * config_.ch_mult[i], init));
             skip_ch.pop_back();
-            ch = out;
-            if (has_attn(res)) level->attn->push_back(attnblock(ch));
+            ch = config_.channels * config_.ch_mult[i];
+            if (has_attn(res)) level->attn->push_back(make_attnblock(ch, init));
         }
         if (i != 0) {
             level->upsample = level->register_module("upsample", std::make_shared<Upsample>(ch, init));
@@ -75,11 +91,6 @@ UNet::UNet(const UNetConfig& cfg, InitScheme scheme, uint64_t seed, DType dtype)
         up_levels[i] = level;
     }
     for (auto& l : up_levels) up_->push_back(l);
-
-    norm_out_ = register_module("norm_out", std::make_shared<GroupNorm>(cfg.groups, ch, init, cfg.gn_eps));
-    conv_out_ = register_module("conv_out",
-                                std::make_shared<Conv2d>(ch, cfg.out_channels, 3, 1, 1, init, /*zero_init=*/true));
-    assign_names();
 }
 
 Variable UNet::forward(const Variable& x, const Tensor& t) {

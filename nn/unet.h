@@ -32,6 +32,15 @@ public:
     Generator& dropout_generator() { return dropout_gen_; }
 
 private:
+    // The two paths; skip_ch is the width of every activation on the skip stack, ch and
+    // res the current width and resolution (updated). Layers are made in the order of
+    // their parameters' initialisation.
+    void build_down_path(Initializer& init, std::vector<int64_t>& skip_ch, int64_t& ch, int64_t& res);
+    void build_up_path(Initializer& init, std::vector<int64_t>& skip_ch, int64_t& ch, int64_t& res);
+    std::shared_ptr<ResBlock> make_resblock(int64_t in, int64_t out, Initializer& init) const;
+    std::shared_ptr<AttnBlock> make_attnblock(int64_t ch, Initializer& init) const;
+    bool has_attn(int64_t res) const;
+
     UNetConfig config_;
     Generator dropout_gen_;
     std::shared_ptr<TimeEmbed> time_embed_;
