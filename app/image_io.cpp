@@ -4,12 +4,13 @@
 #include <fmt/format.h>
 #include <png.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
 
-#include "nn/safetensors.h"
+#include "util/file_io.h"
 
 namespace ddpm {
 
@@ -66,6 +67,15 @@ Image read_png(const std::string& path) {
         throw std::runtime_error(fmt::format("{}: corrupt PNG ({})", path, image.message));
     }
     return img;
+}
+
+Image upscale(const Image& img, int64_t k) {
+    DDPM_CHECK(k >= 1 && k <= 64, "upscale", fmt::format("scale {} is not in [1, 64]", k));
+    Image out(img.width * k, img.height * k, img.channels);
+    for (int64_t y = 0; y < out.height; ++y)
+        for (int64_t x = 0; x < out.width; ++x)
+            std::copy_n(img.pixels.data() + ((y / k) * img.width + x / k) * img.channels, img.channels, out.at(x, y));
+    return out;
 }
 
 Image make_square_grid(const Tensor& images) {

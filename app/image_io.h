@@ -28,5 +28,7 @@ Image read_png(const std::string& path);
 Image make_grid(const Tensor& images, int64_t cols, int64_t pad = 2);
 // The same, ceil(sqrt(N)) images wide: as square as N allows.
 Image make_square_grid(const Tensor& images);
+// Each pixel made a k x k block (nearest neighbour), so that 28x28 images are visible at a glance.
+Image upscale(const Image& img, int64_t k);
 
 }  // namespace ddpm

@@ -8,7 +8,7 @@
 #include <regex>
 #include <stdexcept>
 
-#include "nn/safetensors.h"
+#include "util/file_io.h"
 
 namespace ddpm {
 

@@ -1,4 +1,4 @@
-"""torch_unet.py: a PyTorch twin of ddpm.cpp's U-Net (../shared/reference/unet.md).
+"""torch_unet.py: a PyTorch twin of ddpm.cpp's U-Net (the network of docs/unet.md).
 
 Same modules, same parameter names ("down.1.block.0.conv1.weight"), same
 layouts, so a ddpm.cpp checkpoint loads with load_state_dict and the two

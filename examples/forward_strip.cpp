@@ -1,6 +1,6 @@
 // forward_strip: the forward process applied to one Fashion-MNIST image.
 // x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps at t = 0, 111, ..., 999 (the
-// same eps for all), written side by side to forward_strip.png.
+// same eps for all), written side by side to forward_strip.png, each pixel shown 3x3.
 // Usage: forward_strip [image index = 0] [out = forward_strip.png]
 #include <fmt/format.h>
 
@@ -28,6 +28,6 @@ int main(int argc, char** argv) {
         fmt::print("t = {:3d}: sqrt(abar_t) = {:.4f}, noise std sqrt(1 - abar_t) = {:.4f}\n", t,
                    d.schedule().sqrt_alphas_cumprod[t], d.schedule().sqrt_one_minus_alphas_cumprod[t]);
     }
-    write_png(out, make_grid(concat(frames, 0), static_cast<int64_t>(frames.size())));
+    write_png(out, upscale(make_grid(concat(frames, 0), static_cast<int64_t>(frames.size())), 3));
     fmt::print("wrote {}\n", out);
 }

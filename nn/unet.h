@@ -1,4 +1,4 @@
-// unet.h: epsilon_theta(x_t, t), the DDPM U-Net of ../shared/reference/unet.md.
+// unet.h: epsilon_theta(x_t, t), the DDPM U-Net of Ho et al. 2020 (specified in docs/unet.md).
 #pragma once
 
 #include "nn/attention.h"
