@@ -37,7 +37,8 @@ Trainer::Trainer(const UNetConfig& cfg, const DiffusionSettings& settings, Times
       grad_clip(clip) {}
 
 // guide.md §9, Algorithm 1 of Ho et al. 2020: t ~ Uniform({1..T}) (or the importance
-// sampler), eps ~ N(0, I), a gradient step on || eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t) ||^2.
+// sampler), eps ~ N(0, I), a gradient step on || eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t) ||^2,
+// each image's loss weighted by 1/(T p_t) for the importance sampler (guide.md §12).
 StepResult Trainer::step(const Tensor& x0, double lr, Distributed* dist) {
     // t and eps are drawn for the whole global batch on every rank, each rank keeping
     // its slice: the ranks together see exactly the draws of a one-process run.

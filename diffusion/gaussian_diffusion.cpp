@@ -39,6 +39,7 @@ GaussianDiffusion GaussianDiffusion::respaced(const std::vector<int64_t>& use) c
     return GaussianDiffusion(respace(s_, use), var_type_, map);
 }
 
+// guide.md §6: arr[t_b] for each image b, shaped (B, 1, ..., 1) to broadcast against x.
 Tensor GaussianDiffusion::coef(const std::vector<double>& arr, const Tensor& t, const Tensor& like) const {
     DDPM_CHECK(t.dim() == 1, "diffusion", "timesteps " + t.describe() + " are not (B)");
     const int64_t B = t.size(0);

@@ -32,6 +32,7 @@ Variable discretized_gaussian_log_likelihood(const Tensor& x, const Variable& me
     return where(low, log_cdf_plus, where(high, log_one_minus_cdf_min, log_cdf_delta));
 }
 
+// guide.md §9: the mean over every axis but the first: one number per image (L_simple is a mean over pixels).
 Variable mean_flat(const Variable& x) {
     Axes axes;
     for (int64_t a = 1; a < x.dim(); ++a) axes.push_back(a);

@@ -11,3 +11,4 @@ echo "OpenBLAS: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto} OPENBLAS_L2_SIZE=${
 # OpenMP processes sharing two cores spin against each other (20x slower).
 ctest --test-dir build --output-on-failure
 bash scripts/check_docs.sh
+bash scripts/check_style.sh
