@@ -49,7 +49,7 @@ void progress_line(const char* what, int64_t done, int64_t total) {
 
 
 // Rows: up to 8 samples; columns: x_t at 10 evenly spaced points of the chain, then x_0.
-void write_strip(const std::string& path, const SampleResult& chain) {
+void write_strip(const std::string& path, const SampleResult& chain, int64_t scale) {
     const std::vector<Tensor>& states = chain.trajectory;
     const int64_t rows = std::min<int64_t>(8, states[0].size(0)), cols = 11;
     std::vector<Tensor> tiles;
@@ -58,7 +58,7 @@ void write_strip(const std::string& path, const SampleResult& chain) {
             const size_t idx = static_cast<size_t>(k * (static_cast<int64_t>(states.size()) - 1) / (cols - 1));
             tiles.push_back(ddpm::clamp(states[idx].slice(r, r + 1), -1.0, 1.0));
         }
-    write_png(path, make_grid(concat(tiles, 0), cols));
+    write_png(path, upscale(make_grid(concat(tiles, 0), cols), scale));
 }
 }  // namespace
 
@@ -68,24 +68,25 @@ int run_sample(const SampleCommand& c) {
     if (c.num < 1 || c.batch < 1) throw std::invalid_argument("--num and --batch must be at least 1");
     if (c.spec.eta < 0 || c.spec.eta > 1) throw std::invalid_argument("--eta must be in [0, 1]");
     ensure_parent(c.out);
-    LoadedModel m = load_trained_model(c.checkpoint, c.ema);
+    LoadedModel m = load_trained_model(c.checkpoint, c.ema, c.diffusion);
     warn_if_slow_blas();
     const UNetConfig& cfg = m.model->config();
+    const int64_t scale = c.scale ? c.scale : default_scale(cfg.image_size);
     const GaussianDiffusion chain = sampling_chain(m.diffusion.make(), c.spec);
     fmt::print("sampling {} images with {} ({} steps, {} weights) from {}\n", c.num, c.spec.sampler, chain.num_timesteps(),
-               m.ema ? "EMA" : "raw", c.checkpoint);
+               m.weights, c.checkpoint);
     Generator gen(c.seed);
     SampleResult first;
     const auto t0 = std::chrono::steady_clock::now();
     const Tensor all = sample_images(*m.model, chain, c.spec, c.num, c.batch, gen, c.strip ? &first : nullptr,
                                      [](int64_t k, int64_t total) { progress_line("step", k, total); });
-    write_png(c.out + ".png", make_square_grid(all));
+    write_png(c.out + ".png", upscale(make_square_grid(all), scale));
     write_npy(c.out + ".npy", all);
     fmt::print("wrote {}.png and {}.npy [{}, {}, {}, {}] in {:.1f} s\n", c.out, c.out, c.num, cfg.in_channels,
                cfg.image_size, cfg.image_size,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     if (c.strip && !first.trajectory.empty()) {
-        write_strip(c.out + "_strip.png", first);
+        write_strip(c.out + "_strip.png", first, scale);
         fmt::print("wrote {}_strip.png (rows: samples; columns: x_t from t = {} down to x_0)\n", c.out,
                    first.trajectory_t.front());
     }
@@ -114,13 +115,14 @@ void eval_estimate(const GaussianDiffusion& d, const DenoiseFn& net, const Tenso
     double mean = 0, se2 = 0;
     for (int64_t b0 = 0; b0 < n; b0 += c.batch) {
         const Tensor x0 = images.slice(b0, std::min(n, b0 + c.batch));
-        const BpdEstimate e = estimate_bpd(d, net, x0, c.timesteps, gen);
+        const BpdEstimate e = estimate_bpd(d, net, x0, c.timesteps, gen, c.clip_denoised == "on");
         for (int64_t i = 0; i < x0.size(0); ++i) mean += e.total_bpd.flat(i) / double(n);
         const double w = double(x0.size(0)) / double(n);
         se2 += w * w * e.stderr_ * e.stderr_;
         progress_line("images", std::min(n, b0 + c.batch), n);
     }
-    fmt::print("bits/dim (unbiased estimate, {} timesteps per image): {:.4f} +- {:.4f}\n", c.timesteps, mean, std::sqrt(se2));
+    fmt::print("bits/dim (unbiased estimate, {} timesteps per image, clip_denoised {}): {:.4f} +- {:.4f}\n", c.timesteps,
+               c.clip_denoised, mean, std::sqrt(se2));
 }
 
 // The full bound L_0 + sum L_{t-1} + L_T over all T terms (guide.md §8, §13), its terms
@@ -132,7 +134,7 @@ void eval_full_bound(const GaussianDiffusion& d, const DenoiseFn& net, const Ten
     double prior = 0, total = 0;
     for (int64_t b0 = 0; b0 < n; b0 += c.batch) {
         const Tensor x0 = images.slice(b0, std::min(n, b0 + c.batch));
-        const BpdResult r = calc_bpd_loop(d, net, x0, gen, false, [&](int64_t k, int64_t tot) {
+        const BpdResult r = calc_bpd_loop(d, net, x0, gen, c.clip_denoised == "on", [&](int64_t k, int64_t tot) {
             if (k % 10 == 0 || k == tot) progress_line("timestep", k, tot);
         });
         for (int64_t i = 0; i < x0.size(0); ++i) {
@@ -141,20 +143,21 @@ void eval_full_bound(const GaussianDiffusion& d, const DenoiseFn& net, const Ten
             for (int64_t t = 0; t < T; ++t) term_mean[t] += r.terms.flat(i * T + t) / double(n);
         }
     }
-    std::string csv = "t,bits_per_dim\n";
+    std::string csv = "t,bits_per_dim,clip_denoised\n";
     Series s{{}, {}, 20, 60, 200, "bits/dim per timestep"};
     for (int64_t t = 0; t < T; ++t) {
-        csv += fmt::format("{},{:.8g}\n", t, term_mean[t]);
+        csv += fmt::format("{},{:.8g},{}\n", t, term_mean[t], c.clip_denoised);
         s.x.push_back(double(t)), s.y.push_back(term_mean[t]);
     }
-    write_file_atomic(c.out + "_terms.csv", csv + fmt::format("prior,{:.8g}\n", prior));
+    write_file_atomic(c.out + "_terms.csv", csv + fmt::format("prior,{:.8g},{}\n", prior, c.clip_denoised));
     PlotOptions po;
     po.title = fmt::format("where the bits go: total {:.3f} bits/dim", total);
+    po.x_label = "timestep t (code index)", po.y_label = "bits/dim";
     po.log_y = true;
     write_png(c.out + "_terms.png", plot({s}, po));
     const double kl = std::accumulate(term_mean.begin() + 1, term_mean.end(), 0.0);
-    fmt::print("bits/dim (full bound, T = {}): {:.4f}  = L_0 {:.4f} + sum L_t-1 {:.4f} + L_T {:.2e}\n", T, total,
-               term_mean[0], kl, prior);
+    fmt::print("bits/dim (full bound, T = {}, clip_denoised {}): {:.4f}  = L_0 {:.4f} + sum L_t-1 {:.4f} + L_T {:.2e}\n", T,
+               c.clip_denoised, total, term_mean[0], kl, prior);
 }
 }  // namespace
 
@@ -162,17 +165,20 @@ int run_eval(const EvalCommand& c) {
     set_threads(c.threads);
     if (c.num < 1 || c.batch < 1 || c.timesteps < 0) throw std::invalid_argument("--num, --batch must be >= 1, --timesteps >= 0");
     ensure_parent(c.out);
-    LoadedModel m = load_trained_model(c.checkpoint, c.ema);
+    if (c.clip_denoised != "on" && c.clip_denoised != "off") throw std::invalid_argument("--clip-denoised must be on or off");
+    if (c.images != "first" && c.images != "random") throw std::invalid_argument("--images must be first or random");
+    LoadedModel m = load_trained_model(c.checkpoint, c.ema, c.diffusion);
     const UNetConfig& cfg = m.model->config();
     const std::string spec = c.data.empty() ? m.extra.value("data", std::string("fashion-mnist")) : c.data;
     Dataset data = load_dataset(spec, Split::Test, cfg.in_channels, cfg.image_size);
     warn_if_slow_blas();
     const GaussianDiffusion d = m.diffusion.make();
     const int64_t n = std::min(c.num, data.n);
-    const Tensor images = BatchLoader(data, n, c.seed, false).make(0);  // n test images, shuffled by the seed
+    const Tensor images = c.images == "first" ? dataset_images(data, 0, n) : BatchLoader(data, n, c.seed, false).make(0);
     const DenoiseFn net = denoiser(*m.model);
     Generator gen(c.seed + 1);
-    fmt::print("evaluating {} on {} test images of {}\n", c.checkpoint, n, data.description);
+    fmt::print("evaluating {} ({} weights) on the {} {} test images of {}\n", c.checkpoint, m.weights,
+               c.images == "first" ? "first" : "random", n, data.description);
     const double lsimple = eval_lsimple(d, net, images, c.batch, gen);
     if (c.timesteps > 0) {
         eval_estimate(d, net, images, c, gen);
@@ -295,6 +301,26 @@ int run_bench(const BenchCommand& c) {
     if (!dist.is_root()) return 0;
     fmt::print("{}\n", j.dump());
     if (c.profile) print_profile();
+    return 0;
+}
+
+int run_export(const ExportCommand& c) {
+    if (c.checkpoint.empty() || c.out.empty()) throw std::invalid_argument("--checkpoint and --out are required");
+    ensure_parent(c.out);
+    const SafeTensors st = load_safetensors(c.checkpoint);
+    if (!is_checkpoint(st)) throw std::invalid_argument(c.checkpoint + ": not a training checkpoint (it is already a model file)");
+    if (!c.raw && !st.contains("ema.conv_in.weight"))
+        throw std::invalid_argument(c.checkpoint + ": has no EMA weights (ema.*); use --raw to export the raw weights");
+    bool ema = false;
+    const std::unique_ptr<UNet> model = load_model(st, c.checkpoint, !c.raw, &ema);
+    const LoadedModel info = load_trained_model(c.checkpoint, false);  // the diffusion and step, checked
+    Metadata meta{{"diffusion", info.diffusion.to_json().dump()},
+                  {"weights", ema ? "EMA" : "raw"},
+                  {"step", std::to_string(info.step)},
+                  {"source", fs::path(c.checkpoint).filename().string()}};
+    save_model_file(c.out, state_dict(*model), model->config(), meta);
+    fmt::print("wrote {}: the {} weights of {} at step {} ({} parameters) and the U-Net config; no training state\n", c.out,
+               ema ? "EMA" : "raw", c.checkpoint, info.step, model->num_parameters());
     return 0;
 }
 

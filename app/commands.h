@@ -4,24 +4,28 @@
 
 #include <string>
 
+#include "app/run.h"
 #include "app/sampling.h"
 #include "util/fields.h"
 
 namespace ddpm {
 
 struct SampleCommand {
-    std::string checkpoint;
+    std::string checkpoint;  // a checkpoint or a model file
+    DiffusionFlags diffusion;
     SamplerSpec spec;
     int64_t num = 64;
     uint64_t seed = 0;
     bool ema = true;
     std::string out = "samples";   // writes OUT.png and OUT.npy (and OUT_strip.png)
     bool strip = false;
+    int64_t scale = 0;  // pixels per image pixel in the PNGs (0: 3 for images of 32 px or less, else 1)
     int64_t batch = 64;
     int threads = 0;
 
     template <class Self, class Visit> static void fields(Self& c, Visit&& v) {
-        v(Field{.flag = "--checkpoint", .help = "a .safetensors checkpoint"}, c.checkpoint);
+        v(Field{.flag = "--checkpoint", .help = "a .safetensors checkpoint or model file (ddpm export)"}, c.checkpoint);
+        v(Field{}, c.diffusion);
         v(Field{.flag = "--sampler", .help = "ddpm (ancestral) | ddim", .choices = "ddpm|ddim"}, c.spec.sampler);
         v(Field{.flag = "--steps", .help = "steps (0: 50 for ddim, T for ddpm)"}, c.spec.steps);
         v(Field{.flag = "--spacing", .help = "ddim timesteps: ddim (from 0) | trailing (ending at T-1)",
@@ -34,13 +38,17 @@ struct SampleCommand {
         v(Field{.flag = "--ema,!--no-ema", .help = "use the EMA weights (default) or the raw ones"}, c.ema);
         v(Field{.flag = "--out", .help = "output prefix: OUT.png, OUT.npy"}, c.out);
         v(Field{.flag = "--strip", .help = "also write OUT_strip.png, x_t at evenly spaced t for 8 samples"}, c.strip);
+        v(Field{.flag = "--scale", .help = "each pixel as a KxK block in the PNGs (0: 3 for images of 32 px or less)",
+                .min = 0, .max = 64},
+          c.scale);
         v(Field{.flag = "--threads", .help = "threads (0: all cores)"}, c.threads);
     }
 };
 int run_sample(const SampleCommand& c);
 
 struct EvalCommand {
-    std::string checkpoint;
+    std::string checkpoint;    // a checkpoint or a model file
+    DiffusionFlags diffusion;
     std::string data;          // default: the data the model was trained on
     int64_t num = 64;          // test images
     int64_t timesteps = 0;     // 0: the full bound over all T; K: the unbiased K-sample estimate
@@ -48,10 +56,13 @@ struct EvalCommand {
     uint64_t seed = 0;
     bool ema = true;
     std::string out = "eval";  // OUT_terms.csv, OUT_terms.png
+    std::string clip_denoised = "on";  // clip x0_hat to [-1, 1] inside the bound, as improved-diffusion's likelihood script
+    std::string images = "first";      // the first N test images, or N drawn by the seed
     int threads = 0;
 
     template <class Self, class Visit> static void fields(Self& c, Visit&& v) {
-        v(Field{.flag = "--checkpoint", .help = "a .safetensors checkpoint"}, c.checkpoint);
+        v(Field{.flag = "--checkpoint", .help = "a .safetensors checkpoint or model file (ddpm export)"}, c.checkpoint);
+        v(Field{}, c.diffusion);
         v(Field{.flag = "--data", .help = "test data (default: what the model was trained on)"}, c.data);
         v(Field{.flag = "--num", .help = "test images"}, c.num);
         v(Field{.flag = "--timesteps", .help = "0: the full bound over all T; K: unbiased estimate from K timesteps"},
@@ -60,10 +71,29 @@ struct EvalCommand {
         v(Field{.flag = "--seed", .help = "seed"}, c.seed);
         v(Field{.flag = "--ema,!--no-ema", .help = "use the EMA weights (default) or the raw ones"}, c.ema);
         v(Field{.flag = "--out", .help = "output prefix: OUT_terms.csv, OUT_terms.png"}, c.out);
+        v(Field{.flag = "--clip-denoised", .help = "clip the predicted x_0 to [-1, 1] in the bound's terms (as improved-diffusion)",
+                .choices = "on|off"},
+          c.clip_denoised);
+        v(Field{.flag = "--images", .help = "first: the first N test images; random: N drawn by --seed", .choices = "first|random"},
+          c.images);
         v(Field{.flag = "--threads", .help = "threads (0: all cores)"}, c.threads);
     }
 };
 int run_eval(const EvalCommand& c);
+
+// `ddpm export`: a checkpoint's EMA (or raw) weights and its U-Net config, without the
+// training state, as a model file (nn/checkpoint.h) that info, sample and eval read,
+// and that bench/torch_convert.py turns into a PyTorch state dict.
+struct ExportCommand {
+    std::string checkpoint, out;
+    bool raw = false;
+    template <class Self, class Visit> static void fields(Self& c, Visit&& v) {
+        v(Field{.flag = "--checkpoint", .help = "a .safetensors training checkpoint"}, c.checkpoint);
+        v(Field{.flag = "--out", .help = "the model file to write (.safetensors)"}, c.out);
+        v(Field{.flag = "--raw", .help = "export the raw weights instead of the EMA weights"}, c.raw);
+    }
+};
+int run_export(const ExportCommand& c);
 
 // `ddpm bench`: medians over `steps` timed steps (after warm-up) of a training
 // step (forward, L_simple, backward, clip, Adam, EMA), a no-grad forward and one

@@ -303,6 +303,16 @@ const std::vector<int64_t>& BatchLoader::permutation(int64_t epoch) const {
     return perm_;
 }
 
+Tensor dataset_images(const Dataset& data, int64_t begin, int64_t end) {
+    if (begin < 0 || end > data.n || begin > end)
+        throw std::invalid_argument(fmt::format("images [{}, {}) of a data set of {}", begin, end, data.n));
+    Tensor out(Shape{end - begin, data.channels, data.height, data.width}, DType::F32);
+    const uint8_t* src = data.pixels.data() + begin * data.image_bytes();
+    float* dst = out.data<float>();
+    for (int64_t i = 0; i < out.numel(); ++i) dst[i] = src[i] / 127.5f - 1.0f;
+    return out;
+}
+
 Tensor BatchLoader::make(int64_t k) const {
     const int64_t N = data_.n, B = batch_, bytes = data_.image_bytes();
     const int64_t H = data_.height, W = data_.width, C = data_.channels;

@@ -57,6 +57,9 @@ std::string maybe_gunzip(std::string bytes, const std::string& name, size_t max_
 std::string gzip_bytes(const std::string& raw);  // the inverse (level 9), for tests and fuzz corpora
 std::string read_maybe_gz(const std::string& path, size_t max_bytes);  // whole file, gunzipped if gzip
 
+// Images [begin, end) of the data in file order, (end - begin, C, H, W) float32 in [-1, 1].
+Tensor dataset_images(const Dataset& data, int64_t begin, int64_t end);
+
 // Batches in a fixed order: batch k of the run is a pure function of (seed, k), so a
 // resumed run sees the same batches. Each epoch is a fresh permutation of the data
 // from the seed; with flip, each image is mirrored left-right with probability 1/2.

@@ -30,5 +30,7 @@ Image make_grid(const Tensor& images, int64_t cols, int64_t pad = 2);
 Image make_square_grid(const Tensor& images);
 // Each pixel made a k x k block (nearest neighbour), so that 28x28 images are visible at a glance.
 Image upscale(const Image& img, int64_t k);
+// The scale at which sample grids are written: 3 for images of 32 px or less, else 1.
+inline int64_t default_scale(int64_t image_size) { return image_size <= 32 ? 3 : 1; }
 
 }  // namespace ddpm

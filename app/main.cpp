@@ -1,4 +1,4 @@
-// main.cpp: the `ddpm` command line (CLI11): train, sample, eval, bench, info. Each
+// main.cpp: the `ddpm` command line (CLI11): train, sample, eval, bench, info, export. Each
 // command's flags come from its options' field list (train_options.h, commands.h).
 #include <fmt/format.h>
 
@@ -22,18 +22,23 @@ int main(int argc, char** argv) {
     SampleCommand sc;
     EvalCommand ec;
     BenchCommand bc;
+    ExportCommand xc;
     std::string what = "small";
     auto* train = app.add_subcommand("train", "train the U-Net (the DDPM recipe of docs/unet.md by default)");
     auto* sample = app.add_subcommand("sample", "draw images from a checkpoint: a PNG grid and an .npy array in [-1, 1]");
     auto* eval = app.add_subcommand("eval", "test-set negative log-likelihood (bits/dim) and L_simple");
     auto* bench = app.add_subcommand("bench", "time a training step, a forward pass and a DDIM step; print JSON");
     auto* info = app.add_subcommand("info", "layer table: output shapes, parameters and FLOPs per image");
+    auto* exp = app.add_subcommand("export", "write a checkpoint's EMA (or raw) weights and config as a model file");
     add_cli_options(train, tr);
     add_cli_options(sample, sc);
     add_cli_options(eval, ec);
     add_cli_options(bench, bc);
+    add_cli_options(exp, xc);
     sample->get_option("--checkpoint")->required();
     eval->get_option("--checkpoint")->required();
+    exp->get_option("--checkpoint")->required();
+    exp->get_option("--out")->required();
     info->add_option("what", what, "a config (tiny, small, cifar10, FILE.json) or a checkpoint")->capture_default_str();
 
     try {
@@ -52,6 +57,7 @@ int main(int argc, char** argv) {
         if (*eval) return run_eval(ec);
         if (*info) return run_info(what);
         if (*bench) return run_bench(bc);
+        if (*exp) return run_export(xc);
     } catch (const std::exception& e) {
         if (dist.active()) {  // the other ranks would wait for this one forever
             fmt::print(stderr, "ddpm: error (rank {} of {}): {}\n", dist.rank(), dist.size(), e.what());

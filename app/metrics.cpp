@@ -101,6 +101,7 @@ void Metrics::write_loss_plot(const std::string& path) const {
     }
     PlotOptions o;
     o.title = "training loss";
+    o.x_label = "step", o.y_label = "loss";
     o.log_y = true;
     write_png(path, plot({raw, smooth}, o));
 }

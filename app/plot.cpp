@@ -46,6 +46,7 @@ struct Canvas {
 std::string tick_label(double v) {
     if (v == 0) return "0";
     const double a = std::abs(v);
+    if (v == std::round(v) && a < 1e7) return fmt::format("{:.0f}", v);
     if (a >= 1e4 || a < 1e-2) return fmt::format("{:.1e}", v);
     return fmt::format("{:.4g}", v);
 }
@@ -67,7 +68,8 @@ struct Frame {
 
 // The axis ranges: the options' fixed ones, else the data's (y with a 5% margin).
 Frame make_frame(const std::vector<Series>& series, const PlotOptions& opt) {
-    const int64_t left = 70, right = 20, top = opt.title.empty() ? 15 : 30, bottom = 35;
+    const int64_t left = 70, right = 20, top = opt.title.empty() && opt.y_label.empty() ? 15 : 32,
+                  bottom = opt.x_label.empty() ? 35 : 45;
     Frame f{left, top, opt.width - left - right, opt.height - top - bottom, opt.x_lo, opt.x_hi, opt.y_lo, opt.y_hi, opt.log_y};
     if (f.xlo < f.xhi && f.ylo < f.yhi) {
         f.ylo = f.ty(f.ylo), f.yhi = f.ty(f.yhi);
@@ -93,22 +95,27 @@ Frame make_frame(const std::vector<Series>& series, const PlotOptions& opt) {
     return f;
 }
 
-// Frame, grid and ticks, and the title.
-void draw_axes(Canvas& c, const Frame& f, const std::string& title) {
-    for (int i = 0; i <= 5; ++i) {
-        const double fx = f.xlo + (f.xhi - f.xlo) * i / 5.0, fy = f.ylo + (f.yhi - f.ylo) * i / 5.0;
-        const double gx = f.left + f.pw * i / 5.0, gy = f.top + f.ph - f.ph * i / 5.0;
+// Frame, grid, ticks at round values, axis titles and the title.
+void draw_axes(Canvas& c, const Frame& f, const PlotOptions& opt) {
+    for (double fx : nice_ticks(f.xlo, f.xhi, false)) {
+        const double gx = f.left + (fx - f.xlo) / (f.xhi - f.xlo) * f.pw;
         c.line(gx, f.top, gx, f.top + f.ph, 230, 230, 230);
+        const std::string label = tick_label(fx);
+        c.text(gx - Canvas::text_width(label) / 2.0, f.top + f.ph + 6, label);
+    }
+    for (double fy : nice_ticks(f.ylo, f.yhi, f.log_y)) {
+        const double gy = f.top + f.ph - (fy - f.ylo) / (f.yhi - f.ylo) * f.ph;
         c.line(f.left, gy, f.left + f.pw, gy, 230, 230, 230);
-        const std::string lx = tick_label(fx), ly = tick_label(f.log_y ? std::pow(10.0, fy) : fy);
-        c.text(gx - Canvas::text_width(lx) / 2.0, f.top + f.ph + 6, lx);
-        c.text(f.left - 6 - Canvas::text_width(ly), gy - 4, ly);
+        const std::string label = tick_label(f.log_y ? std::pow(10.0, fy) : fy);
+        c.text(f.left - 6 - Canvas::text_width(label), gy - 4, label);
     }
     c.line(f.left, f.top, f.left, f.top + f.ph, 0, 0, 0);
     c.line(f.left, f.top + f.ph, f.left + f.pw, f.top + f.ph, 0, 0, 0);
     c.line(f.left + f.pw, f.top, f.left + f.pw, f.top + f.ph, 0, 0, 0);
     c.line(f.left, f.top, f.left + f.pw, f.top, 0, 0, 0);
-    if (!title.empty()) c.text(f.left + f.pw / 2.0 - Canvas::text_width(title) / 2.0, 8, title, 0);
+    if (!opt.x_label.empty()) c.text(f.left + f.pw / 2.0 - Canvas::text_width(opt.x_label) / 2.0, f.top + f.ph + 20, opt.x_label);
+    if (!opt.y_label.empty()) c.text(8, f.top - 14, opt.y_label + (opt.log_y ? " (log scale)" : ""));
+    if (!opt.title.empty()) c.text(f.left + f.pw / 2.0 - Canvas::text_width(opt.title) / 2.0, 8, opt.title, 0);
 }
 
 // A series as a line (broken at values it cannot show) or as dots.
@@ -129,11 +136,34 @@ void draw_series(Canvas& c, const Frame& f, const Series& s, bool lines) {
 }
 }  // namespace
 
+// Tick positions at round values: multiples of 1, 2 or 5 x 10^k about five to an axis;
+// on a log axis (lo, hi in log10) whole decades when the axis spans at least two.
+std::vector<double> nice_ticks(double lo, double hi, bool log_axis) {
+    std::vector<double> ticks;
+    if (log_axis && hi - lo >= 2) {
+        const double step = std::ceil((hi - lo) / 6);
+        for (double d = std::ceil(lo / step) * step; d <= hi + 1e-9; d += step) ticks.push_back(d);
+        return ticks;
+    }
+    if (log_axis) {  // 1, 2 and 5 (or every digit, on a short axis) times each power of ten in range
+        const std::vector<int> digits = hi - lo >= 0.7 ? std::vector<int>{1, 2, 5} : std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8, 9};
+        for (double k = std::floor(lo); k <= std::ceil(hi); ++k)
+            for (int m : digits)
+                if (const double d = k + std::log10(m); d >= lo && d <= hi) ticks.push_back(d);
+        return ticks;
+    }
+    const double raw = (hi - lo) / 5, mag = std::pow(10.0, std::floor(std::log10(raw)));
+    const double step = mag * (raw / mag < 1.5 ? 1 : raw / mag < 3.5 ? 2 : raw / mag < 7.5 ? 5 : 10);
+    for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
+        ticks.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
+    return ticks;
+}
+
 Image plot(const std::vector<Series>& series, const PlotOptions& opt) {
     Image img(opt.width, opt.height, 3, 255);
     Canvas c{img};
     const Frame f = make_frame(series, opt);
-    draw_axes(c, f, opt.title);
+    draw_axes(c, f, opt);
     for (const Series& s : series) draw_series(c, f, s, opt.lines);
     // Legend, top right.
     int64_t ly = f.top + 8;

@@ -18,11 +18,17 @@ struct Series {
 struct PlotOptions {
     int64_t width = 640, height = 480;
     std::string title;
+    std::string x_label, y_label;  // axis titles (the y title is written above the axis)
     bool log_y = false;
     bool lines = true;  // false: dots (a scatter plot)
     // Fixed axis ranges; when lo >= hi the range comes from the data.
     double x_lo = 0, x_hi = 0, y_lo = 0, y_hi = 0;
 };
+
+// Tick positions between lo and hi at round values: multiples of 1, 2 or 5 x 10^k, about
+// five to an axis. On a log axis (lo, hi given as log10) 1, 2, 5 x 10^k, or whole decades
+// when the axis spans two or more; returned as log10 too.
+std::vector<double> nice_ticks(double lo, double hi, bool log_axis);
 
 // Axes with tick labels, a legend and the series; text in a built-in 5x7 pixel font.
 Image plot(const std::vector<Series>& series, const PlotOptions& opt);

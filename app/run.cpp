@@ -32,18 +32,52 @@ DiffusionSettings DiffusionSettings::from_json(const nlohmann::json& j) {
     return s;
 }
 
-LoadedModel load_trained_model(const std::string& checkpoint, bool use_ema) {
-    SafeTensors st = load_safetensors(checkpoint);
-    LoadedModel m;
-    checkpoint_config(st, checkpoint);  // refuse a file that is not ours before reading its extras
+namespace {
+// The diffusion a model file implies when it states none: the flags, else the spec's.
+DiffusionSettings implied_diffusion(const UNetConfig& cfg, const DiffusionFlags& flags) {
+    DiffusionSettings d;
+    if (flags.T) d.T = flags.T;
+    if (!flags.schedule.empty()) d.schedule = flags.schedule;
+    d.loss = cfg.out_channels == 2 * cfg.in_channels ? "hybrid" : "simple";
+    return d;
+}
+
+// A metadata field as JSON, or a FormatError naming it.
+nlohmann::json metadata_json(const SafeTensors& st, const std::string& key, const std::string& path) {
     try {
-        m.extra = nlohmann::json::parse(st.metadata.at("extra"));
-        m.diffusion = DiffusionSettings::from_json(m.extra.at("diffusion"));
-        m.step = std::stoll(st.metadata.at("step"));
-    } catch (const std::exception& e) {
-        throw FormatError(fmt::format("{}: no usable training metadata ({})", checkpoint, e.what()));
+        return nlohmann::json::parse(st.metadata.at(key));
+    } catch (const nlohmann::json::exception& e) {
+        throw FormatError(fmt::format("{}: __metadata__.{} is not valid JSON: {}", path, key, e.what()));
     }
-    m.model = load_model(st, checkpoint, use_ema, &m.ema);
+}
+}  // namespace
+
+LoadedModel load_trained_model(const std::string& path, bool use_ema, const DiffusionFlags& flags) {
+    const SafeTensors st = load_safetensors(path);
+    LoadedModel m;
+    const UNetConfig cfg = checkpoint_config(st, path);  // refuse a file that is not ours before reading its extras
+    const bool checkpoint = is_checkpoint(st);
+    try {
+        if (checkpoint) m.extra = metadata_json(st, "extra", path);
+        m.diffusion = checkpoint                     ? DiffusionSettings::from_json(m.extra.at("diffusion"))
+                      : st.metadata.count("diffusion") ? DiffusionSettings::from_json(metadata_json(st, "diffusion", path))
+                                                       : implied_diffusion(cfg, flags);
+        if (st.metadata.count("step")) m.step = std::stoll(st.metadata.at("step"));
+    } catch (const FormatError&) {
+        throw;
+    } catch (const std::exception& e) {  // a missing or malformed field
+        throw FormatError(fmt::format("{}: unusable {} metadata: {}", path, checkpoint ? "checkpoint" : "model file", e.what()));
+    }
+    if ((flags.T && flags.T != m.diffusion.T) || (!flags.schedule.empty() && flags.schedule != m.diffusion.schedule))
+        throw std::invalid_argument(fmt::format("{} states its diffusion (T = {}, {}); --diffusion-steps/--schedule differ",
+                                                path, m.diffusion.T, m.diffusion.schedule));
+    if ((m.diffusion.loss == "hybrid") != (cfg.out_channels == 2 * cfg.in_channels))
+        throw FormatError(fmt::format("{}: the loss '{}' does not fit a network of {} input and {} output channels "
+                                      "(hybrid learns a variance: twice the input channels)",
+                                      path, m.diffusion.loss, cfg.in_channels, cfg.out_channels));
+    bool ema = false;
+    m.model = load_model(st, path, use_ema, &ema);
+    m.weights = ema ? "EMA" : checkpoint ? "raw" : st.metadata.count("weights") ? st.metadata.at("weights") : "the file's";
     m.model->eval();
     return m;
 }

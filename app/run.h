@@ -32,15 +32,32 @@ struct DiffusionSettings {
     static DiffusionSettings from_json(const nlohmann::json& j);
 };
 
-// A model rebuilt from a checkpoint file alone, with its diffusion and training extras.
+// --diffusion-steps and --schedule of `sample` and `eval`: the diffusion of a model file
+// that does not state its own (0 and "": the spec's T = 1000, linear).
+struct DiffusionFlags {
+    int64_t T = 0;
+    std::string schedule;
+    template <class Self, class Visit> static void fields(Self& s, Visit&& visit) {
+        visit(Field{.flag = "--diffusion-steps", .help = "T, for a model file that does not state its diffusion (default 1000)"},
+              s.T);
+        visit(Field{.flag = "--schedule", .help = "linear | cosine, for a model file that does not state its diffusion",
+                    .choices = "linear|cosine"},
+              s.schedule);
+    }
+};
+
+// A model rebuilt from a checkpoint or a model file alone (nn/checkpoint.h), in eval mode.
 struct LoadedModel {
     std::unique_ptr<UNet> model;
     DiffusionSettings diffusion;
-    nlohmann::json extra;
+    nlohmann::json extra = nlohmann::json::object();  // a checkpoint's trainer extras (data, ...)
     int64_t step = 0;
-    bool ema = false;  // whether the EMA weights were loaded
+    std::string weights;  // which weights: "EMA" or "raw"
 };
-LoadedModel load_trained_model(const std::string& checkpoint, bool use_ema);
+// The diffusion comes from the file (a checkpoint's extra.diffusion, a model file's
+// __metadata__.diffusion); a model file without it takes `flags`, and its loss from the
+// config (twice the input channels: hybrid). Flags that contradict the file are refused.
+LoadedModel load_trained_model(const std::string& path, bool use_ema, const DiffusionFlags& flags = {});
 
 // Checkpoints in a run folder are checkpoint_<step>.safetensors; sorted by step.
 std::string checkpoint_path(const std::string& run_dir, int64_t step);

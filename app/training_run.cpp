@@ -55,7 +55,7 @@ TrainingRun::TrainingRun(const TrainOptions& given)
     if (opt_.resume.empty() && !list_checkpoints(opt_.out).empty())
         throw std::runtime_error(opt_.out + ": already holds a run; use --resume " + opt_.out + " or another --out");
     write_run_folder();
-    if (!opt_.resume.empty()) restore(list_checkpoints(opt_.out).back());
+    if (!opt_.resume.empty()) restore_newest_valid();
     if (dist_.rank() > 0) {  // each rank its own dropout masks (the checkpoint holds rank 0's stream)
         Generator& g = trainer_.model.dropout_generator();
         g.set_state(g.seed() + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(dist_.rank()), g.offset());
@@ -79,6 +79,28 @@ void TrainingRun::write_run_folder() {
         fmt::print("removed {} temporary file(s) left by an interrupted write\n", removed);
     write_file_atomic((fs::path(opt_.out) / "train.json").string(), fields_to_json(opt_).dump(2) + "\n");
     write_file_atomic((fs::path(opt_.out) / "config.json").string(), cfg_.to_json().dump(2) + "\n");
+}
+
+// --resume: the newest checkpoint that reads and restores completely. One that does not
+// (truncated by a copy, say) is left in place, named with its error, and the one before
+// it is used, with a warning saying how many steps are redone; none usable is an error.
+void TrainingRun::restore_newest_valid() {
+    const std::vector<std::string> ckpts = list_checkpoints(opt_.out);
+    std::string skipped;
+    for (auto it = ckpts.rbegin(); it != ckpts.rend(); ++it) {
+        try {
+            restore(*it);
+        } catch (const std::exception& e) {
+            if (root_) fmt::print(stderr, "warning: cannot resume from {}: {}\n", *it, e.what());
+            if (skipped.empty()) skipped = *it;
+            continue;
+        }
+        if (root_ && !skipped.empty())
+            fmt::print(stderr, "warning: resuming from {} instead of the newer {}: the steps after {} are trained again\n", *it,
+                       skipped, step_);
+        return;
+    }
+    throw std::runtime_error(opt_.out + ": no checkpoint there can be resumed from (each one's error is above)");
 }
 
 void TrainingRun::restore(const std::string& checkpoint) {
@@ -140,7 +162,7 @@ void TrainingRun::sample_grid(int64_t num) {
     spec.sampler = opt_.sample_sampler, spec.steps = std::min(opt_.sample_steps, opt_.diffusion.T);
     const Tensor x = sample_images(trainer_.model, sampling_chain(trainer_.diffusion, spec), spec, num, num, g);
     trainer_.model.train();
-    write_png((fs::path(opt_.out) / fmt::format("samples_{:08d}.png", step_)).string(), make_square_grid(x));
+    write_png((fs::path(opt_.out) / fmt::format("samples_{:08d}.png", step_)).string(), upscale(make_square_grid(x), default_scale(cfg_.image_size)));
 }
 
 // Every rank must hold the same weights: compared by hash at each log step and at the end.

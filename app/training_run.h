@@ -37,6 +37,7 @@ public:
 
 private:
     void write_run_folder();
+    void restore_newest_valid();
     void restore(const std::string& checkpoint);
     uint64_t check_replicas();  // every rank holds the same weights, or an error
 

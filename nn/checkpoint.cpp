@@ -7,6 +7,7 @@ namespace ddpm {
 
 namespace {
 constexpr const char* kFormat = "ddpm.cpp/checkpoint/1";
+constexpr const char* kModelFormat = "ddpm.cpp/model/1";
 
 nlohmann::json meta_json(const SafeTensors& st, const std::string& key, const std::string& origin) {
     auto it = st.metadata.find(key);
@@ -96,14 +97,31 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
 
 UNetConfig checkpoint_config(const SafeTensors& st, const std::string& origin) {
     auto it = st.metadata.find("format");
-    if (it == st.metadata.end() || it->second != kFormat)
-        throw FormatError(fmt::format("{}: not a ddpm.cpp checkpoint (__metadata__.format is '{}', expected '{}')", origin,
-                                      it == st.metadata.end() ? "" : it->second, kFormat));
+    if (it != st.metadata.end() && it->second != kFormat && it->second != kModelFormat)
+        throw FormatError(fmt::format("{}: not a ddpm.cpp file (__metadata__.format is '{}', expected '{}' or '{}')", origin,
+                                      it->second, kFormat, kModelFormat));
+    if (!st.metadata.count("config"))
+        throw FormatError(fmt::format("{}: __metadata__ has no 'config' (the U-Net config as JSON, see docs/unet.md), "
+                                      "which a model file needs",
+                                      origin));
     try {
         return UNetConfig::from_json(meta_json(st, "config", origin));
     } catch (const std::invalid_argument& e) {
-        throw FormatError(fmt::format("{}: {}", origin, e.what()));
+        throw FormatError(fmt::format("{}: __metadata__.{}", origin, e.what()));
     }
+}
+
+bool is_checkpoint(const SafeTensors& st) {
+    auto it = st.metadata.find("format");
+    return it != st.metadata.end() && it->second == kFormat;
+}
+
+void save_model_file(const std::string& path, const NamedTensors& weights, const UNetConfig& cfg, Metadata extra) {
+    NamedTensors tensors;
+    for (auto& [name, t] : weights) tensors.emplace_back("model." + name, t);
+    extra["format"] = kModelFormat;
+    extra["config"] = cfg.to_json().dump();
+    save_safetensors(path, tensors, extra);
 }
 
 void restore_checkpoint(const SafeTensors& st, TrainingState& s, const std::string& origin) {
@@ -162,10 +180,12 @@ static void restore_checkpoint_fields(const SafeTensors& st, TrainingState& s, c
 
 std::unique_ptr<UNet> load_model(const SafeTensors& st, const std::string& origin, bool use_ema, bool* used_ema) {
     UNetConfig cfg = checkpoint_config(st, origin);
-    const DType dt = st.at("model.conv_in.weight").dtype();
-    auto model = std::make_unique<UNet>(cfg, InitScheme::DDPM, 0, dt);
     const bool ema = use_ema && st.contains("ema.conv_in.weight");
-    load_state_dict(*model, st, ema ? "ema." : "model.", origin);
+    const std::string prefix = ema ? "ema." : "model.";
+    if (!st.contains(prefix + "conv_in.weight"))
+        throw FormatError(fmt::format("{}: tensor '{}conv_in.weight' is missing (weights are stored as model.NAME)", origin, prefix));
+    auto model = std::make_unique<UNet>(cfg, InitScheme::DDPM, 0, st.at(prefix + "conv_in.weight").dtype());
+    load_state_dict(*model, st, prefix, origin);
     if (used_ema) *used_ema = ema;
     return model;
 }

@@ -13,6 +13,13 @@
 //   ema        {"decay","updates","warmup"}
 //   rng        {name: {"seed","offset"}} for every random stream (dropout, data, timesteps, ...)
 //   extra      anything the trainer adds (data order, timestep-sampler history)
+//
+// A model file (`ddpm export`, or one written by another framework) holds only
+//   model.<param>               the weights (the EMA weights, unless exported --raw)
+// and in __metadata__ the config (required), and optionally
+//   format     "ddpm.cpp/model/1"
+//   diffusion  {"T", "schedule", "loss"} (missing: T = 1000, linear, and the loss the config implies)
+//   weights    "ema" or "raw", step, source: what was exported
 #pragma once
 
 #include <map>
@@ -48,7 +55,14 @@ void save_checkpoint(const std::string& path, const TrainingState& s);
 // Restores into already-built objects (build the model from checkpoint_config first).
 void restore_checkpoint(const SafeTensors& st, TrainingState& s, const std::string& origin);
 
+// The U-Net config of a checkpoint or model file (__metadata__.config); a FormatError naming the
+// field when it is missing or malformed, or when __metadata__.format names another kind of file.
 UNetConfig checkpoint_config(const SafeTensors& st, const std::string& origin);
+// A whole training checkpoint (format ddpm.cpp/checkpoint/1), not a model file.
+bool is_checkpoint(const SafeTensors& st);
+// Writes weights (name -> tensor, stored as model.<name>) and the config as a model file;
+// `extra` adds metadata (diffusion, weights, step, source).
+void save_model_file(const std::string& path, const NamedTensors& weights, const UNetConfig& cfg, Metadata extra = {});
 // Rebuilds the model from the file alone, with the EMA weights when asked and present.
 std::unique_ptr<UNet> load_model(const std::string& path, bool use_ema, bool* used_ema = nullptr);
 std::unique_ptr<UNet> load_model(const SafeTensors& st, const std::string& origin, bool use_ema,

@@ -198,13 +198,19 @@ TEST_CASE("safetensors and checkpoints: overflowing header numbers, section cuts
     // The config stored in a checkpoint is validated like a config file.
     SafeTensors bad = st;
     bad.metadata["config"] = R"({"channels": 4, "groups": 3})";
-    CHECK(has(test::error_message<FormatError>([&] { checkpoint_config(bad, "k"); }), "k: config: level width 4 is not divisible into 3 groups"));
+    CHECK(has(test::error_message<FormatError>([&] { checkpoint_config(bad, "k"); }), "k: __metadata__.config: level width 4 is not divisible into 3 groups"));
     bad.metadata["config"] = R"({"dropout": 1e99999})";
     CHECK(has(test::error_message<FormatError>([&] { checkpoint_config(bad, "k"); }), "k: __metadata__.config is not valid JSON"));
     bad = st;
     bad.metadata["step"] = "-x";
     CHECK(has(test::error_message<FormatError>([&] { restore_checkpoint(bad, state, "k"); }), "k: bad checkpoint metadata"));
     bad = st;
+    bad.metadata["format"] = "other/1";
+    CHECK(has(test::error_message<FormatError>([&] { checkpoint_config(bad, "k"); }),
+              "k: not a ddpm.cpp file (__metadata__.format is 'other/1'"));
+    // A file without a format is a model file written elsewhere: it needs its config.
     bad.metadata.erase("format");
-    CHECK(has(test::error_message<FormatError>([&] { checkpoint_config(bad, "k"); }), "k: not a ddpm.cpp checkpoint"));
+    CHECK(checkpoint_config(bad, "k").channels == checkpoint_config(st, "k").channels);
+    bad.metadata.erase("config");
+    CHECK(has(test::error_message<FormatError>([&] { checkpoint_config(bad, "k"); }), "k: __metadata__ has no 'config'"));
 }

@@ -9,7 +9,9 @@
 
 #include "app/image_io.h"
 #include "app/npy.h"
+#include "app/plot.h"
 #include "helpers.h"
+#include "autograd/variable.h"
 #include "nn/checkpoint.h"
 
 using namespace ddpm;
@@ -88,7 +90,7 @@ TEST_CASE("ddpm train, sample, eval and info on a tiny model") {
     for (int64_t i = 0; i < x.numel(); ++i) lo = std::min(lo, x.flat(i)), hi = std::max(hi, x.flat(i));
     CHECK(lo >= -1.0);
     CHECK(hi <= 1.0);
-    CHECK(read_png(out + ".png").width == 3 * 30 + 2);
+    CHECK(read_png(out + ".png").width == 3 * (3 * 30 + 2));  // 28x28 images are written at 3x by default
     CHECK(fs::exists(out + "_strip.png"));
     Result ddpm_sampler = run_ddpm("sample --checkpoint " + ckpt + " --sampler ddpm --num 2 --no-ema --out " + out + "2");
     CHECK(ddpm_sampler.code == 0);
@@ -176,6 +178,179 @@ TEST_CASE("bad input: a one-line error, a non-zero exit, nothing written") {
     CHECK(!fs::exists(out + ".png"));
     Result r6 = run_ddpm("sample --checkpoint /no/such.safetensors --out " + out);
     one_line(r6);
+}
+
+TEST_CASE("model files: export, then info, sample and eval from the weights and config alone") {
+    const std::string run = scratch("export_run");
+    REQUIRE(run_ddpm("train" + std::string(kFew) + " --steps 2 --sample-every 0 --out " + run).code == 0);
+    const std::string ck = run + "/checkpoint_00000002.safetensors", model = scratch("model.safetensors");
+    Result ex = run_ddpm("export --checkpoint " + ck + " --out " + model);
+    INFO(ex.out << ex.err);
+    REQUIRE(ex.code == 0);
+    SafeTensors m = load_safetensors(model), c = load_safetensors(ck);
+    CHECK(m.metadata.at("format") == "ddpm.cpp/model/1");
+    CHECK(m.metadata.at("weights") == "EMA");
+    CHECK(nlohmann::json::parse(m.metadata.at("diffusion"))["T"] == 50);
+    CHECK(m.tensors.size() == c.tensors.size() / 4);  // model.* only: no ema.*, no optimiser moments
+    for (auto& [name, t] : m.tensors) {  // the EMA weights, under model.
+        INFO(name);
+        REQUIRE(name.rfind("model.", 0) == 0);
+        CHECK(test::max_abs_diff(t, c.at("ema." + name.substr(6))) == 0);
+    }
+    const std::string raw_path = scratch("raw.safetensors");
+    Result raw = run_ddpm("export --raw --checkpoint " + ck + " --out " + raw_path);
+    REQUIRE(raw.code == 0);
+    CHECK(load_safetensors(raw_path).metadata.at("weights") == "raw");
+    CHECK(test::max_abs_diff(load_safetensors(raw_path).at("model.conv_in.weight"), c.at("model.conv_in.weight")) == 0);
+
+    CHECK(run_ddpm("info " + model).out.find("parameters: 176849") != std::string::npos);
+    const std::string s = scratch("from_model");
+    Result sa = run_ddpm("sample --checkpoint " + model + " --num 2 --steps 3 --out " + s);
+    INFO(sa.out << sa.err);
+    CHECK(sa.code == 0);
+    CHECK(sa.out.find("EMA weights") != std::string::npos);
+    Result ev = run_ddpm("eval --checkpoint " + model + " --num 2 --out " + scratch("ev_model"));
+    CHECK(ev.out.find("full bound, T = 50, clip_denoised on") != std::string::npos);
+    // The diffusion it states is the one used; flags that contradict it are refused.
+    Result contra = run_ddpm("sample --checkpoint " + model + " --diffusion-steps 1000 --num 1 --out " + s);
+    CHECK(contra.code != 0);
+    CHECK(contra.err.find("states its diffusion (T = 50") != std::string::npos);
+
+    // A file written elsewhere: weights and config only. The spec's diffusion, or the flags'.
+    SafeTensors bare = m;
+    bare.metadata = {{"config", m.metadata.at("config")}};
+    const std::string bare_path = scratch("bare.safetensors");
+    save_safetensors(bare_path, bare.tensors, bare.metadata);
+    Result b1 = run_ddpm("sample --checkpoint " + bare_path + " --num 1 --steps 2 --diffusion-steps 50 --out " + s);
+    INFO(b1.err);
+    CHECK(b1.code == 0);
+    CHECK(run_ddpm("sample --checkpoint " + bare_path + " --num 1 --steps 2 --out " + s).code == 0);  // T = 1000
+}
+
+TEST_CASE("model files: bad ones are refused with the field or tensor named") {
+    const std::string run = scratch("export_bad");
+    REQUIRE(run_ddpm("train" + std::string(kFew) + " --steps 1 --sample-every 0 --out " + run).code == 0);
+    const std::string ck = run + "/checkpoint_00000001.safetensors", model = scratch("m.safetensors"), s = scratch("x");
+    REQUIRE(run_ddpm("export --checkpoint " + ck + " --out " + model).code == 0);
+    SafeTensors m = load_safetensors(model);
+    auto refused = [&](const SafeTensors& f, const std::string& want) {
+        const std::string p = scratch("bad_model.safetensors");
+        save_safetensors(p, f.tensors, f.metadata);
+        Result r = run_ddpm("sample --checkpoint " + p + " --num 1 --steps 2 --out " + s);
+        INFO(r.err);
+        CHECK(r.code != 0);
+        CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+        CHECK(r.err.find(want) != std::string::npos);
+    };
+    SafeTensors f = m;
+    f.metadata.erase("config");
+    refused(f, "__metadata__ has no 'config'");
+    f = m;
+    f.metadata["config"] = UNetConfig::preset("small").to_json().dump();  // the tensors are tiny's
+    refused(f, "tensor 'model.time_embed.0.weight' is f32[64,16] but the model has f32[128,32]");
+    f = m;
+    f.metadata["diffusion"] = R"({"T": 50, "schedule": "linear"})";
+    refused(f, "field 'loss' is missing");
+    f.metadata["diffusion"] = R"({"T": 50, "schedule": "zigzag", "loss": "simple"})";
+    refused(f, "field 'schedule' = 'zigzag' is not one of linear|cosine");
+    f.metadata["diffusion"] = R"({"T": 50, "schedule": "linear", "loss": "hybrid"})";
+    refused(f, "the loss 'hybrid' does not fit a network of 1 input and 1 output channels");
+
+    // A checkpoint without EMA weights: exporting them is refused, --raw works.
+    SafeTensors c = load_safetensors(ck), no_ema;
+    no_ema.metadata = c.metadata;
+    for (auto& [name, t] : c.tensors)
+        if (name.rfind("ema.", 0) != 0) no_ema.tensors.emplace_back(name, t);
+    const std::string no_ema_path = scratch("no_ema.safetensors");
+    save_safetensors(no_ema_path, no_ema.tensors, no_ema.metadata);
+    const std::string never = scratch("never.safetensors");
+    Result r = run_ddpm("export --checkpoint " + no_ema_path + " --out " + never);
+    CHECK(r.code != 0);
+    CHECK(r.err.find("has no EMA weights (ema.*); use --raw") != std::string::npos);
+    CHECK(!fs::exists(never));
+    CHECK(run_ddpm("export --raw --checkpoint " + no_ema_path + " --out " + scratch("ok.safetensors")).code == 0);
+    Result again = run_ddpm("export --checkpoint " + model + " --out " + scratch("never2.safetensors"));
+    CHECK(again.err.find("not a training checkpoint") != std::string::npos);
+}
+
+TEST_CASE("model files travel to PyTorch and back (skipped when python3-torch is not installed)") {
+    if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+        MESSAGE("skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch to run this test)");
+        return;
+    }
+    const std::string run = scratch("torch_run");
+    REQUIRE(run_ddpm("train" + std::string(kFew) + " --steps 2 --sample-every 0 --out " + run).code == 0);
+    const std::string model = scratch("t.safetensors"), pt = scratch("t.pt"), back = scratch("back.safetensors");
+    const std::string probe = scratch("probe.safetensors"), py = "/usr/bin/python3 " DDPM_SOURCE_DIR "/bench/torch_convert.py ";
+    REQUIRE(run_ddpm("export --checkpoint " + run + "/checkpoint_00000002.safetensors --out " + model).code == 0);
+    REQUIRE(std::system((py + "to-torch " + model + " " + pt + " --probe " + probe + " >/dev/null").c_str()) == 0);
+    REQUIRE(std::system((py + "from-torch " + pt + " " + back + " >/dev/null").c_str()) == 0);
+    // Every tensor comes back with the same name and the same bits.
+    SafeTensors a = load_safetensors(model), b = load_safetensors(back);
+    REQUIRE(a.tensors.size() == b.tensors.size());
+    for (auto& [name, t] : a.tensors) {
+        INFO(name);
+        REQUIRE(b.contains(name));
+        CHECK(test::max_abs_diff(t, b.at(name)) == 0);
+    }
+    CHECK(nlohmann::json::parse(b.metadata.at("diffusion")) == nlohmann::json::parse(a.metadata.at("diffusion")));
+    // The PyTorch twin with these weights computes what ours does (ours in float32, the twin in float64).
+    std::unique_ptr<UNet> net = load_model(back, false);
+    SafeTensors p = load_safetensors(probe);
+    NoGradGuard ng;
+    net->eval();
+    Tensor y = net->forward(Variable(p.at("x").to(DType::F32)), p.at("t").to(DType::F32)).data();
+    CHECK(test::max_abs_diff(y.to(DType::F64), p.at("y")) < 1e-4);
+    CHECK(run_ddpm("sample --checkpoint " + back + " --num 1 --steps 2 --out " + scratch("from_torch")).code == 0);
+}
+
+TEST_CASE("plot ticks sit at round values") {
+    test::check_values(Tensor::from_data(nice_ticks(0, 300, false), {7}), {0, 50, 100, 150, 200, 250, 300}, 1e-12);
+    test::check_values(Tensor::from_data(nice_ticks(3, 97, false), {4}), {20, 40, 60, 80}, 1e-12);
+    std::vector<double> log_ticks = nice_ticks(std::log10(0.015), std::log10(1.1), true);
+    for (double& v : log_ticks) v = std::pow(10.0, v);
+    test::check_values(Tensor::from_data(log_ticks, {6}, DType::F64), {0.02, 0.05, 0.1, 0.2, 0.5, 1}, 1e-12);
+    CHECK(nice_ticks(-6, 0, true).size() == 7);  // whole decades 1e-6 .. 1
+}
+
+TEST_CASE("--resume past a damaged newest checkpoint: warns, names it, and resumes from the one before") {
+    const std::string a = scratch("damaged_a"), b = scratch("damaged_b");
+    const std::string flags = std::string(kFew) + " --sample-every 0 --ckpt-every 2";
+    REQUIRE(run_ddpm("train" + flags + " --steps 6 --out " + a).code == 0);
+    REQUIRE(run_ddpm("train" + flags + " --steps 6 --out " + b).code == 0);
+    fs::resize_file(b + "/checkpoint_00000006.safetensors", 1000);  // cut short, as by a failed copy
+    Result r = run_ddpm("train --resume " + b + " --steps 6");
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK(r.err.find("cannot resume from " + b + "/checkpoint_00000006.safetensors") != std::string::npos);
+    CHECK(r.err.find("runs past the end of the 1000-byte file") != std::string::npos);
+    CHECK(r.err.find("resuming from " + b + "/checkpoint_00000004.safetensors") != std::string::npos);
+    // Steps 5 and 6 were trained again, and the run ends where the undamaged one did.
+    test::check_bit_identical(load_safetensors(a + "/checkpoint_00000006.safetensors"),
+                              load_safetensors(b + "/checkpoint_00000006.safetensors"));
+    // Nothing readable: an error that says so.
+    for (const char* f : {"/checkpoint_00000004.safetensors", "/checkpoint_00000006.safetensors"})
+        fs::resize_file(b + f, 10);
+    fs::remove(b + "/checkpoint_00000002.safetensors");
+    Result none = run_ddpm("train --resume " + b + " --steps 8");
+    CHECK(none.code != 0);
+    CHECK(none.err.find("no checkpoint there can be resumed from") != std::string::npos);
+}
+
+TEST_CASE("eval states its choices: --clip-denoised and --images, in the result line and the CSV") {
+    const std::string run = scratch("eval_choices");
+    REQUIRE(run_ddpm("train" + std::string(kFew) + " --steps 2 --sample-every 0 --out " + run).code == 0);
+    const std::string ck = run + "/checkpoint_00000002.safetensors", e = scratch("ev");
+    Result on = run_ddpm("eval --checkpoint " + ck + " --num 3 --out " + e);
+    CHECK(on.out.find("the first 3 test images") != std::string::npos);
+    CHECK(on.out.find("clip_denoised on") != std::string::npos);
+    CHECK(read_all(e + "_terms.csv").rfind("t,bits_per_dim,clip_denoised\n0,", 0) == 0);
+    CHECK(read_all(e + "_terms.csv").find(",on\n") != std::string::npos);
+    Result off = run_ddpm("eval --checkpoint " + ck + " --num 3 --clip-denoised off --images random --out " + e);
+    CHECK(off.out.find("the random 3 test images") != std::string::npos);
+    CHECK(off.out.find("clip_denoised off") != std::string::npos);
+    CHECK(read_all(e + "_terms.csv").find(",off\n") != std::string::npos);
+    CHECK(run_ddpm("eval --checkpoint " + ck + " --clip-denoised maybe").code != 0);
 }
 
 TEST_CASE("--resume continues bit for bit: 2N steps equal N + N") {
