@@ -64,7 +64,8 @@ void write_strip(const std::string& path, const SampleResult& chain, int64_t sca
 
 int run_sample(const SampleCommand& c) {
     set_threads(c.threads);
-    if (c.spec.sampler != "ddpm" && c.spec.sampler != "ddim") throw std::invalid_argument("--sampler must be ddpm or ddim");
+    if (c.spec.sampler != "ddpm" && c.spec.sampler != "ddim" && c.spec.sampler != "dpmpp2m" && c.spec.sampler != "heun")
+        throw std::invalid_argument("--sampler must be ddpm, ddim, dpmpp2m or heun");
     if (c.num < 1 || c.batch < 1) throw std::invalid_argument("--num and --batch must be at least 1");
     if (c.spec.eta < 0 || c.spec.eta > 1) throw std::invalid_argument("--eta must be in [0, 1]");
     ensure_parent(c.out);
@@ -73,8 +74,10 @@ int run_sample(const SampleCommand& c) {
     const UNetConfig& cfg = m.model->config();
     const int64_t scale = c.scale ? c.scale : default_scale(cfg.image_size);
     const GaussianDiffusion chain = sampling_chain(m.diffusion.make(), c.spec);
-    fmt::print("sampling {} images with {} ({} steps, {} weights) from {}\n", c.num, c.spec.sampler, chain.num_timesteps(),
-               m.weights, c.checkpoint);
+    const bool ode = c.spec.sampler == "dpmpp2m" || c.spec.sampler == "heun";
+    fmt::print("sampling {} images with {} ({} {}, {} weights) from {}\n", c.num, c.spec.sampler,
+               ode ? (c.spec.steps ? c.spec.steps : 20) : chain.num_timesteps(), ode ? "model calls" : "steps", m.weights,
+               c.checkpoint);
     Generator gen(c.seed);
     SampleResult first;
     const auto t0 = std::chrono::steady_clock::now();

@@ -26,8 +26,10 @@ struct SampleCommand {
     template <class Self, class Visit> static void fields(Self& c, Visit&& v) {
         v(Field{.flag = "--checkpoint", .help = "a .safetensors checkpoint or model file (ddpm export)"}, c.checkpoint);
         v(Field{}, c.diffusion);
-        v(Field{.flag = "--sampler", .help = "ddpm (ancestral) | ddim", .choices = "ddpm|ddim"}, c.spec.sampler);
-        v(Field{.flag = "--steps", .help = "steps (0: 50 for ddim, T for ddpm)"}, c.spec.steps);
+        v(Field{.flag = "--sampler", .help = "ddpm (ancestral) | ddim | dpmpp2m (DPM-Solver++(2M)) | heun (Karras et al. 2022)",
+                .choices = "ddpm|ddim|dpmpp2m|heun"},
+          c.spec.sampler);
+        v(Field{.flag = "--steps", .help = "model calls (0: 50 for ddim, 20 for dpmpp2m and heun, T for ddpm)"}, c.spec.steps);
         v(Field{.flag = "--spacing", .help = "ddim timesteps: ddim (from 0) | trailing (ending at T-1)",
                 .choices = "ddim|trailing"},
           c.spec.spacing);

@@ -143,6 +143,21 @@ Dataset parse_idx_images(const std::string& b, const std::string& name) {
     return d;
 }
 
+std::vector<uint8_t> parse_idx_labels(const std::string& b, const std::string& name, int classes) {
+    if (b.size() < 8) throw DataError(fmt::format("{}: {} bytes, shorter than the 8-byte IDX label header", name, b.size()));
+    const uint32_t magic = be32(b, 0);
+    if (magic != 0x00000801)
+        throw DataError(fmt::format("{}: magic 0x{:08x} at byte 0, expected 0x00000801 (unsigned bytes, 1 dimension)", name, magic));
+    const uint64_t n = be32(b, 4);
+    if (n != b.size() - 8)
+        throw DataError(fmt::format("{}: header promises {} labels but {} bytes follow it", name, n, b.size() - 8));
+    std::vector<uint8_t> labels(b.begin() + 8, b.end());
+    for (size_t i = 0; i < labels.size(); ++i)
+        if (labels[i] >= classes)
+            throw DataError(fmt::format("{}: label {} of image {} (byte {}) is not below {}", name, labels[i], i, 8 + i, classes));
+    return labels;
+}
+
 Dataset read_idx_images(const std::string& path) { return parse_idx_images(read_maybe_gz(path, kMaxDatasetBytes), path); }
 
 void parse_cifar10_batch(const std::string& b, const std::string& name, Dataset& d) {
@@ -154,6 +169,7 @@ void parse_cifar10_batch(const std::string& b, const std::string& name, Dataset&
     for (size_t r = 0; r < b.size() / record; ++r) {
         const uint8_t label = static_cast<uint8_t>(b[r * record]);
         if (label > 9) throw DataError(fmt::format("{}: record {} (byte {}) has label {}, expected 0-9", name, r, r * record, label));
+        d.labels.push_back(label);
         d.pixels.insert(d.pixels.end(), b.begin() + static_cast<std::ptrdiff_t>(r * record + 1),
                         b.begin() + static_cast<std::ptrdiff_t>((r + 1) * record));
         ++d.n;
@@ -227,6 +243,23 @@ Dataset read_image_folder(const std::string& dir, int64_t size, int64_t channels
     return d;
 }
 
+namespace {
+// The label file beside an IDX image file, when there is one: its count must be the image count.
+void attach_idx_labels(Dataset& d, const std::string& root, const std::string& prefix, bool fashion) {
+    std::string path;
+    for (const std::string& f : {prefix + "-labels-idx1-ubyte.gz", prefix + "-labels-idx1-ubyte", prefix + "-labels.idx1-ubyte"})
+        if (fs::exists(fs::path(root) / f)) path = (fs::path(root) / f).string();
+    if (path.empty()) return;
+    d.labels = parse_idx_labels(read_maybe_gz(path, kMaxDatasetBytes), path, 10);
+    if (static_cast<int64_t>(d.labels.size()) != d.n)
+        throw DataError(fmt::format("{}: {} labels for the {} images of {}", path, d.labels.size(), d.n, d.description));
+    if (fashion)
+        d.class_names = {"t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"};
+    else
+        d.class_names = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+}
+}  // namespace
+
 Dataset load_dataset(const std::string& spec, Split split, int64_t channels, int64_t size) {
     const size_t colon = spec.find(':');
     const std::string kind = spec.substr(0, colon), dir = colon == std::string::npos ? "" : spec.substr(colon + 1);
@@ -240,9 +273,11 @@ Dataset load_dataset(const std::string& spec, Split split, int64_t channels, int
         const std::string prefix = split == Split::Train ? "train" : "t10k";
         d = read_idx_images(find_file(root, {prefix + "-images-idx3-ubyte.gz", prefix + "-images-idx3-ubyte",
                                              prefix + "-images.idx3-ubyte"}));
+        attach_idx_labels(d, root, prefix, kind == "fashion-mnist");
     } else if (kind == "cifar10") {
         if (dir.empty()) throw DataError("--data cifar10:DIR needs the folder of the binary batches");
         d = read_cifar10(dir, split);
+        d.class_names = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
     } else if (kind == "images") {
         if (dir.empty()) throw DataError("--data images:DIR needs a folder");
         return read_image_folder(dir, size, channels);  // resized on load; no test split

@@ -28,6 +28,8 @@ struct DataError : std::runtime_error {
 struct Dataset {
     int64_t n = 0, channels = 0, height = 0, width = 0;
     std::vector<uint8_t> pixels;  // (n, channels, height, width)
+    std::vector<uint8_t> labels;  // (n) class indices, or empty where the source has none
+    std::vector<std::string> class_names;
     std::string description;
     int64_t image_bytes() const { return channels * height * width; }
 };
@@ -47,6 +49,8 @@ inline constexpr int64_t kMaxImagePixels = int64_t(1) << 26;  // 8192 x 8192
 // parse_/decode_ functions work on bytes in memory (`name` is used in messages);
 // the read_ functions add the file system. Every failure is a DataError.
 Dataset parse_idx_images(const std::string& bytes, const std::string& name);  // magic 0x00000803
+// An IDX label file (magic 0x00000801): one byte per image, each below `classes`.
+std::vector<uint8_t> parse_idx_labels(const std::string& bytes, const std::string& name, int classes);
 void parse_cifar10_batch(const std::string& bytes, const std::string& name, Dataset& into);  // appends records
 std::vector<uint8_t> decode_image(const std::string& bytes, const std::string& name, int64_t size, int64_t channels);
 Dataset read_idx_images(const std::string& path);

@@ -7,6 +7,7 @@
 #include "app/cli.h"
 #include "app/commands.h"
 #include "app/distributed.h"
+#include "app/fid.h"
 #include "app/train.h"
 
 using namespace ddpm;
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
     EvalCommand ec;
     BenchCommand bc;
     ExportCommand xc;
+    FidCommand fc;
     std::string what = "small";
     auto* train = app.add_subcommand("train", "train the U-Net (the DDPM recipe of docs/unet.md by default)");
     auto* sample = app.add_subcommand("sample", "draw images from a checkpoint: a PNG grid and an .npy array in [-1, 1]");
@@ -30,11 +32,13 @@ int main(int argc, char** argv) {
     auto* bench = app.add_subcommand("bench", "time a training step, a forward pass and a DDIM step; print JSON");
     auto* info = app.add_subcommand("info", "layer table: output shapes, parameters and FLOPs per image");
     auto* exp = app.add_subcommand("export", "write a checkpoint's EMA (or raw) weights and config as a model file");
+    auto* fid = app.add_subcommand("fid", "sample quality: Fréchet distance in our own classifier's feature space");
     add_cli_options(train, tr);
     add_cli_options(sample, sc);
     add_cli_options(eval, ec);
     add_cli_options(bench, bc);
     add_cli_options(exp, xc);
+    add_cli_options(fid, fc);
     sample->get_option("--checkpoint")->required();
     eval->get_option("--checkpoint")->required();
     exp->get_option("--checkpoint")->required();
@@ -58,6 +62,7 @@ int main(int argc, char** argv) {
         if (*info) return run_info(what);
         if (*bench) return run_bench(bc);
         if (*exp) return run_export(xc);
+        if (*fid) return run_fid(fc);
     } catch (const std::exception& e) {
         if (dist.active()) {  // the other ranks would wait for this one forever
             fmt::print(stderr, "ddpm: error (rank {} of {}): {}\n", dist.rank(), dist.size(), e.what());

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "autograd/ops.h"
+#include "diffusion/ode_samplers.h"
 #include "tensor/elementwise.h"
 #include "tensor/shape_ops.h"
 
@@ -15,6 +16,7 @@ DenoiseFn denoiser(UNet& model) {
 
 GaussianDiffusion sampling_chain(const GaussianDiffusion& base, const SamplerSpec& spec) {
     const int64_t T = base.num_timesteps();
+    if (spec.sampler == "dpmpp2m" || spec.sampler == "heun") return base;
     const bool ddim = spec.sampler == "ddim";
     const int64_t steps = spec.steps ? spec.steps : (ddim ? std::min<int64_t>(50, T) : T);
     if (!ddim && steps == T) return base;
@@ -32,8 +34,11 @@ Tensor sample_images(UNet& model, const GaussianDiffusion& chain, const SamplerS
         so.keep_trajectory = trajectory && done == 0;
         so.progress = progress;
         const Shape shape{std::min(batch, num - done), cfg.in_channels, cfg.image_size, cfg.image_size};
-        SampleResult r = spec.sampler == "ddim" ? ddim_sample_loop(chain, net, shape, gen, spec.eta, so)
-                                                : p_sample_loop(chain, net, shape, gen, so);
+        const int64_t calls = spec.steps ? spec.steps : 20;
+        SampleResult r = spec.sampler == "ddim"      ? ddim_sample_loop(chain, net, shape, gen, spec.eta, so)
+                         : spec.sampler == "dpmpp2m" ? dpm_solver_pp_2m_sample_loop(chain, net, shape, gen, calls, so)
+                         : spec.sampler == "heun"    ? heun_sample_loop(chain, net, shape, gen, calls, so)
+                                                     : p_sample_loop(chain, net, shape, gen, so);
         parts.push_back(clamp(r.x0, -1.0, 1.0));
         if (so.keep_trajectory) *trajectory = std::move(r);
     }

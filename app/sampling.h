@@ -14,13 +14,14 @@ DenoiseFn denoiser(UNet& model);
 
 // Which reverse process to run, and over how many steps.
 struct SamplerSpec {
-    std::string sampler = "ddim";  // ddpm (ancestral) | ddim
-    int64_t steps = 0;             // 0: 50 for ddim, the full chain for ddpm
+    std::string sampler = "ddim";  // ddpm (ancestral) | ddim | dpmpp2m (DPM-Solver++(2M)) | heun (Karras et al.)
+    int64_t steps = 0;             // model calls; 0: 50 for ddim, 20 for dpmpp2m and heun, the full chain for ddpm
     std::string spacing;           // ddim: "ddim" (evenly from 0, the default) or "trailing"
     double eta = 0.0;              // ddim's noise: 0 deterministic, 1 like DDPM
 };
 
-// The chain the sampler walks: the full one, or `base` respaced to spec.steps (guide.md §10).
+// The chain the sampler walks: the full one, or `base` respaced to spec.steps (guide.md §10);
+// the ODE samplers (dpmpp2m, heun) pick their own timesteps on the full chain.
 GaussianDiffusion sampling_chain(const GaussianDiffusion& base, const SamplerSpec& spec);
 
 // `num` images (num, C, H, W) drawn from `model` (put it in eval mode first) in

@@ -99,9 +99,9 @@ TEST_CASE("ddpm train, sample, eval and info on a tiny model") {
     Result e = run_ddpm("eval --checkpoint " + ckpt + " --num 4 --out " + ev);
     INFO(e.out << e.err);
     REQUIRE(e.code == 0);
-    const size_t at = e.out.find("bits/dim (full bound, T = 50): ");
+    const size_t at = e.out.find("bits/dim (full bound, T = 50, clip_denoised on): ");
     REQUIRE(at != std::string::npos);
-    const double bpd = std::stod(e.out.substr(at + 31));
+    const double bpd = std::stod(e.out.substr(at + 49));
     CHECK(std::isfinite(bpd));
     CHECK(bpd > 0);
     CHECK(fs::exists(ev + "_terms.csv"));
