@@ -94,6 +94,16 @@ TEST_CASE("ddpm train, sample, eval and info on a tiny model") {
     CHECK(fs::exists(out + "_strip.png"));
     Result ddpm_sampler = run_ddpm("sample --checkpoint " + ckpt + " --sampler ddpm --num 2 --no-ema --out " + out + "2");
     CHECK(ddpm_sampler.code == 0);
+    for (const char* sampler : {"dpmpp2m", "heun"}) {
+        Result ode = run_ddpm("sample --checkpoint " + ckpt + " --sampler " + sampler + " --steps 5 --num 2 --out " + out + sampler);
+        INFO(sampler << ": " << ode.err);
+        CHECK(ode.code == 0);
+        CHECK(ode.out.find("5 model calls") != std::string::npos);
+        CHECK(read_npy(out + sampler + ".npy").shape() == Shape{2, 1, 28, 28});
+    }
+    Result no_fid = run_ddpm("fid " + out + ".npy --features " + out + "_none.safetensors");
+    CHECK(no_fid.code != 0);
+    CHECK(no_fid.err.find("make it once with `ddpm fid --train-features`") != std::string::npos);
 
     const std::string ev = scratch("e");
     Result e = run_ddpm("eval --checkpoint " + ckpt + " --num 4 --out " + ev);
