@@ -76,7 +76,7 @@ int run_sample(const SampleCommand& c) {
     const GaussianDiffusion chain = sampling_chain(m.diffusion.make(), c.spec);
     const bool ode = c.spec.sampler == "dpmpp2m" || c.spec.sampler == "heun";
     fmt::print("sampling {} images with {} ({} {}, {} weights) from {}\n", c.num, c.spec.sampler,
-               ode ? (c.spec.steps ? c.spec.steps : 20) : chain.num_timesteps(), ode ? "model calls" : "steps", m.weights,
+               ode ? ode_calls(c.spec) : chain.num_timesteps(), ode ? "model calls" : "steps", m.weights,
                c.checkpoint);
     Generator gen(c.seed);
     SampleResult first;

@@ -2,8 +2,10 @@
 // images to score, and the calibration table.
 #include <fmt/format.h>
 
+#include <cctype>
 #include <cmath>
 #include <filesystem>
+#include <numeric>
 #include <random>
 
 #include "app/fid.h"

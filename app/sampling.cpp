@@ -34,10 +34,9 @@ Tensor sample_images(UNet& model, const GaussianDiffusion& chain, const SamplerS
         so.keep_trajectory = trajectory && done == 0;
         so.progress = progress;
         const Shape shape{std::min(batch, num - done), cfg.in_channels, cfg.image_size, cfg.image_size};
-        const int64_t calls = spec.steps ? spec.steps : 20;
         SampleResult r = spec.sampler == "ddim"      ? ddim_sample_loop(chain, net, shape, gen, spec.eta, so)
-                         : spec.sampler == "dpmpp2m" ? dpm_solver_pp_2m_sample_loop(chain, net, shape, gen, calls, so)
-                         : spec.sampler == "heun"    ? heun_sample_loop(chain, net, shape, gen, calls, so)
+                         : spec.sampler == "dpmpp2m" ? dpm_solver_pp_2m_sample_loop(chain, net, shape, gen, ode_calls(spec), so)
+                         : spec.sampler == "heun"    ? heun_sample_loop(chain, net, shape, gen, ode_calls(spec), so)
                                                      : p_sample_loop(chain, net, shape, gen, so);
         parts.push_back(clamp(r.x0, -1.0, 1.0));
         if (so.keep_trajectory) *trajectory = std::move(r);

@@ -20,6 +20,9 @@ struct SamplerSpec {
     double eta = 0.0;              // ddim's noise: 0 deterministic, 1 like DDPM
 };
 
+// Network calls of the ODE samplers (dpmpp2m, heun): spec.steps, or 20.
+inline int64_t ode_calls(const SamplerSpec& spec) { return spec.steps ? spec.steps : 20; }
+
 // The chain the sampler walks: the full one, or `base` respaced to spec.steps (guide.md §10);
 // the ODE samplers (dpmpp2m, heun) pick their own timesteps on the full chain.
 GaussianDiffusion sampling_chain(const GaussianDiffusion& base, const SamplerSpec& spec);
