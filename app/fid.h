@@ -42,6 +42,10 @@ struct FidNet {
     int64_t image_size = 0;
 };
 FidNet load_fid_net(const std::string& path);
+void save_fid_net(const std::string& path, Classifier& net, double scale, const FeatureStats& test, double acc,
+                  const std::string& data, int64_t image_size);
+// Where --train-features caches the classifier of a data set: runs/fid_<data>.safetensors.
+std::string default_features_path(const std::string& data);
 
 // Features (N, 4 width) of images (N, C, H, W) in [-1, 1], times `scale`, in float64.
 Tensor classifier_features(Classifier& net, const Tensor& images, double scale = 1, int64_t batch = 500);

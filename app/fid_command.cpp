@@ -78,6 +78,8 @@ void train_classifier(Classifier& net, const Dataset& train, const Dataset& test
     }
 }
 
+}  // namespace
+
 void save_fid_net(const std::string& path, Classifier& net, double scale, const FeatureStats& test, double acc,
                   const std::string& data, int64_t image_size) {
     NamedTensors t = state_dict(net, "classifier.");
@@ -95,8 +97,6 @@ std::string default_features_path(const std::string& data) {
         if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-') ch = '_';
     return (fs::path("runs") / ("fid_" + name + ".safetensors")).string();
 }
-}  // namespace
-
 FidNet load_fid_net(const std::string& path) {
     if (!fs::exists(path))
         throw std::runtime_error(path + ": no feature classifier yet; make it once with `ddpm fid --train-features`");

@@ -26,7 +26,7 @@ std::string format_duration(double s) {
 
 Metrics::Metrics(const std::string& path, int64_t resume_step) : last_step_(resume_step) {
     if (path.empty()) return;
-    const char* header = "step,loss,loss_q1,loss_q2,loss_q3,loss_q4,lr,grad_norm,images_per_s,wall_s\n";
+    const char* header = "step,loss,loss_q1,loss_q2,loss_q3,loss_q4,lr,grad_norm,images_per_s,wall_s,fid\n";
     std::string kept = header;
     if (resume_step > 0 && fs::exists(path)) {
         std::ifstream in(path);
@@ -34,12 +34,17 @@ Metrics::Metrics(const std::string& path, int64_t resume_step) : last_step_(resu
         std::getline(in, line);
         while (std::getline(in, line)) {
             double st = 0, lo = 0;
-            // Only whole rows up to the checkpoint: a row cut short by a crash is dropped.
-            if (std::count(line.begin(), line.end(), ',') != 9 || std::sscanf(line.c_str(), "%lf,%lf", &st, &lo) != 2 ||
+            // Only whole rows up to the checkpoint: a row cut short by a crash is dropped. Rows of
+            // runs from before the fid column (9 commas) get an empty one.
+            const auto commas = std::count(line.begin(), line.end(), ',');
+            if ((commas != 9 && commas != 10) || std::sscanf(line.c_str(), "%lf,%lf", &st, &lo) != 2 ||
                 st > static_cast<double>(resume_step))
                 continue;
+            if (commas == 9) line += ",";
             steps_.push_back(st);
             losses_.push_back(lo);
+            if (const std::string fid = line.substr(line.rfind(',') + 1); !fid.empty())
+                fid_steps_.push_back(st), fids_.push_back(std::stod(fid));
             kept += line + "\n";
         }
     }
@@ -48,7 +53,7 @@ Metrics::Metrics(const std::string& path, int64_t resume_step) : last_step_(resu
     if (!csv_) throw std::runtime_error(path + ": cannot write");
 }
 
-void Metrics::record(int64_t step, const StepResult& r, double lr, int64_t T, double wall_s) {
+void Metrics::record(int64_t step, const StepResult& r, double lr, int64_t T, double wall_s, double fid) {
     double q_sum[4] = {0, 0, 0, 0};
     int q_n[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < r.t.numel(); ++b) {
@@ -66,7 +71,9 @@ void Metrics::record(int64_t step, const StepResult& r, double lr, int64_t T, do
         csv_ << ',';
         if (q_n[q]) csv_ << q_sum[q] / q_n[q];
     }
-    csv_ << ',' << lr << ',' << r.grad_norm << ',' << rate << ',' << wall_s << '\n';
+    csv_ << ',' << lr << ',' << r.grad_norm << ',' << rate << ',' << wall_s << ',';
+    if (!std::isnan(fid)) csv_ << fid, fid_steps_.push_back(double(step)), fids_.push_back(fid);
+    csv_ << '\n';
     steps_.push_back(static_cast<double>(step));
     losses_.push_back(r.loss);
 }
@@ -104,6 +111,15 @@ void Metrics::write_loss_plot(const std::string& path) const {
     o.x_label = "step", o.y_label = "loss";
     o.log_y = true;
     write_png(path, plot({raw, smooth}, o));
+}
+
+void Metrics::write_fid_plot(const std::string& path) const {
+    if (fids_.empty()) return;
+    PlotOptions o;
+    o.title = "FID (ours) of EMA samples";
+    o.x_label = "step", o.y_label = "FID (ours)";
+    o.log_y = true;
+    write_png(path, plot({Series{fid_steps_, fids_, 200, 60, 40, "FID (ours)"}}, o));
 }
 
 }  // namespace ddpm

@@ -30,6 +30,8 @@ struct TrainOptions {
     int64_t sample_num = 36, sample_steps = 100;  // grids while training and at the end
     int64_t final_samples = 64;                   // the grid at the end of the run (0: none)
     std::string sample_sampler = "ddpm";          // ddpm (ancestral, respaced) | ddim (eta 0)
+    int64_t fid_every = 0, fid_num = 1000;        // FID (ours) of fid_num EMA samples every N steps (0: never)
+    std::string fid_features;                     // `ddpm fid`'s cached classifier (default runs/fid_<data>.safetensors)
     bool skip_nonfinite = false;  // skip a step with a non-finite loss or gradient instead of stopping
     std::string command_line;
 
@@ -68,6 +70,15 @@ struct TrainOptions {
         v(Field{.key = "sample_sampler", .flag = "--sample-sampler",
                 .help = "sampler for those grids: ddpm (respaced ancestral) | ddim", .choices = "ddpm|ddim", .optional = true},
           o.sample_sampler);
+        v(Field{.key = "fid_every", .flag = "--fid-every",
+                .help = "FID (ours) of --fid-num EMA samples (DPM-Solver++, 20 calls) every N steps, into metrics.csv and fid.png",
+                .min = 0, .max = 1e12, .optional = true},
+          o.fid_every);
+        v(Field{.key = "fid_num", .flag = "--fid-num", .help = "samples per FID", .min = 2, .max = 100000, .optional = true},
+          o.fid_num);
+        v(Field{.key = "fid_features", .flag = "--fid-features",
+                .help = "the classifier of `ddpm fid --train-features` (default runs/fid_<data>.safetensors)", .optional = true},
+          o.fid_features);
         v(Field{.key = "skip_nonfinite", .flag = "--skip-nonfinite",
                 .help = "skip a step with a NaN/Inf loss or gradient instead of stopping"},
           o.skip_nonfinite);

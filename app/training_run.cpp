@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <ctime>
 #include <filesystem>
 
@@ -52,6 +53,8 @@ TrainingRun::TrainingRun(const TrainOptions& given)
       lr_schedule_{opt_.lr, opt_.warmup, LrSchedule::Kind::Constant, 0},
       tty_(::isatty(STDERR_FILENO) && root_) {
     if (root_) warn_if_slow_blas();  // after the checks, so that a bad flag gets a one-line error
+    if (opt_.fid_every > 0 && root_)  // before the run folder: a missing classifier writes nothing
+        fid_.emplace(load_fid_net(opt_.fid_features.empty() ? default_features_path(opt_.data) : opt_.fid_features));
     if (opt_.resume.empty() && !list_checkpoints(opt_.out).empty())
         throw std::runtime_error(opt_.out + ": already holds a run; use --resume " + opt_.out + " or another --out");
     write_run_folder();
@@ -133,8 +136,13 @@ bool TrainingRun::skip_nonfinite(const StepResult& r) const {
 }
 
 void TrainingRun::log(const StepResult& r) {
+    const double fid = fid_ && every(opt_.fid_every) ? measure_fid() : NAN;
     const double elapsed = now_s() - start_;
-    metrics_->record(step_, r, trainer_.adam.lr(), opt_.diffusion.T, elapsed);
+    metrics_->record(step_, r, trainer_.adam.lr(), opt_.diffusion.T, elapsed, fid);
+    if (!std::isnan(fid)) {
+        fmt::print("{}step {}: FID (ours) of {} EMA samples {:.3f}\n", tty_ ? "\n" : "", step_, opt_.fid_num, fid);
+        metrics_->write_fid_plot((fs::path(opt_.out) / "fid.png").string());
+    }
     const bool log_now = every(std::max<int64_t>(1, opt_.log_every));
     if (log_now && dist_.active()) check_replicas();
     if (!root_ || !(tty_ || log_now)) return;
@@ -163,6 +171,17 @@ void TrainingRun::sample_grid(int64_t num) {
     const Tensor x = sample_images(trainer_.model, sampling_chain(trainer_.diffusion, spec), spec, num, num, g);
     trainer_.model.train();
     write_png((fs::path(opt_.out) / fmt::format("samples_{:08d}.png", step_)).string(), upscale(make_square_grid(x), default_scale(cfg_.image_size)));
+}
+
+double TrainingRun::measure_fid() {
+    EMA::Scope use_ema(trainer_.ema);
+    trainer_.model.eval();
+    Generator g(opt_.seed + 4);  // the same noise each time: the curve shows the model, not the draw
+    SamplerSpec spec;
+    spec.sampler = "dpmpp2m", spec.steps = 20;
+    const Tensor x = sample_images(trainer_.model, trainer_.diffusion, spec, opt_.fid_num, 250, g);
+    trainer_.model.train();
+    return fid_of(*fid_, x);
 }
 
 // Every rank must hold the same weights: compared by hash at each log step and at the end.

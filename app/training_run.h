@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "app/data.h"
+#include "app/fid.h"
 #include "app/metrics.h"
 #include "app/train_options.h"
 #include "app/trainer.h"
@@ -26,6 +27,7 @@ public:
     void log(const StepResult& r);     // a metrics.csv row, the progress line, loss.png every --log-every steps
     void save();                       // checkpoint_STEP.safetensors, keeping the last --keep
     void sample_grid(int64_t num);     // samples_STEP.png from the EMA weights
+    double measure_fid();              // FID (ours) of --fid-num EMA samples (DPM-Solver++(2M), 20 calls)
     bool every(int64_t n) const { return n > 0 && step_ % n == 0; }
     // After the loop: 0 done, 128 + SIGNAL (after a checkpoint) or 1 for a non-finite value
     // (nothing saved, the last good checkpoint kept). Returns the exit code.
@@ -51,6 +53,7 @@ private:
     int64_t step_ = 0;
     std::optional<Metrics> metrics_;
     std::optional<BatchLoader> loader_;
+    std::optional<FidNet> fid_;  // with --fid-every
     double start_ = 0, step_seconds_ = 0;
     bool tty_;
 };
