@@ -314,16 +314,14 @@ int run_export(const ExportCommand& c) {
     if (!is_checkpoint(st)) throw std::invalid_argument(c.checkpoint + ": not a training checkpoint (it is already a model file)");
     if (!c.raw && !st.contains("ema.conv_in.weight"))
         throw std::invalid_argument(c.checkpoint + ": has no EMA weights (ema.*); use --raw to export the raw weights");
-    bool ema = false;
-    const std::unique_ptr<UNet> model = load_model(st, c.checkpoint, !c.raw, &ema);
-    const LoadedModel info = load_trained_model(c.checkpoint, false);  // the diffusion and step, checked
-    Metadata meta{{"diffusion", info.diffusion.to_json().dump()},
-                  {"weights", ema ? "EMA" : "raw"},
-                  {"step", std::to_string(info.step)},
+    const LoadedModel m = load_trained_model(st, c.checkpoint, !c.raw);  // weights, diffusion and step, all checked
+    Metadata meta{{"diffusion", m.diffusion.to_json().dump()},
+                  {"weights", m.weights},
+                  {"step", std::to_string(m.step)},
                   {"source", fs::path(c.checkpoint).filename().string()}};
-    save_model_file(c.out, state_dict(*model), model->config(), meta);
+    save_model_file(c.out, state_dict(*m.model), m.model->config(), meta);
     fmt::print("wrote {}: the {} weights of {} at step {} ({} parameters) and the U-Net config; no training state\n", c.out,
-               ema ? "EMA" : "raw", c.checkpoint, info.step, model->num_parameters());
+               m.weights, c.checkpoint, m.step, m.model->num_parameters());
     return 0;
 }
 

@@ -53,7 +53,10 @@ nlohmann::json metadata_json(const SafeTensors& st, const std::string& key, cons
 }  // namespace
 
 LoadedModel load_trained_model(const std::string& path, bool use_ema, const DiffusionFlags& flags) {
-    const SafeTensors st = load_safetensors(path);
+    return load_trained_model(load_safetensors(path), path, use_ema, flags);
+}
+
+LoadedModel load_trained_model(const SafeTensors& st, const std::string& path, bool use_ema, const DiffusionFlags& flags) {
     LoadedModel m;
     const UNetConfig cfg = checkpoint_config(st, path);  // refuse a file that is not ours before reading its extras
     const bool checkpoint = is_checkpoint(st);

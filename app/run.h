@@ -58,6 +58,7 @@ struct LoadedModel {
 // __metadata__.diffusion); a model file without it takes `flags`, and its loss from the
 // config (twice the input channels: hybrid). Flags that contradict the file are refused.
 LoadedModel load_trained_model(const std::string& path, bool use_ema, const DiffusionFlags& flags = {});
+LoadedModel load_trained_model(const SafeTensors& st, const std::string& path, bool use_ema, const DiffusionFlags& flags = {});
 
 // Checkpoints in a run folder are checkpoint_<step>.safetensors; sorted by step.
 std::string checkpoint_path(const std::string& run_dir, int64_t step);

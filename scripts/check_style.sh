@@ -3,7 +3,8 @@
 #  - no function longer than 60 lines outside tests/ and the command-line
 #    definitions of app/main.cpp (a function here is a definition that starts at
 #    column 0 and ends at the next "}" at column 0);
-#  - nothing in the repository points outside it (at a ../shared folder).
+#  - nothing in the repository points outside it (at the developers' folder beside it;
+#    its name is in the pattern below).
 # Usage: bash scripts/check_style.sh [--list N]   (--list prints the N longest functions)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
