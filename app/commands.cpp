@@ -68,6 +68,8 @@ int run_sample(const SampleCommand& c) {
         throw std::invalid_argument("--sampler must be ddpm, ddim, dpmpp2m or heun");
     if (c.num < 1 || c.batch < 1) throw std::invalid_argument("--num and --batch must be at least 1");
     if (c.spec.eta < 0 || c.spec.eta > 1) throw std::invalid_argument("--eta must be in [0, 1]");
+    if (c.spec.eta > 0 && c.spec.sampler != "ddim" && c.spec.sampler != "dpmpp2m")
+        throw std::invalid_argument("--eta applies to the ddim and dpmpp2m samplers only");
     ensure_parent(c.out);
     LoadedModel m = load_trained_model(c.checkpoint, c.ema, c.diffusion);
     warn_if_slow_blas();

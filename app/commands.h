@@ -33,7 +33,7 @@ struct SampleCommand {
         v(Field{.flag = "--spacing", .help = "ddim timesteps: ddim (from 0) | trailing (ending at T-1)",
                 .choices = "ddim|trailing"},
           c.spec.spacing);
-        v(Field{.flag = "--eta", .help = "DDIM noise: 0 deterministic, 1 like DDPM"}, c.spec.eta);
+        v(Field{.flag = "--eta", .help = "noise of ddim and dpmpp2m: 0 deterministic (the ODE), 1 like DDPM (the SDE)"}, c.spec.eta);
         v(Field{.flag = "--num", .help = "number of images"}, c.num);
         v(Field{.flag = "--batch", .help = "images per model call"}, c.batch);
         v(Field{.flag = "--seed", .help = "seed"}, c.seed);

@@ -21,7 +21,8 @@ ModelVarType DiffusionSettings::var_type() const {
 }
 
 GaussianDiffusion DiffusionSettings::make() const {
-    return GaussianDiffusion(DiffusionSchedule::from_betas(make_betas(parse_schedule(schedule), T)), var_type());
+    return GaussianDiffusion(DiffusionSchedule::from_betas(make_betas(parse_schedule(schedule), T)), var_type(), {},
+                             parse_mean_type(prediction));
 }
 
 nlohmann::json DiffusionSettings::to_json() const { return fields_to_json(*this); }

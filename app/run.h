@@ -16,6 +16,7 @@ struct DiffusionSettings {
     int64_t T = 1000;
     std::string schedule = "linear";  // linear | cosine
     std::string loss = "simple";      // simple (fixed-large variance) | hybrid (learned range)
+    std::string prediction = "eps";   // eps | v: what the network outputs (ModelMeanType)
     template <class Self, class Visit> static void fields(Self& s, Visit&& visit) {
         visit(Field{.key = "T", .flag = "--diffusion-steps", .help = "T, the length of the diffusion", .min = 2, .max = 100000},
               s.T);
@@ -25,6 +26,10 @@ struct DiffusionSettings {
         visit(Field{.key = "loss", .flag = "--loss", .help = "simple (L_simple, fixed-large variance) | hybrid (learned variance)",
                     .choices = "simple|hybrid"},
               s.loss);
+        visit(Field{.key = "prediction", .flag = "--prediction",
+                    .help = "what the network predicts: eps (the noise) | v (Salimans & Ho 2022)", .choices = "eps|v",
+                    .optional = true},
+              s.prediction);
     }
     ModelVarType var_type() const;
     GaussianDiffusion make() const;

@@ -35,7 +35,7 @@ Tensor sample_images(UNet& model, const GaussianDiffusion& chain, const SamplerS
         so.progress = progress;
         const Shape shape{std::min(batch, num - done), cfg.in_channels, cfg.image_size, cfg.image_size};
         SampleResult r = spec.sampler == "ddim"      ? ddim_sample_loop(chain, net, shape, gen, spec.eta, so)
-                         : spec.sampler == "dpmpp2m" ? dpm_solver_pp_2m_sample_loop(chain, net, shape, gen, ode_calls(spec), so)
+                         : spec.sampler == "dpmpp2m" ? dpm_solver_pp_2m_sample_loop(chain, net, shape, gen, ode_calls(spec), so, spec.eta)
                          : spec.sampler == "heun"    ? heun_sample_loop(chain, net, shape, gen, ode_calls(spec), so)
                                                      : p_sample_loop(chain, net, shape, gen, so);
         parts.push_back(clamp(r.x0, -1.0, 1.0));

@@ -9,7 +9,7 @@
 
 namespace ddpm {
 
-// eps_theta(x_t, t) (and v, for a learned variance): the network as a DenoiseFn.
+// eps_theta(x_t, t) or v_theta (and, for a learned variance, its interpolation): the network as a DenoiseFn.
 DenoiseFn denoiser(UNet& model);
 
 // Which reverse process to run, and over how many steps.
@@ -17,7 +17,7 @@ struct SamplerSpec {
     std::string sampler = "ddim";  // ddpm (ancestral) | ddim | dpmpp2m (DPM-Solver++(2M)) | heun (Karras et al.)
     int64_t steps = 0;             // model calls; 0: 50 for ddim, 20 for dpmpp2m and heun, the full chain for ddpm
     std::string spacing;           // ddim: "ddim" (evenly from 0, the default) or "trailing"
-    double eta = 0.0;              // ddim's noise: 0 deterministic, 1 like DDPM
+    double eta = 0.0;              // noise of ddim and dpmpp2m: 0 deterministic, 1 like DDPM
 };
 
 // Network calls of the ODE samplers (dpmpp2m, heun): spec.steps, or 20.

@@ -56,6 +56,8 @@ void TrainOptions::validate() const {
     if (!(ema >= 0 && ema < 1)) throw std::invalid_argument("--ema must be in [0, 1)");
     if (sample_every < 0 || ckpt_every < 0 || warmup < 0 || steps < 0 || minutes < 0)
         throw std::invalid_argument("step counts and minutes must not be negative");
+    if (lr_schedule == "cosine" && steps == 0 && minutes == 0)
+        throw std::invalid_argument("--lr-schedule cosine decays over the budget: give --steps or --minutes");
 }
 
 TrainOptions TrainOptions::resumed() const {

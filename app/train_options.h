@@ -19,7 +19,10 @@ struct TrainOptions {
     int64_t batch = 64;
     double lr = 2e-4;
     int64_t warmup = 5000;
+    std::string lr_schedule = "constant";  // constant | cosine (to 0 at the end of the step or time budget)
     double ema = 0.9999;
+    double ema_sigma_rel = 0;   // > 0: the power-function EMA of this relative width instead of --ema
+    double min_snr_gamma = 0;   // > 0: min-SNR-gamma loss weighting
     double grad_clip = 1.0;
     DiffusionSettings diffusion;
     std::string timestep_sampler = "uniform";  // uniform | importance
@@ -46,7 +49,19 @@ struct TrainOptions {
         v(Field{.key = "batch", .flag = "--batch", .help = "images per step"}, o.batch);
         v(Field{.key = "lr", .flag = "--lr", .help = "Adam learning rate"}, o.lr);
         v(Field{.key = "warmup", .flag = "--warmup", .help = "linear learning-rate warm-up steps"}, o.warmup);
+        v(Field{.key = "lr_schedule", .flag = "--lr-schedule",
+                .help = "constant | cosine: after the warm-up, decay to 0 at the end of --steps or --minutes",
+                .choices = "constant|cosine", .optional = true},
+          o.lr_schedule);
         v(Field{.key = "ema", .flag = "--ema", .help = "EMA decay of the weights"}, o.ema);
+        v(Field{.key = "ema_sigma_rel", .flag = "--ema-sigma-rel",
+                .help = "instead of --ema: Karras et al. 2024's power-function EMA averaging this share of training (0: off)",
+                .min = 0, .max = 0.28, .optional = true},
+          o.ema_sigma_rel);
+        v(Field{.key = "min_snr_gamma", .flag = "--min-snr-gamma",
+                .help = "weight each timestep's loss by min(SNR, gamma) (Hang et al. 2023; 0: off, 5 is theirs)", .min = 0,
+                .max = 1e6, .optional = true},
+          o.min_snr_gamma);
         v(Field{.key = "grad_clip", .flag = "--grad-clip", .help = "clip the global gradient norm at this value"}, o.grad_clip);
         v(Field{.key = "diffusion"}, o.diffusion);
         v(Field{.key = "timestep_sampler", .flag = "--timestep-sampler", .help = "uniform | importance",

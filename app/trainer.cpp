@@ -49,7 +49,7 @@ StepResult Trainer::step(const Tensor& x0, double lr, Distributed* dist) {
     Tensor noise = randn(global_shape, gen), t = draw.t, weights = draw.weights;
     if (ranks > 1) t = narrow(t, 0, first, b), weights = narrow(weights, 0, first, b), noise = narrow(noise, 0, first, b);
 
-    const TrainingLosses l = training_losses(diffusion, denoiser(model), x0, t, noise, loss_type);
+    const TrainingLosses l = training_losses(diffusion, denoiser(model), x0, t, noise, loss_type, 0.001, min_snr_gamma);
     Variable loss = mean(l.loss * Variable(weights));
     adam.zero_grad();
     loss.backward();

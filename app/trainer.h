@@ -40,6 +40,7 @@ public:
     EMA ema;
     Generator gen;  // timesteps and noise
     double grad_clip;
+    double min_snr_gamma = 0;  // > 0: min-SNR-gamma weighting (training_losses.h)
 
 private:
     StepResult averaged_over_ranks(StepResult r, Distributed& dist);

@@ -36,7 +36,7 @@ TrainOptions prepared(const TrainOptions& given) {
 
 UNetConfig model_config(const TrainOptions& opt) {
     UNetConfig cfg = UNetConfig::load(opt.config);
-    if (opt.diffusion.loss == "hybrid") cfg.out_channels = 2 * cfg.in_channels;  // eps and v
+    if (opt.diffusion.loss == "hybrid") cfg.out_channels = 2 * cfg.in_channels;  // the mean and the variance interpolation
     return cfg;
 }
 }  // namespace
@@ -50,8 +50,10 @@ TrainingRun::TrainingRun(const TrainOptions& given)
       data_(load_dataset(opt_.data, Split::Train, cfg_.in_channels, cfg_.image_size)),
       trainer_(cfg_, opt_.diffusion, TimestepSampler::parse(opt_.timestep_sampler), opt_.lr, opt_.ema, opt_.grad_clip,
                opt_.seed),
-      lr_schedule_{opt_.lr, opt_.warmup, LrSchedule::Kind::Constant, 0},
+      lr_schedule_{opt_.lr, opt_.warmup, opt_.lr_schedule == "cosine" ? LrSchedule::Kind::Cosine : LrSchedule::Kind::Constant},
       tty_(::isatty(STDERR_FILENO) && root_) {
+    trainer_.min_snr_gamma = opt_.min_snr_gamma;
+    if (opt_.ema_sigma_rel > 0) trainer_.ema.set_sigma_rel(opt_.ema_sigma_rel);
     if (root_) warn_if_slow_blas();  // after the checks, so that a bad flag gets a one-line error
     if (opt_.fid_every > 0 && root_)  // before the run folder: a missing classifier writes nothing
         fid_.emplace(load_fid_net(opt_.fid_features.empty() ? default_features_path(opt_.data) : opt_.fid_features));
@@ -114,15 +116,20 @@ void TrainingRun::restore(const std::string& checkpoint) {
     if (root_) fmt::print("resumed {} at step {}\n", checkpoint, step_);
 }
 
+// Also measures the share of the budget spent (for the cosine learning rate): of the
+// steps, or of this invocation's minutes (the slowest rank's clock, so that all agree).
 int64_t TrainingRun::should_stop(int signal) {
+    progress_ = opt_.steps ? double(step_) / double(opt_.steps) : 0.0;
     if (opt_.steps && step_ >= opt_.steps) return 1;
-    int64_t stop = signal ? 2 * int64_t(signal) : (opt_.minutes && now_s() - start_ >= opt_.minutes * 60) ? 1 : 0;
-    return dist_.active() ? dist_.allreduce_max(stop) : stop;
+    int64_t stop = signal ? 2 * int64_t(signal) : 0, elapsed_ms = int64_t(1000 * (now_s() - start_));
+    if (dist_.active()) stop = dist_.allreduce_max(stop), elapsed_ms = dist_.allreduce_max(elapsed_ms);
+    if (opt_.minutes) progress_ = std::max(progress_, double(elapsed_ms) / (opt_.minutes * 60000));
+    return stop ? stop : progress_ >= 1 ? 1 : 0;
 }
 
 StepResult TrainingRun::step() {
     const double t0 = now_s();
-    StepResult r = trainer_.step(loader_->get(step_), lr_schedule_.at(step_), &dist_);
+    StepResult r = trainer_.step(loader_->get(step_), lr_schedule_.at(step_, progress_), &dist_);
     step_seconds_ += now_s() - t0;
     ++step_;
     return r;

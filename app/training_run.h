@@ -51,6 +51,7 @@ private:
     Trainer trainer_;
     LrSchedule lr_schedule_;
     int64_t step_ = 0;
+    double progress_ = 0;  // share of the step or time budget spent (should_stop)
     std::optional<Metrics> metrics_;
     std::optional<BatchLoader> loader_;
     std::optional<FidNet> fid_;  // with --fid-every

@@ -19,8 +19,15 @@ ModelVarType parse_var_type(const std::string& name) {
     throw std::invalid_argument("unknown variance type '" + name + "' (fixed_small, fixed_large, learned_range)");
 }
 
-GaussianDiffusion::GaussianDiffusion(DiffusionSchedule schedule, ModelVarType var_type, std::vector<int64_t> map)
-    : s_(std::move(schedule)), var_type_(var_type), map_(std::move(map)) {
+ModelMeanType parse_mean_type(const std::string& name) {
+    if (name == "eps") return ModelMeanType::Epsilon;
+    if (name == "v") return ModelMeanType::Velocity;
+    throw std::invalid_argument("unknown prediction '" + name + "' (eps, v)");
+}
+
+GaussianDiffusion::GaussianDiffusion(DiffusionSchedule schedule, ModelVarType var_type, std::vector<int64_t> map,
+                                     ModelMeanType mean_type)
+    : s_(std::move(schedule)), var_type_(var_type), map_(std::move(map)), mean_type_(mean_type) {
     if (map_.empty())
         for (int64_t t = 0; t < s_.T; ++t) map_.push_back(t);
     if (static_cast<int64_t>(map_.size()) != s_.T) throw std::invalid_argument("diffusion: timestep map of the wrong length");
@@ -36,7 +43,7 @@ GaussianDiffusion::GaussianDiffusion(DiffusionSchedule schedule, ModelVarType va
 GaussianDiffusion GaussianDiffusion::respaced(const std::vector<int64_t>& use) const {
     std::vector<int64_t> map;
     for (int64_t t : use) map.push_back(map_.at(static_cast<size_t>(t)));
-    return GaussianDiffusion(respace(s_, use), var_type_, map);
+    return GaussianDiffusion(respace(s_, use), var_type_, map, mean_type_);
 }
 
 // guide.md §6: arr[t_b] for each image b, shaped (B, 1, ..., 1) to broadcast against x.
@@ -100,6 +107,18 @@ Variable GaussianDiffusion::predict_eps_from_xstart(const Variable& x_t, const T
     return (x_t * coef(s_.sqrt_recip_alphas_cumprod, t, x_t) - x_start) / coef(s_.sqrt_recipm1_alphas_cumprod, t, x_t);
 }
 
+// guide.md §9: x_0 = sqrt(abar_t) x_t - sqrt(1 - abar_t) v, from v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0
+// and Eq. (4) (Salimans & Ho 2022, Eq. 11 rewritten with alpha_t = sqrt(abar_t), sigma_t = sqrt(1 - abar_t)).
+Variable GaussianDiffusion::predict_xstart_from_v(const Variable& x_t, const Tensor& t, const Variable& v) const {
+    return x_t * coef(s_.sqrt_alphas_cumprod, t, x_t) - v * coef(s_.sqrt_one_minus_alphas_cumprod, t, x_t);
+}
+
+// guide.md §9: the regression target, eps or v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0.
+Tensor GaussianDiffusion::training_target(const Tensor& x_start, const Tensor& t, const Tensor& noise) const {
+    if (mean_type_ == ModelMeanType::Epsilon) return noise;
+    return noise * coef(s_.sqrt_alphas_cumprod, t, x_start) - x_start * coef(s_.sqrt_one_minus_alphas_cumprod, t, x_start);
+}
+
 // guide.md §9: mu_theta = (x_t - beta_t / sqrt(1 - abar_t) eps_theta) / sqrt(alpha_t), via x0_hat.
 PMeanVariance GaussianDiffusion::p_mean_variance(const DenoiseFn& model, const Variable& x_t, const Tensor& t,
                                                  bool clip_denoised) const {
@@ -123,7 +142,7 @@ void GaussianDiffusion::p_variance(const Variable& v, const Tensor& t, const Var
     p.log_variance = Variable(coef(large ? fixed_large_log_variance_ : s_.posterior_log_variance_clipped, t, x_t));
 }
 
-// guide.md §9-§10: from the network's output, x0_hat = predict_xstart_from_eps (clipped to
+// guide.md §9-§10: from the network's output, x0_hat = predict_xstart_from_eps (or _from_v) (clipped to
 // [-1, 1] when sampling) and mu_theta = mu~_t(x0_hat, x_t), the posterior mean of Eq. (7);
 // without clipping that is Eq. (11): (x_t - beta_t / sqrt(1 - abar_t) eps_theta) / sqrt(alpha_t).
 PMeanVariance GaussianDiffusion::p_mean_variance_from_output(const Variable& out, const Variable& x_t, const Tensor& t,
@@ -132,12 +151,17 @@ PMeanVariance GaussianDiffusion::p_mean_variance_from_output(const Variable& out
     const bool learned = var_type_ == ModelVarType::LearnedRange;
     DDPM_CHECK(out.size(1) == (learned ? 2 * C : C), "p_mean_variance",
                fmt::format("{} variance needs {} output channels{}, got {}", learned ? "learned-range" : "fixed",
-                           learned ? 2 * C : C, learned ? " (eps and v)" : "", out.data().describe()));
-    const Variable eps = learned ? narrow(out, 1, 0, C) : out;
+                           learned ? 2 * C : C, learned ? " (mean and variance)" : "", out.data().describe()));
+    const Variable mean_out = learned ? narrow(out, 1, 0, C) : out;  // eps_theta or v_theta
     PMeanVariance p;
     p_variance(learned ? narrow(out, 1, C, C) : Variable(), t, x_t, p);
-    p.pred_xstart = predict_xstart_from_eps(x_t, t, eps);
-    p.pred_eps = eps;
+    if (mean_type_ == ModelMeanType::Epsilon) {
+        p.pred_xstart = predict_xstart_from_eps(x_t, t, mean_out);
+        p.pred_eps = mean_out;
+    } else {
+        p.pred_xstart = predict_xstart_from_v(x_t, t, mean_out);
+        p.pred_eps = predict_eps_from_xstart(x_t, t, p.pred_xstart);
+    }
     if (clip_denoised) {
         p.pred_xstart = clamp(p.pred_xstart, -1.0, 1.0);
         p.pred_eps = predict_eps_from_xstart(x_t, t, p.pred_xstart);

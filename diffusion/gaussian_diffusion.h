@@ -21,7 +21,13 @@ namespace ddpm {
 enum class ModelVarType { FixedSmall, FixedLarge, LearnedRange };
 ModelVarType parse_var_type(const std::string& name);  // "fixed_small" | "fixed_large" | "learned_range"
 
-// eps_theta(x_t, t): the network, called with timesteps of the original chain.
+// What the network's (first C) output channels predict:
+//   Epsilon  the noise eps of x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (Ho et al. 2020)
+//   Velocity v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 (Salimans & Ho 2022, "v-prediction")
+enum class ModelMeanType { Epsilon, Velocity };
+ModelMeanType parse_mean_type(const std::string& name);  // "eps" | "v"
+
+// The network (eps_theta or v_theta, see ModelMeanType), called with timesteps of the original chain.
 using DenoiseFn = std::function<Variable(const Variable& x_t, const Tensor& t)>;
 
 struct PMeanVariance {
@@ -32,13 +38,15 @@ struct PMeanVariance {
 class GaussianDiffusion {
 public:
     // timestep_map[i] is the original timestep of step i of a respaced chain (identity if empty).
-    GaussianDiffusion(DiffusionSchedule schedule, ModelVarType var_type, std::vector<int64_t> timestep_map = {});
+    GaussianDiffusion(DiffusionSchedule schedule, ModelVarType var_type, std::vector<int64_t> timestep_map = {},
+                      ModelMeanType mean_type = ModelMeanType::Epsilon);
     // A respaced copy visiting only `use` (see space_timesteps), for fewer-step sampling.
     GaussianDiffusion respaced(const std::vector<int64_t>& use) const;
 
     const DiffusionSchedule& schedule() const { return s_; }
     int64_t num_timesteps() const { return s_.T; }
     ModelVarType var_type() const { return var_type_; }
+    ModelMeanType mean_type() const { return mean_type_; }
     const std::vector<int64_t>& timestep_map() const { return map_; }
 
     // Eq. (4): x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps.
@@ -55,6 +63,10 @@ public:
     Variable predict_xstart_from_eps(const Variable& x_t, const Tensor& t, const Variable& eps) const;
     // ... and for eps: eps = (sqrt(1/abar_t) x_t - x_0) / sqrt(1/abar_t - 1).
     Variable predict_eps_from_xstart(const Variable& x_t, const Tensor& t, const Variable& x_start) const;
+    // v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 solved for x_0 with Eq. (4): x_0 = sqrt(abar_t) x_t - sqrt(1 - abar_t) v.
+    Variable predict_xstart_from_v(const Variable& x_t, const Tensor& t, const Variable& v) const;
+    // What the network learns to output for (x_0, eps) at t: eps, or v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0.
+    Tensor training_target(const Tensor& x_start, const Tensor& t, const Tensor& noise) const;
 
     // Runs the model (mapping t to the original chain) and forms p_theta(x_{t-1} | x_t):
     // mean = mu~_t(pred_x0, x_t) (Eq. 11 in the eps parametrisation), variance per var_type.
@@ -81,6 +93,7 @@ private:
     DiffusionSchedule s_;
     ModelVarType var_type_;
     std::vector<int64_t> map_;
+    ModelMeanType mean_type_;
     std::vector<double> fixed_large_variance_, fixed_large_log_variance_;
     std::vector<double> log_betas_;
 };

@@ -13,12 +13,14 @@
 namespace ddpm {
 
 namespace {
-// x0_hat = (x_t - sqrt(1 - abar) eps) / sqrt(abar) at (possibly fractional) timestep t.
-Tensor predict_x0(const DenoiseFn& model, const Tensor& x_t, double t, double abar, bool clip) {
+// At (possibly fractional) timestep t: x0_hat = (x_t - sqrt(1 - abar) eps) / sqrt(abar) from
+// an eps model, x0_hat = sqrt(abar) x_t - sqrt(1 - abar) v from a v model.
+Tensor predict_x0(const GaussianDiffusion& d, const DenoiseFn& model, const Tensor& x_t, double t, double abar, bool clip) {
     NoGradGuard no_grad;
-    Tensor eps = model(Variable(x_t), Tensor::full({x_t.size(0)}, t, x_t.dtype())).data();
-    if (eps.size(1) == 2 * x_t.size(1)) eps = narrow(eps, 1, 0, x_t.size(1));  // a learned variance's eps half
-    const Tensor x0 = (x_t - std::sqrt(1 - abar) * eps) / std::sqrt(abar);
+    Tensor out = model(Variable(x_t), Tensor::full({x_t.size(0)}, t, x_t.dtype())).data();
+    if (out.size(1) == 2 * x_t.size(1)) out = narrow(out, 1, 0, x_t.size(1));  // a learned variance's mean half
+    const Tensor x0 = d.mean_type() == ModelMeanType::Epsilon ? (x_t - std::sqrt(1 - abar) * out) / std::sqrt(abar)
+                                                              : std::sqrt(abar) * x_t - std::sqrt(1 - abar) * out;
     return clip ? clamp(x0, -1.0, 1.0) : x0;
 }
 
@@ -49,10 +51,11 @@ std::vector<int64_t> lambda_uniform_timesteps(const DiffusionSchedule& s, int64_
     return ts;
 }
 
-// guide.md §11: DPM-Solver++(2M). Step i goes from ts[i-1] to ts[i] with the network
-// called at ts[i-1]; the last call, at timestep 0, denoises: x = x0_hat (lambda = +inf).
+// guide.md §11: DPM-Solver++(2M), and with eta > 0 its SDE form. Step i goes from ts[i-1]
+// to ts[i] with the network called at ts[i-1]; the last call, at timestep 0, denoises:
+// x = x0_hat (lambda = +inf).
 SampleResult dpm_solver_pp_2m_sample_loop(const GaussianDiffusion& d, const DenoiseFn& model, const Shape& shape,
-                                          Generator& gen, int64_t steps, const SampleOptions& opt) {
+                                          Generator& gen, int64_t steps, const SampleOptions& opt, double eta) {
     const DiffusionSchedule& s = d.schedule();
     const std::vector<int64_t> ts = lambda_uniform_timesteps(s, steps);
     SampleResult r;
@@ -60,7 +63,7 @@ SampleResult dpm_solver_pp_2m_sample_loop(const GaussianDiffusion& d, const Deno
     record(r, opt, x, ts[0]);
     for (int64_t i = 1; i <= steps; ++i) {
         const double ab_prev = s.alphas_cumprod[ts[i - 1]];
-        const Tensor x0 = predict_x0(model, x, double(ts[i - 1]), ab_prev, opt.clip_denoised);
+        const Tensor x0 = predict_x0(d, model, x, double(ts[i - 1]), ab_prev, opt.clip_denoised);
         if (opt.progress) opt.progress(i, steps);
         if (i == steps) {  // to noise level 0: x = D, first order
             x = x0;
@@ -73,7 +76,9 @@ SampleResult dpm_solver_pp_2m_sample_loop(const GaussianDiffusion& d, const Deno
             const double r_i = (lambda_of(ab_prev) - lambda_of(s.alphas_cumprod[ts[i - 2]])) / h;
             D = (1 + 1 / (2 * r_i)) * x0 - (1 / (2 * r_i)) * x0_prev;
         }
-        x = (std::sqrt(1 - ab) / std::sqrt(1 - ab_prev)) * x - (std::sqrt(ab) * (std::exp(-h) - 1)) * D;
+        const double sigma = std::sqrt(1 - ab), sigma_prev = std::sqrt(1 - ab_prev), alpha = std::sqrt(ab);
+        x = (sigma / sigma_prev * std::exp(-eta * h)) * x - (alpha * std::expm1(-(1 + eta) * h)) * D;
+        if (eta > 0) x = x + (sigma * std::sqrt(-std::expm1(-2 * eta * h))) * randn(shape, gen, opt.dtype);
         x0_prev = x0;
         record(r, opt, x, ts[i]);
     }
@@ -104,7 +109,7 @@ SampleResult heun_sample_loop(const GaussianDiffusion& d, const DenoiseFn& model
         const int64_t hi = std::clamp<int64_t>(std::lower_bound(log_sigma.begin(), log_sigma.end(), ls) - log_sigma.begin(), 1, s.T - 1);
         const double t = double(hi - 1) + std::clamp((ls - log_sigma[hi - 1]) / (log_sigma[hi] - log_sigma[hi - 1]), 0.0, 1.0);
         const double abar = 1 / (1 + sigma * sigma);
-        return predict_x0(model, xk * std::sqrt(abar), t, abar, opt.clip_denoised);
+        return predict_x0(d, model, xk * std::sqrt(abar), t, abar, opt.clip_denoised);
     };
     const int64_t n = (calls + 1) / 2;
     const std::vector<double> sig = karras_sigmas(std::exp(log_sigma.front()), std::exp(log_sigma.back()), n);

@@ -17,8 +17,15 @@ namespace ddpm {
 //   x_i = (sigma_i / sigma_{i-1}) x_{i-1} - alpha_i (e^{-h_i} - 1) D_i.
 // `steps` model calls at timesteps uniform in lambda (their spacing for small images), from
 // T-1 down to 0; the call at 0 ends the chain at noise level 0, x = x0_hat (as DDIM's last step).
+//
+// eta > 0 solves the reverse SDE instead (DPM-Solver++(2M) SDE, Lu et al. 2022, Appendix; eta = 1
+// is the SDE, between them the noise is scaled as DDIM's eta scales it):
+//   x_i = (sigma_i / sigma_{i-1}) e^{-eta h_i} x_{i-1} + alpha_i (1 - e^{-(1 + eta) h_i}) D_i
+//         + sigma_i sqrt(1 - e^{-2 eta h_i}) z,   z ~ N(0, I),
+// which for eta = 0 is the line above. The noise added at each step corrects the network's
+// errors instead of carrying them to the end, as DDPM's does.
 SampleResult dpm_solver_pp_2m_sample_loop(const GaussianDiffusion& d, const DenoiseFn& model, const Shape& shape,
-                                          Generator& gen, int64_t steps, const SampleOptions& opt = {});
+                                          Generator& gen, int64_t steps, const SampleOptions& opt = {}, double eta = 0);
 // The n timesteps it calls the network at: decreasing, distinct, T-1 first and 0 last.
 std::vector<int64_t> lambda_uniform_timesteps(const DiffusionSchedule& s, int64_t n);
 

@@ -1,7 +1,11 @@
 // ema.cpp
 #include "nn/ema.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cmath>
+#include <stdexcept>
 
 #include "tensor/parallel.h"
 
@@ -12,7 +16,21 @@ EMA::EMA(Module::NamedParameters params, double decay, bool warmup)
     for (auto& [name, p] : params_) shadow_.push_back(p.data().clone());
 }
 
+double EMA::gamma_of_sigma_rel(double sigma_rel) {
+    auto sigma = [](double g) { return std::sqrt((g + 1) / ((g + 2) * (g + 2) * (g + 3))); };  // decreasing in g
+    if (!(sigma_rel > 0 && sigma_rel < sigma(0)))
+        throw std::invalid_argument(fmt::format("EMA sigma_rel {} is outside (0, {:.4f})", sigma_rel, sigma(0)));
+    double lo = 0, hi = 1;
+    while (sigma(hi) > sigma_rel) hi *= 2;
+    for (int i = 0; i < 200 && hi - lo > 1e-12 * hi; ++i) (sigma(0.5 * (lo + hi)) > sigma_rel ? lo : hi) = 0.5 * (lo + hi);
+    return 0.5 * (lo + hi);
+}
+
+void EMA::set_sigma_rel(double sigma_rel) { power_gamma_ = gamma_of_sigma_rel(sigma_rel); }
+
 double EMA::current_decay() const {
+    const double t = 1.0 + static_cast<double>(n_);
+    if (power_gamma_ >= 0) return std::pow(1.0 - 1.0 / t, power_gamma_ + 1.0);
     if (!warmup_) return decay_;
     return std::min(decay_, (1.0 + static_cast<double>(n_)) / (10.0 + static_cast<double>(n_)));
 }

@@ -1,6 +1,7 @@
 // optim.cpp: each update is one fused pass over a parameter and its state.
 #include "nn/optim.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "tensor/elementwise.h"
@@ -100,14 +101,10 @@ double clip_grad_norm(const std::vector<Variable>& params, double max_norm) {
     return norm;
 }
 
-double LrSchedule::at(int64_t step) const {
-    if (warmup > 0 && step < warmup) return base_lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
-    if (kind == Kind::Cosine && total_steps > warmup) {
-        const double progress =
-            std::min(1.0, static_cast<double>(step - warmup) / static_cast<double>(total_steps - warmup));
-        return base_lr * 0.5 * (1.0 + std::cos(M_PI * progress));
-    }
-    return base_lr;
+double LrSchedule::at(int64_t step, double progress) const {
+    const double ramp = warmup > 0 ? std::min(1.0, static_cast<double>(step + 1) / static_cast<double>(warmup)) : 1.0;
+    const double p = std::clamp(progress, 0.0, 1.0);
+    return base_lr * ramp * (kind == Kind::Cosine ? 0.5 * (1.0 + std::cos(M_PI * p)) : 1.0);
 }
 
 }  // namespace ddpm

@@ -59,15 +59,15 @@ private:
 // of every gradient together; returns ||g|| before clipping.
 double clip_grad_norm(const std::vector<Variable>& params, double max_norm);
 
-// Linear warm-up to base_lr over the first `warmup` steps (step s uses
-// base_lr * (s + 1) / warmup), then constant, or a cosine decay to 0 at total_steps.
+// base_lr times a linear warm-up over the first `warmup` steps (step s gets (s + 1) / warmup)
+// times 1 (Constant) or, for Cosine, the decay (1 + cos(pi p)) / 2 to 0 at the end of the
+// budget, where p in [0, 1] is the share of the budget (steps or minutes) already spent.
 struct LrSchedule {
     enum class Kind { Constant, Cosine };
     double base_lr = 2e-4;
     int64_t warmup = 0;
     Kind kind = Kind::Constant;
-    int64_t total_steps = 0;  // for Cosine
-    double at(int64_t step) const;  // step counts from 0
+    double at(int64_t step, double progress = 0) const;  // step counts from 0
 };
 
 }  // namespace ddpm

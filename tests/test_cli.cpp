@@ -149,6 +149,46 @@ TEST_CASE("ddpm train, sample, eval and info on a tiny model") {
     CHECK(info_ck.out.find("parameters: 176849") != std::string::npos);
 }
 
+TEST_CASE("the recipe options: v-prediction, min-SNR-gamma, a cosine learning rate and the power-function EMA") {
+    const std::string run = scratch("recipe");
+    Result tr = run_ddpm("train" + std::string(kFew) +
+                         " --steps 4 --ckpt-every 4 --sample-every 0 --prediction v --min-snr-gamma 5 --lr-schedule cosine"
+                         " --lr 1e-3 --warmup 1 --ema-sigma-rel 0.1 --out " + run);
+    INFO(tr.out << tr.err);
+    REQUIRE(tr.code == 0);
+    const nlohmann::json opts = nlohmann::json::parse(read_all(run + "/train.json"));
+    CHECK(opts["diffusion"]["prediction"] == "v");
+    CHECK(opts["min_snr_gamma"] == 5.0);
+    CHECK(opts["ema_sigma_rel"] == 0.1);
+    // The cosine over 4 steps: lr 1e-3 (1 + cos(pi s / 4)) / 2 at step s.
+    std::istringstream csv(read_all(run + "/metrics.csv"));
+    std::string line;
+    std::getline(csv, line);
+    for (int s = 0; std::getline(csv, line); ++s) {
+        std::vector<std::string> cols;
+        std::stringstream row(line);
+        for (std::string c; std::getline(row, c, ',');) cols.push_back(c);
+        INFO("step " << s + 1 << ": " << line);
+        CHECK(std::stod(cols.at(6)) == doctest::Approx(1e-3 * 0.5 * (1 + std::cos(M_PI * s / 4))).epsilon(1e-4));
+    }
+    const std::string ckpt = run + "/checkpoint_00000004.safetensors";
+    const nlohmann::json meta = nlohmann::json::parse(load_safetensors(ckpt).metadata.at("extra"));
+    CHECK(meta["diffusion"]["prediction"] == "v");
+    for (const char* sampler : {"ddpm", "ddim", "dpmpp2m", "heun"}) {
+        const std::string out = scratch(std::string("recipe_") + sampler);
+        Result sa = run_ddpm("sample --checkpoint " + ckpt + " --sampler " + sampler + " --steps 3 --num 2 --out " + out);
+        INFO(sampler << ": " << sa.err);
+        CHECK(sa.code == 0);
+        CHECK(read_npy(out + ".npy").shape() == Shape{2, 1, 28, 28});
+    }
+    Result no_budget = run_ddpm("train" + std::string(kFew) + " --lr-schedule cosine --out " + scratch("recipe_none"));
+    CHECK(no_budget.code != 0);
+    CHECK(no_budget.err.find("--lr-schedule cosine decays over the budget: give --steps or --minutes") != std::string::npos);
+    Result bad_sigma = run_ddpm("train" + std::string(kFew) + " --steps 1 --ema-sigma-rel 0.5 --out " + scratch("recipe_sigma"));
+    CHECK(bad_sigma.code != 0);
+    CHECK(bad_sigma.err.find("--ema-sigma-rel") != std::string::npos);
+}
+
 TEST_CASE("bad input: a one-line error, a non-zero exit, nothing written") {
     const std::string run = scratch("bad");
     auto one_line = [](const Result& r) {

@@ -242,7 +242,88 @@ TEST_CASE("an oracle that knows x0 makes DPM-Solver++(2M) and Heun return x0") {
                        1e-12);
 }
 
-TEST_CASE("Gaussian oracle: DPM-Solver++(2M) and Heun return the data's distribution in 10-20 calls") {
+GaussianDiffusion v_diffusion(ModelVarType v = ModelVarType::FixedLarge) {
+    return GaussianDiffusion(DiffusionSchedule::from_betas(make_betas(ScheduleKind::Linear, 1000)), v, {},
+                             ModelMeanType::Velocity);
+}
+
+TEST_CASE("v-prediction: the target is sqrt(abar) eps - sqrt(1 - abar) x0, and p_mean_variance reads it as eps") {
+    GaussianDiffusion d = linear_diffusion(ModelVarType::FixedLarge), dv = v_diffusion();
+    Generator gen(3);
+    Tensor x0 = randn({4, 2, 3, 3}, gen, DType::F64), eps = randn({4, 2, 3, 3}, gen, DType::F64);
+    Tensor t = Tensor::from_data({0, 1, 500, 999}, {4}, DType::F64);
+    const Tensor v = dv.training_target(x0, t, eps);
+    CHECK(test::max_abs_diff(d.training_target(x0, t, eps), eps) == 0);
+    const auto& s = d.schedule();
+    for (int64_t b = 0; b < 4; ++b) {
+        const double ab = s.alphas_cumprod[static_cast<size_t>(t.flat(b))];
+        for (int64_t i = 0; i < 18; ++i)
+            CHECK(v.flat(b * 18 + i) == doctest::Approx(std::sqrt(ab) * eps.flat(b * 18 + i) - std::sqrt(1 - ab) * x0.flat(b * 18 + i)));
+    }
+    Variable xt = d.q_sample(Variable(x0), t, eps);
+    CHECK(test::max_abs_diff(dv.predict_xstart_from_v(xt, t, Variable(v)).data(), x0) < 1e-9);
+    const PMeanVariance pe = d.p_mean_variance_from_output(Variable(eps), xt, t, false);
+    const PMeanVariance pv = dv.p_mean_variance_from_output(Variable(v), xt, t, false);
+    CHECK(test::max_abs_diff(pv.pred_xstart.data(), pe.pred_xstart.data()) < 1e-9);
+    CHECK(test::max_abs_diff(pv.pred_eps.data(), pe.pred_eps.data()) < 1e-7);  // through x0 and 1/sqrt(1/abar - 1) at t = 0
+    CHECK(test::max_abs_diff(pv.mean.data(), pe.mean.data()) < 1e-9);
+    CHECK(dv.respaced(space_timesteps(1000, "10")).mean_type() == ModelMeanType::Velocity);
+    CHECK_THROWS_WITH_AS(parse_mean_type("x0"), doctest::Contains("(eps, v)"), std::invalid_argument);
+}
+
+TEST_CASE("an oracle that knows x0 makes every sampler of a v model return x0") {
+    GaussianDiffusion dv = v_diffusion(ModelVarType::FixedSmall);
+    Generator data(5), gen(6);
+    const Tensor x0 = clamp(randn({3, 1, 4, 4}, data, DType::F64), -1, 1);
+    const DenoiseFn eps_oracle = knows_x0_at_any_t(dv.schedule(), x0);
+    // v = sqrt(abar) eps - sqrt(1 - abar) x0, at the timestep the sampler asks for.
+    const DenoiseFn v_oracle = [&](const Variable& x_t, const Tensor& t) {
+        const Tensor eps = eps_oracle(x_t, t).data();
+        Tensor v(eps.shape(), eps.dtype());
+        const int64_t per = eps.numel() / eps.size(0);
+        for (int64_t b = 0; b < eps.size(0); ++b) {
+            const double ab = abar_at(dv.schedule(), t.flat(b));
+            for (int64_t i = 0; i < per; ++i)
+                v.set_flat(b * per + i, std::sqrt(ab) * eps.flat(b * per + i) - std::sqrt(1 - ab) * x0.flat(b * per + i));
+        }
+        return Variable(v);
+    };
+    SampleOptions opt;
+    opt.dtype = DType::F64;
+    for (int64_t calls : {2, 10}) {
+        INFO(calls << " model calls");
+        CHECK(test::max_abs_diff(dpm_solver_pp_2m_sample_loop(dv, v_oracle, x0.shape(), gen, calls, opt).x0, x0) < 1e-9);
+        CHECK(test::max_abs_diff(heun_sample_loop(dv, v_oracle, x0.shape(), gen, calls, opt).x0, x0) < 1e-9);
+    }
+    const GaussianDiffusion ddim = dv.respaced(space_timesteps(1000, "ddim50"));
+    CHECK(test::max_abs_diff(ddim_sample_loop(ddim, v_oracle, x0.shape(), gen, 0.0, opt).x0, x0) < 1e-9);
+}
+
+TEST_CASE("min-SNR-gamma: min(SNR, gamma) / SNR for eps, / (SNR + 1) for v, on each image's mse") {
+    const double gamma = 5;
+    for (double abar : {0.999, 0.9, 5.0 / 6.0, 0.5, 0.01}) {
+        const double snr = abar / (1 - abar);
+        INFO("abar " << abar << ", SNR " << snr);
+        CHECK(min_snr_weight(abar, gamma, ModelMeanType::Epsilon) == doctest::Approx(snr > gamma ? gamma / snr : 1.0));
+        CHECK(min_snr_weight(abar, gamma, ModelMeanType::Velocity) == doctest::Approx(std::min(snr, gamma) / (snr + 1)));
+    }
+    // In x0 terms both weightings are the same: min(SNR, gamma) || x0 - x0_hat ||^2.
+    CHECK(min_snr_weight(0.5, gamma, ModelMeanType::Epsilon) * 1.0 == doctest::Approx(min_snr_weight(0.5, gamma, ModelMeanType::Velocity) * 2.0));
+    for (const GaussianDiffusion& d : {linear_diffusion(ModelVarType::FixedLarge), v_diffusion()}) {
+        Generator gen(8);
+        Tensor x0 = randn({3, 1, 2, 2}, gen, DType::F64), noise = randn({3, 1, 2, 2}, gen, DType::F64);
+        Tensor t = Tensor::from_data({3, 400, 900}, {3}, DType::F64);
+        const DenoiseFn zero = [](const Variable& x, const Tensor&) { return Variable(Tensor::zeros(x.shape(), x.dtype())); };
+        NoGradGuard ng;
+        const Tensor plain = training_losses(d, zero, x0, t, noise, LossType::Simple).mse.data();
+        const Tensor weighted = training_losses(d, zero, x0, t, noise, LossType::Simple, 0.001, gamma).loss.data();
+        for (int64_t b = 0; b < 3; ++b)
+            CHECK(weighted.flat(b) ==
+                  doctest::Approx(plain.flat(b) * min_snr_weight(d.schedule().alphas_cumprod[size_t(t.flat(b))], gamma, d.mean_type())));
+    }
+}
+
+TEST_CASE("Gaussian oracle: DPM-Solver++(2M) (ODE and SDE) and Heun return the data's distribution in 10-20 calls") {
     // The ODE carries N(0, 1) to N(0, 0.04) exactly; a good solver gets close in few calls.
     const int64_t n = 20000;
     GaussianDiffusion d = linear_diffusion(ModelVarType::FixedSmall);
@@ -262,6 +343,13 @@ TEST_CASE("Gaussian oracle: DPM-Solver++(2M) and Heun return the data's distribu
     };
     CHECK(error(dpm_solver_pp_2m_sample_loop(d, oracle, {n, 1, 1, 1}, gen, 10, opt).x0, "DPM-Solver++(2M), 10 calls") < 0.1);
     CHECK(error(dpm_solver_pp_2m_sample_loop(d, oracle, {n, 1, 1, 1}, gen, 20, opt).x0, "DPM-Solver++(2M), 20 calls") < 0.06);
+    // The SDE form (eta = 1) adds fresh noise at each step and still ends on the data's distribution,
+    // less exactly than the ODE at 20 calls, within the sampling error at 100.
+    const double sde20 = error(dpm_solver_pp_2m_sample_loop(d, oracle, {n, 1, 1, 1}, gen, 20, opt, 1.0).x0, "DPM-Solver++(2M) SDE, 20 calls");
+    const double sde100 = error(dpm_solver_pp_2m_sample_loop(d, oracle, {n, 1, 1, 1}, gen, 100, opt, 1.0).x0, "DPM-Solver++(2M) SDE, 100 calls");
+    CHECK(sde20 < 0.1);
+    CHECK(sde100 < 0.03);
+    CHECK(error(dpm_solver_pp_2m_sample_loop(d, oracle, {n, 1, 1, 1}, gen, 50, opt, 0.5).x0, "DPM-Solver++(2M) eta 0.5, 50 calls") < 0.05);
     // Heun with Karras et al.'s steps (rho = 7) is made for data of standard deviation 0.5; on this
     // narrow data (0.2) it needs more calls, but converges: 9 -> 19 -> 99 calls, the error shrinks to within 5%.
     const double h9 = error(heun_sample_loop(d, oracle, {n, 1, 1, 1}, gen, 9, opt).x0, "Heun, 9 calls");

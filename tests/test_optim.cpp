@@ -71,16 +71,41 @@ TEST_CASE("clip_grad_norm scales every gradient by one factor") {
     CHECK(a.grad().flat(0) == doctest::Approx(0.6).epsilon(1e-6));
 }
 
-TEST_CASE("learning-rate schedules: linear warm-up, then constant or cosine") {
-    LrSchedule s{1.0, 4, LrSchedule::Kind::Constant, 0};
+TEST_CASE("learning-rate schedules: linear warm-up, then constant or a cosine over the budget") {
+    LrSchedule s{1.0, 4, LrSchedule::Kind::Constant};
     CHECK(s.at(0) == 0.25);
     CHECK(s.at(3) == 1.0);
-    CHECK(s.at(1000) == 1.0);
-    LrSchedule c{2.0, 4, LrSchedule::Kind::Cosine, 14};
-    CHECK(c.at(4) == doctest::Approx(2.0));
-    CHECK(c.at(9) == doctest::Approx(1.0));  // half way: (1 + cos(pi/2)) / 2
-    CHECK(c.at(14) == doctest::Approx(0.0));
-    CHECK(c.at(20) == doctest::Approx(0.0));
+    CHECK(s.at(1000, 0.9) == 1.0);  // the budget does not matter
+    LrSchedule c{2.0, 4, LrSchedule::Kind::Cosine};
+    CHECK(c.at(1, 0.0) == doctest::Approx(1.0));             // warm-up: 2 * 2/4
+    CHECK(c.at(4, 0.0) == doctest::Approx(2.0));
+    CHECK(c.at(9, 0.5) == doctest::Approx(1.0));             // half way: (1 + cos(pi/2)) / 2
+    CHECK(c.at(9, 0.25) == doctest::Approx(1.0 + std::sqrt(0.5)));  // (1 + cos(pi/4)) / 2 * 2
+    CHECK(c.at(1, 0.5) == doctest::Approx(0.5));             // warm-up and decay multiply
+    CHECK(c.at(14, 1.0) == doctest::Approx(0.0));
+    CHECK(c.at(20, 1.7) == doctest::Approx(0.0));            // past the budget: 0, never negative
+}
+
+TEST_CASE("power-function EMA: Karras et al.'s gamma for sigma_rel, and the averaging weights in closed form") {
+    CHECK(EMA::gamma_of_sigma_rel(0.10) == doctest::Approx(6.94).epsilon(1e-3));   // their Table: 0.05 -> 16.97, 0.10 -> 6.94
+    CHECK(EMA::gamma_of_sigma_rel(0.05) == doctest::Approx(16.97).epsilon(1e-3));
+    CHECK_THROWS_WITH_AS(EMA::gamma_of_sigma_rel(0.3), doctest::Contains("outside (0, 0.2887)"), std::invalid_argument);
+    // With d_t = (1 - 1/t)^(g + 1), the average after T updates weighs update i by
+    // (1 - d_i) (i / T)^(g + 1): the product of the later decays telescopes.
+    Scalar s(0.0);
+    EMA ema(s.named_parameters(), 0.9);
+    ema.set_sigma_rel(0.2);
+    const double g = EMA::gamma_of_sigma_rel(0.2);
+    const int T = 12;
+    double want = 0;
+    for (int i = 1; i <= T; ++i) {
+        const double theta = std::sin(i) + 0.1 * i, d = std::pow(1.0 - 1.0 / i, g + 1);
+        CHECK(ema.current_decay() == doctest::Approx(d));
+        s.p.data().set_flat(0, theta);
+        ema.update();
+        want += (1 - d) * std::pow(double(i) / T, g + 1) * theta;
+    }
+    CHECK(ema.shadow()[0].flat(0) == doctest::Approx(want).epsilon(1e-12));
 }
 
 TEST_CASE("EMA: warm-up decay, averages by hand, swap in and out") {
