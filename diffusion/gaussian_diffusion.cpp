@@ -107,13 +107,13 @@ Variable GaussianDiffusion::predict_eps_from_xstart(const Variable& x_t, const T
     return (x_t * coef(s_.sqrt_recip_alphas_cumprod, t, x_t) - x_start) / coef(s_.sqrt_recipm1_alphas_cumprod, t, x_t);
 }
 
-// guide.md §9: x_0 = sqrt(abar_t) x_t - sqrt(1 - abar_t) v, from v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0
+// guide.md §15: x_0 = sqrt(abar_t) x_t - sqrt(1 - abar_t) v, from v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0
 // and Eq. (4) (Salimans & Ho 2022, Eq. 11 rewritten with alpha_t = sqrt(abar_t), sigma_t = sqrt(1 - abar_t)).
 Variable GaussianDiffusion::predict_xstart_from_v(const Variable& x_t, const Tensor& t, const Variable& v) const {
     return x_t * coef(s_.sqrt_alphas_cumprod, t, x_t) - v * coef(s_.sqrt_one_minus_alphas_cumprod, t, x_t);
 }
 
-// guide.md §9: the regression target, eps or v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0.
+// guide.md §9 and §15: the regression target, eps or v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0.
 Tensor GaussianDiffusion::training_target(const Tensor& x_start, const Tensor& t, const Tensor& noise) const {
     if (mean_type_ == ModelMeanType::Epsilon) return noise;
     return noise * coef(s_.sqrt_alphas_cumprod, t, x_start) - x_start * coef(s_.sqrt_one_minus_alphas_cumprod, t, x_start);

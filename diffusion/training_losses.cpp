@@ -15,6 +15,7 @@ LossType parse_loss_type(const std::string& name) {
     throw std::invalid_argument("unknown loss '" + name + "' (simple or hybrid)");
 }
 
+// guide.md §15: min(SNR_t, gamma) / SNR_t (eps) or / (SNR_t + 1) (v), SNR_t = abar_t / (1 - abar_t).
 double min_snr_weight(double abar, double gamma, ModelMeanType mean_type) {
     const double snr = abar / (1 - abar);
     return std::min(snr, gamma) / (mean_type == ModelMeanType::Epsilon ? snr : snr + 1);

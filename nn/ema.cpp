@@ -16,6 +16,8 @@ EMA::EMA(Module::NamedParameters params, double decay, bool warmup)
     for (auto& [name, p] : params_) shadow_.push_back(p.data().clone());
 }
 
+// guide.md §15: the gamma whose power-function profile has this sigma_rel (Karras et al. 2024,
+// Eq. 4), by bisection: sigma_rel(gamma) = sqrt((gamma + 1) / ((gamma + 2)^2 (gamma + 3))).
 double EMA::gamma_of_sigma_rel(double sigma_rel) {
     auto sigma = [](double g) { return std::sqrt((g + 1) / ((g + 2) * (g + 2) * (g + 3))); };  // decreasing in g
     if (!(sigma_rel > 0 && sigma_rel < sigma(0)))
@@ -28,6 +30,8 @@ double EMA::gamma_of_sigma_rel(double sigma_rel) {
 
 void EMA::set_sigma_rel(double sigma_rel) { power_gamma_ = gamma_of_sigma_rel(sigma_rel); }
 
+// guide.md §15: (1 - 1/t)^(gamma + 1) for the power-function profile, else the fixed
+// decay, capped by (1 + n) / (10 + n) while warming up.
 double EMA::current_decay() const {
     const double t = 1.0 + static_cast<double>(n_);
     if (power_gamma_ >= 0) return std::pow(1.0 - 1.0 / t, power_gamma_ + 1.0);

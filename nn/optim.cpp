@@ -101,6 +101,7 @@ double clip_grad_norm(const std::vector<Variable>& params, double max_norm) {
     return norm;
 }
 
+// guide.md §15: base_lr * warm-up ramp * (1 + cos(pi p)) / 2 for the cosine over the budget.
 double LrSchedule::at(int64_t step, double progress) const {
     const double ramp = warmup > 0 ? std::min(1.0, static_cast<double>(step + 1) / static_cast<double>(warmup)) : 1.0;
     const double p = std::clamp(progress, 0.0, 1.0);
