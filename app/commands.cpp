@@ -131,11 +131,11 @@ void eval_estimate(const GaussianDiffusion& d, const DenoiseFn& net, const Tenso
 }
 
 // The full bound L_0 + sum L_{t-1} + L_T over all T terms (guide.md §8, §13), its terms
-// written to OUT_terms.csv and plotted in OUT_terms.png.
+// written to OUT_terms.csv (with the eps error at each t) and plotted in OUT_terms.png.
 void eval_full_bound(const GaussianDiffusion& d, const DenoiseFn& net, const Tensor& images, const EvalCommand& c,
                      Generator& gen) {
     const int64_t n = images.size(0), T = d.num_timesteps();
-    std::vector<double> term_mean(static_cast<size_t>(T), 0.0);
+    std::vector<double> term_mean(static_cast<size_t>(T), 0.0), eps_mse(static_cast<size_t>(T), 0.0);
     double prior = 0, total = 0;
     for (int64_t b0 = 0; b0 < n; b0 += c.batch) {
         const Tensor x0 = images.slice(b0, std::min(n, b0 + c.batch));
@@ -145,16 +145,19 @@ void eval_full_bound(const GaussianDiffusion& d, const DenoiseFn& net, const Ten
         for (int64_t i = 0; i < x0.size(0); ++i) {
             prior += r.prior.flat(i) / double(n);
             total += r.total_bpd.flat(i) / double(n);
-            for (int64_t t = 0; t < T; ++t) term_mean[t] += r.terms.flat(i * T + t) / double(n);
+            for (int64_t t = 0; t < T; ++t) {
+                term_mean[t] += r.terms.flat(i * T + t) / double(n);
+                eps_mse[t] += r.eps_mse.flat(i * T + t) / double(n);
+            }
         }
     }
-    std::string csv = "t,bits_per_dim,clip_denoised\n";
+    std::string csv = "t,bits_per_dim,eps_mse,clip_denoised\n";
     Series s{{}, {}, 20, 60, 200, "bits/dim per timestep"};
     for (int64_t t = 0; t < T; ++t) {
-        csv += fmt::format("{},{:.8g},{}\n", t, term_mean[t], c.clip_denoised);
+        csv += fmt::format("{},{:.8g},{:.8g},{}\n", t, term_mean[t], eps_mse[t], c.clip_denoised);
         s.x.push_back(double(t)), s.y.push_back(term_mean[t]);
     }
-    write_file_atomic(c.out + "_terms.csv", csv + fmt::format("prior,{:.8g},{}\n", prior, c.clip_denoised));
+    write_file_atomic(c.out + "_terms.csv", csv + fmt::format("prior,{:.8g},,{}\n", prior, c.clip_denoised));
     PlotOptions po;
     po.title = fmt::format("where the bits go: total {:.3f} bits/dim", total);
     po.x_label = "timestep t (code index)", po.y_label = "bits/dim";

@@ -108,7 +108,7 @@ struct BenchCommand {
     bool profile = false;  // also print the per-op time table
 
     template <class Self, class Visit> static void fields(Self& c, Visit&& v) {
-        v(Field{.flag = "--config", .help = "tiny | small | cifar10 | FILE.json"}, c.config);
+        v(Field{.flag = "--config", .help = "tiny | mini | small | cifar10 | FILE.json"}, c.config);
         v(Field{.flag = "--batch", .help = "batch size"}, c.batch);
         v(Field{.flag = "--threads", .help = "threads (0: all cores)"}, c.threads);
         v(Field{.flag = "--steps", .help = "timed steps (after two warm-up steps)"}, c.steps);

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
     eval->get_option("--checkpoint")->required();
     exp->get_option("--checkpoint")->required();
     exp->get_option("--out")->required();
-    info->add_option("what", what, "a config (tiny, small, cifar10, FILE.json) or a checkpoint")->capture_default_str();
+    info->add_option("what", what, "a config (tiny, mini, small, cifar10, FILE.json) or a checkpoint")->capture_default_str();
 
     try {
         app.parse(argc, argv);

@@ -10,7 +10,7 @@
 namespace ddpm {
 
 struct TrainOptions {
-    std::string config = "small";          // tiny | small | cifar10 | FILE.json
+    std::string config = "small";          // tiny | mini | small | cifar10 | FILE.json
     std::string data = "fashion-mnist";    // see data.h
     std::string out;                       // run folder; default runs/<config>-<time>
     std::string resume;                    // a run folder to continue
@@ -39,7 +39,7 @@ struct TrainOptions {
     std::string command_line;
 
     template <class Self, class Visit> static void fields(Self& o, Visit&& v) {
-        v(Field{.key = "config", .flag = "--config", .help = "tiny | small | cifar10 | FILE.json"}, o.config);
+        v(Field{.key = "config", .flag = "--config", .help = "tiny | mini | small | cifar10 | FILE.json"}, o.config);
         v(Field{.key = "data", .flag = "--data", .help = "fashion-mnist[:DIR] | mnist:DIR | cifar10:DIR | images:DIR"}, o.data);
         v(Field{.key = "out", .flag = "--out", .help = "run folder (default runs/<config>-<date>-<time>)"}, o.out);
         v(Field{.flag = "--resume", .help = "continue the run in this folder from its last checkpoint"}, o.resume);

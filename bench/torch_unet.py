@@ -20,6 +20,8 @@ import torch.nn.functional as F
 PRESETS = {
     "tiny": dict(in_channels=1, out_channels=1, image_size=28, channels=16, ch_mult=[1, 2], num_res_blocks=1,
                  attn_resolutions=[14], groups=8, dropout=0.0, heads=1, gn_eps=1e-5),
+    "mini": dict(in_channels=1, out_channels=1, image_size=28, channels=16, ch_mult=[1, 2, 2], num_res_blocks=1,
+                 attn_resolutions=[7], groups=8, dropout=0.0, heads=1, gn_eps=1e-5),
     "small": dict(in_channels=1, out_channels=1, image_size=28, channels=32, ch_mult=[1, 2, 2], num_res_blocks=2,
                   attn_resolutions=[14], groups=8, dropout=0.1, heads=1, gn_eps=1e-5),
     "cifar10": dict(in_channels=3, out_channels=3, image_size=32, channels=128, ch_mult=[1, 2, 2, 2],

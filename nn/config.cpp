@@ -15,19 +15,23 @@ UNetConfig UNetConfig::preset(const std::string& name) {
     c.name = name;
     if (name == "tiny") {
         c.channels = 16, c.ch_mult = {1, 2}, c.num_res_blocks = 1, c.attn_resolutions = {14}, c.dropout = 0.0;
+    } else if (name == "mini") {
+        // tiny's width with a third level (7x7) holding the attention: more parameters, and
+        // faster, since attention over 49 positions costs 1/16 of attention over 196.
+        c.channels = 16, c.ch_mult = {1, 2, 2}, c.num_res_blocks = 1, c.attn_resolutions = {7}, c.dropout = 0.0;
     } else if (name == "small") {
         // the defaults
     } else if (name == "cifar10") {
         c.in_channels = c.out_channels = 3, c.image_size = 32, c.channels = 128, c.ch_mult = {1, 2, 2, 2};
         c.attn_resolutions = {16}, c.groups = 32;
     } else {
-        throw std::invalid_argument(fmt::format("unknown config '{}' (presets: tiny, small, cifar10)", name));
+        throw std::invalid_argument(fmt::format("unknown config '{}' (presets: tiny, mini, small, cifar10)", name));
     }
     return c;
 }
 
 bool UNetConfig::is_preset(const std::string& name) {
-    return name == "tiny" || name == "small" || name == "cifar10";
+    return name == "tiny" || name == "mini" || name == "small" || name == "cifar10";
 }
 
 UNetConfig UNetConfig::from_json(const nlohmann::json& j) {

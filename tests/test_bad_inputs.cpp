@@ -156,7 +156,7 @@ TEST_CASE("config JSON: NaN, overflowing numbers, wrong types, negative and absu
     CHECK(has(msg("[1, 2]"), "expected a JSON object"));
     CHECK(has(msg(""), "bad JSON at byte"));
     CHECK(has(test::error_message<std::invalid_argument>([&] { UNetConfig::load("/nonexistent/c.json"); }),
-              "neither a preset (tiny, small, cifar10) nor a readable file"));
+              "neither a preset (tiny, mini, small, cifar10) nor a readable file"));
 }
 
 TEST_CASE("safetensors and checkpoints: overflowing header numbers, section cuts, bad metadata") {

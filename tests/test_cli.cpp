@@ -428,7 +428,7 @@ TEST_CASE("eval states its choices: --clip-denoised and --images, in the result 
     Result on = run_ddpm("eval --checkpoint " + ck + " --num 3 --out " + e);
     CHECK(on.out.find("the first 3 test images") != std::string::npos);
     CHECK(on.out.find("clip_denoised on") != std::string::npos);
-    CHECK(read_all(e + "_terms.csv").rfind("t,bits_per_dim,clip_denoised\n0,", 0) == 0);
+    CHECK(read_all(e + "_terms.csv").rfind("t,bits_per_dim,eps_mse,clip_denoised\n0,", 0) == 0);
     CHECK(read_all(e + "_terms.csv").find(",on\n") != std::string::npos);
     Result off = run_ddpm("eval --checkpoint " + ck + " --num 3 --clip-denoised off --images random --out " + e);
     CHECK(off.out.find("the random 3 test images") != std::string::npos);

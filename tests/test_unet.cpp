@@ -12,6 +12,7 @@ using namespace ddpm;
 
 TEST_CASE("parameter counts match the reference configurations exactly") {
     CHECK(UNet(UNetConfig::preset("tiny")).num_parameters() == 176849);
+    CHECK(UNet(UNetConfig::preset("mini")).num_parameters() == 280177);  // as bench/torch_unet.py's twin counts it
     CHECK(UNet(UNetConfig::preset("small")).num_parameters() == 1623169);
     CHECK(UNet(UNetConfig::preset("cifar10")).num_parameters() == 35746307);
 }
@@ -90,7 +91,7 @@ TEST_CASE("configs: presets, JSON round trip, and errors that name the field") {
     UNetConfig c = UNetConfig::preset("cifar10");
     UNetConfig back = UNetConfig::from_json(c.to_json());
     CHECK(back.to_json() == c.to_json());
-    CHECK_THROWS_WITH_AS(UNetConfig::preset("huge"), "unknown config 'huge' (presets: tiny, small, cifar10)",
+    CHECK_THROWS_WITH_AS(UNetConfig::preset("huge"), "unknown config 'huge' (presets: tiny, mini, small, cifar10)",
                          std::invalid_argument);
     nlohmann::json j = c.to_json();
     j["groups"] = 7;
