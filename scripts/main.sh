@@ -9,7 +9,7 @@ DDPM_BUILD_TARGET=ddpm bash scripts/setup.sh
 source scripts/openblas_env.sh
 run="runs/main-$(date +%Y%m%d-%H%M%S)"
 ./build/app/ddpm train --config mini --minutes 10 --batch 32 --lr 1e-3 --warmup 100 --lr-schedule cosine \
-    --min-snr-gamma 5 --ema 0.999 --sample-every 0 --ckpt-every 1000 --log-every 200 --out "$run"
+    --min-snr-gamma 5 --prediction v --ema 0.999 --sample-every 0 --ckpt-every 1000 --log-every 200 --out "$run"
 ckpt=$(ls "$run"/checkpoint_*.safetensors | tail -n 1)
 ./build/app/ddpm sample --checkpoint "$ckpt" --sampler dpmpp2m --steps 20 --eta 0.5 --num 64 --strip --out "$run/samples"
 ./build/app/ddpm sample --checkpoint "$ckpt" --sampler dpmpp2m --steps 20 --eta 0.5 --num 1000 --batch 125 --seed 1 \
