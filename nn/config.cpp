@@ -64,7 +64,7 @@ UNetConfig UNetConfig::load(const std::string& name_or_path) {
     std::ifstream in(name_or_path, std::ios::binary);
     if (!in)
         throw std::invalid_argument(
-            fmt::format("config '{}' is neither a preset (tiny, small, cifar10) nor a readable file", name_or_path));
+            fmt::format("config '{}' is neither a preset (tiny, mini, small, cifar10) nor a readable file", name_or_path));
     std::string text;
     char buf[4096];
     while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
