@@ -1,8 +1,9 @@
-// ode_samplers.h: few-step samplers that integrate the probability-flow ODE of the
-// diffusion with a higher-order method, on the same eps-predicting network.
+// ode_samplers.h: few-step samplers that integrate the probability-flow ODE (or, for
+// DPM-Solver++ with eta > 0, the reverse SDE) of the diffusion with a higher-order method,
+// on the same eps- or v-predicting network.
 //
 // Both read the network through its x_0 prediction, x0_hat = (x_t - sqrt(1 - abar) eps) / sqrt(abar)
-// (clipped to [-1, 1] when opt.clip_denoised), and walk the chain of the full
+// or sqrt(abar) x_t - sqrt(1 - abar) v (clipped to [-1, 1] when opt.clip_denoised), and walk the chain of the full
 // (not respaced) diffusion `d`, whose timesteps the network was trained on.
 #pragma once
 
