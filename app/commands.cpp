@@ -60,6 +60,30 @@ void write_strip(const std::string& path, const SampleResult& chain, int64_t sca
         }
     write_png(path, upscale(make_grid(concat(tiles, 0), cols), scale));
 }
+
+// --class: `num` labels of that class, or with "all" `num` of each class in turn; undefined without it.
+Tensor requested_labels(const UNetConfig& cfg, const std::string& cls, int64_t num) {
+    if (cls.empty()) return Tensor();
+    try {
+        if (cls != "all") return Tensor::full({num}, double(cfg.class_index(cls)), DType::F32);
+        cfg.class_index("0");  // refuses an unconditional model
+    } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(fmt::format("--class {}: {}", cls, e.what()));
+    }
+    Tensor y({num * cfg.num_classes}, DType::F32);
+    for (int64_t i = 0; i < y.numel(); ++i) y.set_flat(i, double(i / num));
+    return y;
+}
+
+// --class all: one row of `per_class` images per class, its name on the left.
+void write_class_grid(const std::string& path, const Tensor& images, const UNetConfig& cfg, int64_t per_class, int64_t scale) {
+    const int64_t pad = 2, H = cfg.image_size;
+    std::vector<std::string> names;
+    std::vector<int64_t> centers;
+    for (int64_t k = 0; k < cfg.num_classes; ++k)
+        names.push_back(cfg.class_name(k)), centers.push_back((pad + k * (H + pad) + H / 2) * scale);
+    write_png(path, with_row_labels(upscale(make_grid(images, per_class, pad), scale), names, centers));
+}
 }  // namespace
 
 int run_sample(const SampleCommand& c) {
@@ -77,18 +101,23 @@ int run_sample(const SampleCommand& c) {
     const int64_t scale = c.scale ? c.scale : default_scale(cfg.image_size);
     const GaussianDiffusion chain = sampling_chain(m.diffusion.make(), c.spec);
     const bool ode = c.spec.sampler == "dpmpp2m" || c.spec.sampler == "heun";
-    fmt::print("sampling {} images with {} ({} {}, {} weights) from {}\n", c.num, c.spec.sampler,
-               ode ? ode_calls(c.spec) : chain.num_timesteps(), ode ? "model calls" : "steps", m.weights,
-               c.checkpoint);
+    const Tensor labels = requested_labels(cfg, c.class_name, c.num);
+    if (c.spec.guidance > 0 && !labels.defined()) throw std::invalid_argument("--guidance needs --class");
+    const int64_t num = labels.defined() ? labels.size(0) : c.num;
+    fmt::print("sampling {} images{} with {} ({} {}, {} weights) from {}\n", num,
+               labels.defined() ? fmt::format(" of class {}, guidance {}", c.class_name, c.spec.guidance) : "", c.spec.sampler,
+               ode ? ode_calls(c.spec) : chain.num_timesteps(), ode ? "model calls" : "steps", m.weights, c.checkpoint);
     Generator gen(c.seed);
     SampleResult first;
     const auto t0 = std::chrono::steady_clock::now();
-    const Tensor all = sample_images(*m.model, chain, c.spec, c.num, c.batch, gen, c.strip ? &first : nullptr,
-                                     [](int64_t k, int64_t total) { progress_line("step", k, total); });
-    write_png(c.out + ".png", upscale(make_square_grid(all), scale));
+    const Tensor all = sample_images(*m.model, chain, c.spec, num, c.batch, gen, c.strip ? &first : nullptr,
+                                     [](int64_t k, int64_t total) { progress_line("step", k, total); }, labels);
+    if (c.class_name == "all") write_class_grid(c.out + ".png", all, cfg, c.num, scale);
+    else write_png(c.out + ".png", upscale(make_square_grid(all), scale));
     write_npy(c.out + ".npy", all);
-    fmt::print("wrote {}.png and {}.npy [{}, {}, {}, {}] in {:.1f} s\n", c.out, c.out, c.num, cfg.in_channels,
-               cfg.image_size, cfg.image_size,
+    if (labels.defined()) write_npy(c.out + "_labels.npy", labels);
+    fmt::print("wrote {}.png and {}.npy [{}, {}, {}, {}]{} in {:.1f} s\n", c.out, c.out, num, cfg.in_channels, cfg.image_size,
+               cfg.image_size, labels.defined() ? fmt::format(" and {}_labels.npy [{}]", c.out, num) : "",
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     if (c.strip && !first.trajectory.empty()) {
         write_strip(c.out + "_strip.png", first, scale);
@@ -99,28 +128,31 @@ int run_sample(const SampleCommand& c) {
 }
 
 namespace {
+// The network for test images [begin, end): with their labels for a class-conditional evaluation.
+using BatchNet = std::function<DenoiseFn(int64_t begin, int64_t end)>;
+
 // L_simple on the test images, one uniform t each (guide.md §9).
-double eval_lsimple(const GaussianDiffusion& d, const DenoiseFn& net, const Tensor& images, int64_t batch, Generator& gen) {
+double eval_lsimple(const GaussianDiffusion& d, const BatchNet& net, const Tensor& images, int64_t batch, Generator& gen) {
     NoGradGuard ng;
     const int64_t n = images.size(0);
     double lsimple = 0;
     for (int64_t b0 = 0; b0 < n; b0 += batch) {
         const Tensor x0 = images.slice(b0, std::min(n, b0 + batch));
         const Tensor t = randint(d.num_timesteps(), {x0.size(0)}, gen), noise = randn(x0.shape(), gen);
-        const TrainingLosses l = training_losses(d, net, x0, t, noise, LossType::Simple);
+        const TrainingLosses l = training_losses(d, net(b0, b0 + x0.size(0)), x0, t, noise, LossType::Simple);
         for (int64_t i = 0; i < x0.size(0); ++i) lsimple += l.mse.data().flat(i) / double(n);
     }
     return lsimple;
 }
 
 // The unbiased estimate prior + T x mean of K sampled terms (guide.md §8), with its standard error.
-void eval_estimate(const GaussianDiffusion& d, const DenoiseFn& net, const Tensor& images, const EvalCommand& c,
+void eval_estimate(const GaussianDiffusion& d, const BatchNet& net, const Tensor& images, const EvalCommand& c,
                    Generator& gen) {
     const int64_t n = images.size(0);
     double mean = 0, se2 = 0;
     for (int64_t b0 = 0; b0 < n; b0 += c.batch) {
         const Tensor x0 = images.slice(b0, std::min(n, b0 + c.batch));
-        const BpdEstimate e = estimate_bpd(d, net, x0, c.timesteps, gen, c.clip_denoised == "on");
+        const BpdEstimate e = estimate_bpd(d, net(b0, b0 + x0.size(0)), x0, c.timesteps, gen, c.clip_denoised == "on");
         for (int64_t i = 0; i < x0.size(0); ++i) mean += e.total_bpd.flat(i) / double(n);
         const double w = double(x0.size(0)) / double(n);
         se2 += w * w * e.stderr_ * e.stderr_;
@@ -132,14 +164,14 @@ void eval_estimate(const GaussianDiffusion& d, const DenoiseFn& net, const Tenso
 
 // The full bound L_0 + sum L_{t-1} + L_T over all T terms (guide.md §8, §13), its terms
 // written to OUT_terms.csv (with the eps error at each t) and plotted in OUT_terms.png.
-void eval_full_bound(const GaussianDiffusion& d, const DenoiseFn& net, const Tensor& images, const EvalCommand& c,
-                     Generator& gen) {
+void eval_full_bound(const GaussianDiffusion& d, const BatchNet& net, const Tensor& images, const EvalCommand& c,
+                     const std::string& out, Generator& gen) {
     const int64_t n = images.size(0), T = d.num_timesteps();
     std::vector<double> term_mean(static_cast<size_t>(T), 0.0), eps_mse(static_cast<size_t>(T), 0.0);
     double prior = 0, total = 0;
     for (int64_t b0 = 0; b0 < n; b0 += c.batch) {
         const Tensor x0 = images.slice(b0, std::min(n, b0 + c.batch));
-        const BpdResult r = calc_bpd_loop(d, net, x0, gen, c.clip_denoised == "on", [&](int64_t k, int64_t tot) {
+        const BpdResult r = calc_bpd_loop(d, net(b0, b0 + x0.size(0)), x0, gen, c.clip_denoised == "on", [&](int64_t k, int64_t tot) {
             if (k % 10 == 0 || k == tot) progress_line("timestep", k, tot);
         });
         for (int64_t i = 0; i < x0.size(0); ++i) {
@@ -157,15 +189,39 @@ void eval_full_bound(const GaussianDiffusion& d, const DenoiseFn& net, const Ten
         csv += fmt::format("{},{:.8g},{:.8g},{}\n", t, term_mean[t], eps_mse[t], c.clip_denoised);
         s.x.push_back(double(t)), s.y.push_back(term_mean[t]);
     }
-    write_file_atomic(c.out + "_terms.csv", csv + fmt::format("prior,{:.8g},,{}\n", prior, c.clip_denoised));
+    write_file_atomic(out + "_terms.csv", csv + fmt::format("prior,{:.8g},,{}\n", prior, c.clip_denoised));
     PlotOptions po;
     po.title = fmt::format("where the bits go: total {:.3f} bits/dim", total);
     po.x_label = "timestep t (code index)", po.y_label = "bits/dim";
     po.log_y = true;
-    write_png(c.out + "_terms.png", plot({s}, po));
+    write_png(out + "_terms.png", plot({s}, po));
     const double kl = std::accumulate(term_mean.begin() + 1, term_mean.end(), 0.0);
     fmt::print("bits/dim (full bound, T = {}, clip_denoised {}): {:.4f}  = L_0 {:.4f} + sum L_t-1 {:.4f} + L_T {:.2e}\n", T,
                c.clip_denoised, total, term_mean[0], kl, prior);
+}
+}  // namespace
+
+namespace {
+// One evaluation (L_simple, then the bound or its estimate) with the network `net`, its files under `out`.
+void evaluate(const GaussianDiffusion& d, const BatchNet& net, const Tensor& images, const EvalCommand& c,
+              const std::string& out) {
+    Generator gen(c.seed + 1);
+    const double lsimple = eval_lsimple(d, net, images, c.batch, gen);
+    if (c.timesteps > 0) {
+        eval_estimate(d, net, images, c, gen);
+        fmt::print("L_simple: {:.5f}\n", lsimple);
+        return;
+    }
+    eval_full_bound(d, net, images, c, out, gen);
+    fmt::print("L_simple: {:.5f}\nwrote {}_terms.csv and {}_terms.png\n", lsimple, out, out);
+}
+
+// The labels (n) of the evaluated images, in the order `images` holds them.
+Tensor eval_labels(const Dataset& data, const EvalCommand& c, int64_t n) {
+    if (c.images == "random") return BatchLoader(data, n, c.seed, false).labels(0);
+    Tensor y({n}, DType::F32);
+    for (int64_t i = 0; i < n; ++i) y.set_flat(i, data.labels[static_cast<size_t>(i)]);
+    return y;
 }
 }  // namespace
 
@@ -180,21 +236,27 @@ int run_eval(const EvalCommand& c) {
     const std::string spec = c.data.empty() ? m.extra.value("data", std::string("fashion-mnist")) : c.data;
     Dataset data = load_dataset(spec, Split::Test, cfg.in_channels, cfg.image_size);
     warn_if_slow_blas();
-    const GaussianDiffusion d = m.diffusion.make();
     const int64_t n = std::min(c.num, data.n);
     const Tensor images = c.images == "first" ? dataset_images(data, 0, n) : BatchLoader(data, n, c.seed, false).make(0);
-    const DenoiseFn net = denoiser(*m.model);
-    Generator gen(c.seed + 1);
     fmt::print("evaluating {} ({} weights) on the {} {} test images of {}\n", c.checkpoint, m.weights,
                c.images == "first" ? "first" : "random", n, data.description);
-    const double lsimple = eval_lsimple(d, net, images, c.batch, gen);
-    if (c.timesteps > 0) {
-        eval_estimate(d, net, images, c, gen);
-        fmt::print("L_simple: {:.5f}\n", lsimple);
+    const GaussianDiffusion d = m.diffusion.make();
+    UNet& model = *m.model;
+    const BatchNet unconditional = [&](int64_t, int64_t) { return denoiser(model); };
+    if (cfg.num_classes == 0) {
+        evaluate(d, unconditional, images, c, c.out);
         return 0;
     }
-    eval_full_bound(d, net, images, c, gen);
-    fmt::print("L_simple: {:.5f}\nwrote {}_terms.csv and {}_terms.png\n", lsimple, c.out, c.out);
+    // guide.md §16: -log p(x | y) with the true labels, then -log p(x) from the "no class" model.
+    if (data.labels.empty()) {
+        fmt::print("the test data has no labels: only the unconditioned bound\n");
+    } else {
+        const Tensor y = eval_labels(data, c, n);
+        fmt::print("conditioned on the true labels:\n");
+        evaluate(d, [&](int64_t b, int64_t e) { return denoiser(model, y.slice(b, e), 0.0); }, images, c, c.out);
+    }
+    fmt::print("unconditioned (no class):\n");
+    evaluate(d, unconditional, images, c, c.out + "_uncond");
     return 0;
 }
 
@@ -236,7 +298,7 @@ BenchTimes time_rounds(Trainer& tr, const Tensor& x0, const BenchCommand& c, Dis
         if (profiled) profiler::enable(true);
         tr.model.train();
         const auto t0 = clock::now();
-        tr.step(x0, 2e-4, &dist);
+        tr.step(x0, Tensor(), 2e-4, &dist);
         const auto t1 = clock::now();
         if (profiled) profiler::enable(false);
         if (timed && !profiled) {

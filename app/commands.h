@@ -15,9 +15,10 @@ struct SampleCommand {
     DiffusionFlags diffusion;
     SamplerSpec spec;
     int64_t num = 64;
+    std::string class_name;  // a class-conditional model: a class name or number, or "all"
     uint64_t seed = 0;
     bool ema = true;
-    std::string out = "samples";   // writes OUT.png and OUT.npy (and OUT_strip.png)
+    std::string out = "samples";   // writes OUT.png and OUT.npy (and OUT_strip.png, OUT_labels.npy)
     bool strip = false;
     int64_t scale = 0;  // pixels per image pixel in the PNGs (0: 3 for images of 32 px or less, else 1)
     int64_t batch = 64;
@@ -34,11 +35,16 @@ struct SampleCommand {
                 .choices = "ddim|trailing"},
           c.spec.spacing);
         v(Field{.flag = "--eta", .help = "noise of ddim and dpmpp2m: 0 deterministic (the ODE), 1 like DDPM (the SDE)"}, c.spec.eta);
-        v(Field{.flag = "--num", .help = "number of images"}, c.num);
+        v(Field{.flag = "--num", .help = "number of images (with --class all: of each class)"}, c.num);
+        v(Field{.flag = "--class", .help = "class-conditional models: a class name or number, or all (one grid row per class)"},
+          c.class_name);
+        v(Field{.flag = "--guidance", .help = "classifier-free guidance W: eps = (1 + W) eps(x, class) - W eps(x, no class); "
+                                              "0 the plain conditional model", .min = 0, .max = 100},
+          c.spec.guidance);
         v(Field{.flag = "--batch", .help = "images per model call"}, c.batch);
         v(Field{.flag = "--seed", .help = "seed"}, c.seed);
         v(Field{.flag = "--ema,!--no-ema", .help = "use the EMA weights (default) or the raw ones"}, c.ema);
-        v(Field{.flag = "--out", .help = "output prefix: OUT.png, OUT.npy"}, c.out);
+        v(Field{.flag = "--out", .help = "output prefix: OUT.png, OUT.npy (and with --class OUT_labels.npy)"}, c.out);
         v(Field{.flag = "--strip", .help = "also write OUT_strip.png, x_t at evenly spaced t for 8 samples"}, c.strip);
         v(Field{.flag = "--scale", .help = "each pixel as a KxK block in the PNGs (0: 3 for images of 32 px or less)",
                 .min = 0, .max = 64},

@@ -221,15 +221,38 @@ std::vector<uint8_t> decode_image(const std::string& bytes, const std::string& n
     return out;
 }
 
+namespace {
+bool is_image_file(const fs::path& p) {
+    std::string ext = p.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+    return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
+}
+
+// Classes of an image folder: the first-level sub-folders, in sorted order, when every image lies
+// in one (DIR/CLASS/.../*.png); none when some image lies directly in DIR.
+void label_by_folder(Dataset& d, const std::string& dir, const std::vector<std::string>& paths) {
+    std::vector<std::string> folder(paths.size());
+    for (size_t i = 0; i < paths.size(); ++i) {
+        const fs::path rel = fs::path(paths[i]).lexically_relative(dir);
+        if (std::distance(rel.begin(), rel.end()) < 2) return;  // an image directly in DIR: no classes
+        folder[i] = rel.begin()->string();
+    }
+    std::vector<std::string> names = folder;
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    if (names.size() > 256)
+        throw DataError(fmt::format("{}: {} class folders; at most 256 classes are supported", dir, names.size()));
+    for (const std::string& f : folder)
+        d.labels.push_back(static_cast<uint8_t>(std::lower_bound(names.begin(), names.end(), f) - names.begin()));
+    d.class_names = std::move(names);
+}
+}  // namespace
+
 Dataset read_image_folder(const std::string& dir, int64_t size, int64_t channels) {
     if (!fs::is_directory(dir)) throw DataError(fmt::format("{}: not a folder", dir));
     std::vector<std::string> paths;
-    for (auto& e : fs::recursive_directory_iterator(dir)) {
-        if (!e.is_regular_file()) continue;
-        std::string ext = e.path().extension().string();
-        std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-        if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") paths.push_back(e.path().string());
-    }
+    for (auto& e : fs::recursive_directory_iterator(dir))
+        if (e.is_regular_file() && is_image_file(e.path())) paths.push_back(e.path().string());
     std::sort(paths.begin(), paths.end());
     if (paths.empty()) throw DataError(fmt::format("{}: no .png, .jpg or .jpeg files", dir));
     Dataset d;
@@ -239,7 +262,9 @@ Dataset read_image_folder(const std::string& dir, int64_t size, int64_t channels
         d.pixels.insert(d.pixels.end(), px.begin(), px.end());
         ++d.n;
     }
-    d.description = fmt::format("{} ({} images, centre-cropped to {}x{})", dir, d.n, size, size);
+    label_by_folder(d, dir, paths);
+    d.description = fmt::format("{} ({} images{}, centre-cropped to {}x{})", dir, d.n,
+                                d.labels.empty() ? "" : fmt::format(" in {} class folders", d.class_names.size()), size, size);
     return d;
 }
 
@@ -348,8 +373,23 @@ Tensor dataset_images(const Dataset& data, int64_t begin, int64_t end) {
     return out;
 }
 
+// Image i of batch k of this shard: position k B + shard b + i of the endless run of epochs.
+int64_t BatchLoader::image_at(int64_t k, int64_t i) const {
+    const int64_t idx = k * batch_ + shard_ * (batch_ / shards_) + i, N = data_.n;
+    std::lock_guard<std::mutex> lock(perm_mu_);
+    return permutation(idx / N)[static_cast<size_t>(idx % N)];
+}
+
+Tensor BatchLoader::labels(int64_t k) const {
+    if (data_.labels.empty()) throw DataError(data_.description + ": has no labels");
+    const int64_t b = batch_ / shards_;
+    Tensor out(Shape{b}, DType::F32);
+    for (int64_t i = 0; i < b; ++i) out.set_flat(i, data_.labels[static_cast<size_t>(image_at(k, i))]);
+    return out;
+}
+
 Tensor BatchLoader::make(int64_t k) const {
-    const int64_t N = data_.n, B = batch_, bytes = data_.image_bytes();
+    const int64_t B = batch_, bytes = data_.image_bytes();
     const int64_t H = data_.height, W = data_.width, C = data_.channels;
     const int64_t b = B / shards_, first = shard_ * b;  // this shard's images of the global batch
     Tensor out(Shape{b, C, H, W}, DType::F32);
@@ -358,12 +398,7 @@ Tensor BatchLoader::make(int64_t k) const {
     flips.set_state(flips.seed(), static_cast<uint64_t>(k) * static_cast<uint64_t>((B + 3) / 4));
     Tensor coin = rand({B}, flips, DType::F64);
     for (int64_t i = 0; i < b; ++i) {
-        const int64_t idx = k * B + first + i;
-        int64_t image;
-        {
-            std::lock_guard<std::mutex> lock(perm_mu_);
-            image = permutation(idx / N)[static_cast<size_t>(idx % N)];
-        }
+        const int64_t image = image_at(k, i);
         const uint8_t* src = data_.pixels.data() + image * bytes;
         float* dst = po + i * bytes;
         const bool mirror = flip_ && coin.flat(first + i) < 0.5;

@@ -4,7 +4,8 @@
 //   fashion-mnist[:DIR]  IDX files (.gz or raw), default /usr/share/datasets/fashion-mnist
 //   mnist:DIR            the same format
 //   cifar10:DIR          CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin)
-//   images:DIR           a folder of PNG/JPEG files, centre-cropped and resized
+//   images:DIR           a folder of PNG/JPEG files, centre-cropped and resized; with every image
+//                        in a sub-folder (DIR/CLASS/*.png) the sub-folders are the classes
 // Pixels are kept as bytes and scaled to [-1, 1] (x = p / 127.5 - 1) per batch.
 #pragma once
 
@@ -29,7 +30,7 @@ struct Dataset {
     int64_t n = 0, channels = 0, height = 0, width = 0;
     std::vector<uint8_t> pixels;  // (n, channels, height, width)
     std::vector<uint8_t> labels;  // (n) class indices, or empty where the source has none
-    std::vector<std::string> class_names;
+    std::vector<std::string> class_names;  // one per class when there are labels
     std::string description;
     int64_t image_bytes() const { return channels * height * width; }
 };
@@ -79,9 +80,11 @@ public:
 
     Tensor get(int64_t k);  // (batch / shards, C, H, W) float32 in [-1, 1]
     Tensor make(int64_t k) const;  // the same, computed on the calling thread
+    Tensor labels(int64_t k) const;  // (batch / shards) the class of each image of batch k, as floats
 
 private:
     const std::vector<int64_t>& permutation(int64_t epoch) const;  // cached, under perm_mu_
+    int64_t image_at(int64_t k, int64_t i) const;                   // the data index of image i of batch k
     const Dataset& data_;
     int64_t batch_;
     uint64_t seed_;

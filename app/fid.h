@@ -57,10 +57,23 @@ Tensor load_sample_images(const std::string& path, int64_t channels, int64_t siz
 // The FID (ours) of images against the test statistics.
 double fid_of(FidNet& f, const Tensor& images);
 
+// The classifier's class (argmax of the logits) of each image (N, C, H, W) in [-1, 1].
+std::vector<int64_t> classify(Classifier& net, const Tensor& images, int64_t batch = 500);
+
+// How often the classifier puts generated images in the class they were asked for (ddpm
+// sample --class): per class and overall. asked holds N class indices (floats, as
+// OUT_labels.npy); a wrong count or an index outside the classifier's classes is refused.
+struct ClassAgreement {
+    std::vector<int64_t> asked, agreed;  // per class
+    int64_t total_asked = 0, total_agreed = 0;
+};
+ClassAgreement class_agreement(Classifier& net, const Tensor& images, const Tensor& asked);
+
 struct FidCommand {
     std::string samples;        // .npy or a folder of PNGs
     std::string data = "fashion-mnist";
     std::string features;       // the cached classifier and statistics (default runs/fid_<data>.safetensors)
+    std::string labels;         // the classes the samples were asked for (OUT_labels.npy of ddpm sample --class)
     bool train_features = false;
     bool calibrate = false;
     int64_t epochs = 3, width = 32, hidden = 64;
@@ -70,6 +83,9 @@ struct FidCommand {
         v(Field{.flag = "samples", .help = "an .npy array (N, C, H, W) in [-1, 1] or a folder of PNG images"}, c.samples);
         v(Field{.flag = "--data", .help = "the data set whose test split is the reference"}, c.data);
         v(Field{.flag = "--features", .help = "the cached classifier (default runs/fid_<data>.safetensors)"}, c.features);
+        v(Field{.flag = "--labels", .help = "OUT_labels.npy of `ddpm sample --class`: also print how often the classifier "
+                                            "agrees with the class asked for"},
+          c.labels);
         v(Field{.flag = "--train-features", .help = "train the classifier on the training split and cache it"},
           c.train_features);
         v(Field{.flag = "--calibrate", .help = "print reference distances: train vs test, test subsets, blurred and noisy"},

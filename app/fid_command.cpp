@@ -35,18 +35,9 @@ Tensor gather_images(const Dataset& d, const std::vector<int64_t>& idx) {
 }
 
 double accuracy(Classifier& net, const Dataset& test) {
-    NoGradGuard ng;
-    net.eval();
+    const std::vector<int64_t> predicted = classify(net, dataset_images(test, 0, test.n));
     int64_t right = 0;
-    for (int64_t b0 = 0; b0 < test.n; b0 += 500) {
-        const Tensor logits = net.forward(Variable(dataset_images(test, b0, std::min(test.n, b0 + 500)))).data();
-        for (int64_t i = 0; i < logits.size(0); ++i) {
-            int64_t best = 0;
-            for (int64_t k = 1; k < logits.size(1); ++k)
-                if (logits.flat(i * logits.size(1) + k) > logits.flat(i * logits.size(1) + best)) best = k;
-            right += best == test.labels[b0 + i];
-        }
-    }
+    for (int64_t i = 0; i < test.n; ++i) right += predicted[static_cast<size_t>(i)] == test.labels[static_cast<size_t>(i)];
     return double(right) / double(test.n);
 }
 
@@ -155,6 +146,40 @@ double fid_of(FidNet& f, const Tensor& images) {
     return frechet_distance(feature_stats(classifier_features(*f.net, images, f.scale)), f.test);
 }
 
+std::vector<int64_t> classify(Classifier& net, const Tensor& images, int64_t batch) {
+    NoGradGuard ng;
+    net.eval();
+    std::vector<int64_t> out;
+    const int64_t n = images.size(0);
+    for (int64_t b0 = 0; b0 < n; b0 += batch) {
+        const Tensor logits = net.forward(Variable(images.slice(b0, std::min(n, b0 + batch)))).data();
+        for (int64_t i = 0; i < logits.size(0); ++i) {
+            int64_t best = 0;
+            for (int64_t k = 1; k < logits.size(1); ++k)
+                if (logits.flat(i * logits.size(1) + k) > logits.flat(i * logits.size(1) + best)) best = k;
+            out.push_back(best);
+        }
+    }
+    return out;
+}
+
+ClassAgreement class_agreement(Classifier& net, const Tensor& images, const Tensor& asked) {
+    if (asked.dim() != 1 || asked.size(0) != images.size(0))
+        throw std::runtime_error(fmt::format("labels {} for {} images", asked.describe(), images.size(0)));
+    ClassAgreement a;
+    a.asked.assign(static_cast<size_t>(net.classes), 0), a.agreed.assign(static_cast<size_t>(net.classes), 0);
+    const std::vector<int64_t> predicted = classify(net, images);
+    for (int64_t i = 0; i < images.size(0); ++i) {
+        const double v = asked.flat(i);
+        if (!(v >= 0 && v < double(net.classes) && v == std::floor(v)))
+            throw std::runtime_error(fmt::format("label {} of image {} is not a class in [0, {})", v, i, net.classes));
+        const auto k = static_cast<size_t>(v);
+        ++a.asked[k], ++a.total_asked;
+        if (predicted[static_cast<size_t>(i)] == int64_t(k)) ++a.agreed[k], ++a.total_agreed;
+    }
+    return a;
+}
+
 namespace {
 // Each pixel the mean of its 3x3 neighbourhood (edges clamped).
 Tensor blur3x3(const Tensor& x) {
@@ -196,6 +221,17 @@ Dataset labelled(const std::string& data, Split split) {
     if (d.labels.empty()) throw std::runtime_error(d.description + ": has no labels; the feature classifier needs them");
     return d;
 }
+
+// A table row per class: images asked for, and the share the classifier puts in that class.
+void print_agreement(const FidNet& f, const ClassAgreement& a, const std::string& labels) {
+    const std::vector<std::string> names = labelled(f.data, Split::Test).class_names;
+    fmt::print("classified as the class asked for ({}, by the {:.2f}%-accurate classifier):\n| class | images | agree |\n|---|---|---|\n",
+               labels, 100 * f.test_accuracy);
+    for (size_t k = 0; k < a.asked.size(); ++k)
+        if (a.asked[k] > 0)
+            fmt::print("| {} {} | {} | {:.1f}% |\n", k, k < names.size() ? names[k] : "", a.asked[k], 100.0 * a.agreed[k] / a.asked[k]);
+    fmt::print("| all | {} | {:.1f}% |\n", a.total_asked, 100.0 * a.total_agreed / std::max<int64_t>(1, a.total_asked));
+}
 }  // namespace
 
 int run_fid(const FidCommand& c) {
@@ -225,6 +261,7 @@ int run_fid(const FidCommand& c) {
     const Tensor x = load_sample_images(c.samples, f.net->in_channels, f.image_size);
     fmt::print("FID (ours: {} classifier features, {:.2f}% test accuracy; not Inception-FID) of {} images from {}: {:.3f}\n",
                f.data, 100 * f.test_accuracy, x.size(0), c.samples, fid_of(f, x));
+    if (!c.labels.empty()) print_agreement(f, class_agreement(*f.net, x, read_npy(c.labels)), c.labels);
     return 0;
 }
 

@@ -177,4 +177,21 @@ Image plot(const std::vector<Series>& series, const PlotOptions& opt) {
     return img;
 }
 
+Image with_row_labels(const Image& grid, const std::vector<std::string>& labels, const std::vector<int64_t>& row_centers) {
+    int64_t margin = 0;
+    for (const std::string& l : labels) margin = std::max(margin, Canvas::text_width(l));
+    margin += 12;
+    Image out(margin + grid.width, grid.height, 3, 255);
+    Canvas c{out};
+    for (int64_t y = 0; y < grid.height; ++y)
+        for (int64_t x = 0; x < grid.width; ++x) {
+            const uint8_t* p = const_cast<Image&>(grid).at(x, y);
+            uint8_t* q = out.at(margin + x, y);
+            for (int k = 0; k < 3; ++k) q[k] = p[grid.channels == 3 ? k : 0];
+        }
+    for (size_t r = 0; r < labels.size() && r < row_centers.size(); ++r)
+        c.text(6, double(row_centers[r]) - 4, labels[r], 0);
+    return out;
+}
+
 }  // namespace ddpm

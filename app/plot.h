@@ -33,4 +33,8 @@ std::vector<double> nice_ticks(double lo, double hi, bool log_axis);
 // Axes with tick labels, a legend and the series; text in a built-in 5x7 pixel font.
 Image plot(const std::vector<Series>& series, const PlotOptions& opt);
 
+// An RGB copy of `grid` (gray or RGB) with a white margin on its left holding labels[r]
+// beside row r, whose centre is at row_centers[r] (pixels from the top).
+Image with_row_labels(const Image& grid, const std::vector<std::string>& labels, const std::vector<int64_t>& row_centers);
+
 }  // namespace ddpm

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <stdexcept>
+
 #include "autograd/ops.h"
 #include "diffusion/ode_samplers.h"
 #include "tensor/elementwise.h"
@@ -12,6 +14,19 @@ namespace ddpm {
 
 DenoiseFn denoiser(UNet& model) {
     return [&model](const Variable& x_t, const Tensor& t) { return model.forward(x_t, t); };
+}
+
+DenoiseFn denoiser(UNet& model, const Tensor& labels, double guidance) {
+    const ConditionalDenoiseFn net = [&model](const Variable& x_t, const Tensor& t, const Tensor& y) {
+        return model.forward(x_t, t, y);
+    };
+    return guided_denoiser(net, labels, model.null_label(), guidance, model.config().in_channels);
+}
+
+Tensor cycled_labels(int64_t num, int64_t num_classes) {
+    Tensor y({num}, DType::F32);
+    for (int64_t i = 0; i < num; ++i) y.set_flat(i, double(i % num_classes));
+    return y;
 }
 
 GaussianDiffusion sampling_chain(const GaussianDiffusion& base, const SamplerSpec& spec) {
@@ -25,11 +40,17 @@ GaussianDiffusion sampling_chain(const GaussianDiffusion& base, const SamplerSpe
 }
 
 Tensor sample_images(UNet& model, const GaussianDiffusion& chain, const SamplerSpec& spec, int64_t num, int64_t batch,
-                     Generator& gen, SampleResult* trajectory, const std::function<void(int64_t, int64_t)>& progress) {
+                     Generator& gen, SampleResult* trajectory, const std::function<void(int64_t, int64_t)>& progress,
+                     const Tensor& labels) {
     const UNetConfig& cfg = model.config();
-    const DenoiseFn net = denoiser(model);
+    if (spec.guidance != 0 && !labels.defined())
+        throw std::invalid_argument("guidance needs the class of each image (--class)");
+    if (labels.defined() && (labels.dim() != 1 || labels.size(0) != num))
+        throw std::invalid_argument(fmt::format("labels {} for {} images", labels.describe(), num));
     std::vector<Tensor> parts;
     for (int64_t done = 0; done < num; done += batch) {
+        const DenoiseFn net = labels.defined() ? denoiser(model, labels.slice(done, std::min(num, done + batch)), spec.guidance)
+                                               : denoiser(model);
         SampleOptions so;
         so.keep_trajectory = trajectory && done == 0;
         so.progress = progress;

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "diffusion/guidance.h"
 #include "diffusion/samplers.h"
 #include "nn/unet.h"
 
@@ -11,6 +12,8 @@ namespace ddpm {
 
 // eps_theta(x_t, t) or v_theta (and, for a learned variance, its interpolation): the network as a DenoiseFn.
 DenoiseFn denoiser(UNet& model);
+// A class-conditional network with the labels (B) of one batch fixed, guided with weight w (diffusion/guidance.h).
+DenoiseFn denoiser(UNet& model, const Tensor& labels, double guidance);
 
 // Which reverse process to run, and over how many steps.
 struct SamplerSpec {
@@ -18,6 +21,7 @@ struct SamplerSpec {
     int64_t steps = 0;             // model calls; 0: 50 for ddim, 20 for dpmpp2m and heun, the full chain for ddpm
     std::string spacing;           // ddim: "ddim" (evenly from 0, the default) or "trailing"
     double eta = 0.0;              // noise of ddim and dpmpp2m: 0 deterministic, 1 like DDPM
+    double guidance = 0.0;         // classifier-free guidance weight w of a class-conditional model (0: none)
 };
 
 // Network calls of the ODE samplers (dpmpp2m, heun): spec.steps, or 20.
@@ -29,9 +33,13 @@ GaussianDiffusion sampling_chain(const GaussianDiffusion& base, const SamplerSpe
 
 // `num` images (num, C, H, W) drawn from `model` (put it in eval mode first) in
 // batches of `batch`, clamped to [-1, 1]; `trajectory` (if not null) gets the first
-// batch's chain for a denoising strip.
+// batch's chain for a denoising strip. For a class-conditional model, `labels` (num)
+// holds the class of each image (undefined: "no class", the unconditional model).
 Tensor sample_images(UNet& model, const GaussianDiffusion& chain, const SamplerSpec& spec, int64_t num, int64_t batch,
                      Generator& gen, SampleResult* trajectory = nullptr,
-                     const std::function<void(int64_t, int64_t)>& progress = {});
+                     const std::function<void(int64_t, int64_t)>& progress = {}, const Tensor& labels = Tensor());
+
+// Labels 0, 1, ..., K-1, 0, 1, ... for num images: every class equally often.
+Tensor cycled_labels(int64_t num, int64_t num_classes);
 
 }  // namespace ddpm

@@ -23,6 +23,8 @@ struct TrainOptions {
     double ema = 0.9999;
     double ema_sigma_rel = 0;   // > 0: the power-function EMA of this relative width instead of --ema
     double min_snr_gamma = 0;   // > 0: min-SNR-gamma loss weighting
+    bool class_cond = false;    // a class-conditional model (num_classes from the data's labels)
+    double label_dropout = 0.1; // the share of labels dropped to "no class" (classifier-free guidance)
     double grad_clip = 1.0;
     DiffusionSettings diffusion;
     std::string timestep_sampler = "uniform";  // uniform | importance
@@ -62,6 +64,14 @@ struct TrainOptions {
                 .help = "weight each timestep's loss by min(SNR, gamma) (Hang et al. 2023; 0: off, 5 is theirs)", .min = 0,
                 .max = 1e6, .optional = true},
           o.min_snr_gamma);
+        v(Field{.key = "class_cond", .flag = "--class-cond",
+                .help = "condition on the data's class labels (a class embedding; sample with --class and --guidance)",
+                .optional = true},
+          o.class_cond);
+        v(Field{.key = "label_dropout", .flag = "--label-dropout",
+                .help = "class-conditional: the share of labels replaced by \"no class\" (classifier-free guidance)",
+                .min = 0, .max = 1, .optional = true},
+          o.label_dropout);
         v(Field{.key = "grad_clip", .flag = "--grad-clip", .help = "clip the global gradient norm at this value"}, o.grad_clip);
         v(Field{.key = "diffusion"}, o.diffusion);
         v(Field{.key = "timestep_sampler", .flag = "--timestep-sampler", .help = "uniform | importance",

@@ -4,6 +4,7 @@
 #include "app/trainer.h"
 
 #include <cmath>
+#include <stdexcept>
 
 #include "app/sampling.h"
 #include "autograd/ops.h"
@@ -39,7 +40,7 @@ Trainer::Trainer(const UNetConfig& cfg, const DiffusionSettings& settings, Times
 // guide.md §9, Algorithm 1 of Ho et al. 2020: t ~ Uniform({1..T}) (or the importance
 // sampler), eps ~ N(0, I), a gradient step on || eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t) ||^2,
 // each image's loss weighted by 1/(T p_t) for the importance sampler (guide.md §12).
-StepResult Trainer::step(const Tensor& x0, double lr, Distributed* dist) {
+StepResult Trainer::step(const Tensor& x0, const Tensor& labels, double lr, Distributed* dist) {
     // t and eps are drawn for the whole global batch on every rank, each rank keeping
     // its slice: the ranks together see exactly the draws of a one-process run.
     const int64_t ranks = dist ? dist->size() : 1, b = x0.size(0), first = dist ? dist->rank() * b : 0;
@@ -48,8 +49,11 @@ StepResult Trainer::step(const Tensor& x0, double lr, Distributed* dist) {
     global_shape[0] = b * ranks;
     Tensor noise = randn(global_shape, gen), t = draw.t, weights = draw.weights;
     if (ranks > 1) t = narrow(t, 0, first, b), weights = narrow(weights, 0, first, b), noise = narrow(noise, 0, first, b);
+    if (model.config().num_classes > 0 && !labels.defined())
+        throw std::invalid_argument("a class-conditional model trains on labelled images");
+    const DenoiseFn net = labels.defined() ? denoiser(model, dropped_labels(labels, first, b * ranks), 0.0) : denoiser(model);
 
-    const TrainingLosses l = training_losses(diffusion, denoiser(model), x0, t, noise, loss_type, 0.001, min_snr_gamma);
+    const TrainingLosses l = training_losses(diffusion, net, x0, t, noise, loss_type, 0.001, min_snr_gamma);
     Variable loss = mean(l.loss * Variable(weights));
     adam.zero_grad();
     loss.backward();
@@ -64,6 +68,15 @@ StepResult Trainer::step(const Tensor& x0, double lr, Distributed* dist) {
     ema.update();
     sampler.update(draw.t, r.per_image_loss);
     return r;
+}
+
+// guide.md §16: one draw per image of the global batch (this rank's slice kept), after t and eps.
+Tensor Trainer::dropped_labels(const Tensor& labels, int64_t first, int64_t global_batch) {
+    const Tensor u = rand({global_batch}, gen, DType::F64);
+    Tensor y = labels.to(DType::F32);
+    for (int64_t i = 0; i < y.size(0); ++i)
+        if (u.flat(first + i) < label_dropout) y.set_flat(i, double(model.null_label()));
+    return y;
 }
 
 // The mean of the ranks' means is the global mean; every rank then holds the gradient

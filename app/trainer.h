@@ -27,7 +27,9 @@ public:
     // the loss (L_simple or L_hybrid, weighted for the timestep sampler), backward, a
     // check that the loss and every gradient are finite, clipping, Adam and EMA. On a
     // non-finite value nothing is updated and `nonfinite` says where it appeared.
-    StepResult step(const Tensor& x0, double lr, Distributed* dist = nullptr);
+    // A class-conditional model also takes the images' labels (B), each replaced by "no class"
+    // with probability label_dropout (classifier-free guidance training, guide.md §16).
+    StepResult step(const Tensor& x0, const Tensor& labels, double lr, Distributed* dist = nullptr);
 
     // What a checkpoint holds of this trainer (its `extra` is the caller's).
     TrainingState state(int64_t step);
@@ -41,8 +43,11 @@ public:
     Generator gen;  // timesteps and noise
     double grad_clip;
     double min_snr_gamma = 0;  // > 0: min-SNR-gamma weighting (training_losses.h)
+    double label_dropout = 0.1;  // class-conditional models: the share of labels dropped to "no class"
 
 private:
+    // The labels with each dropped to "no class" where a uniform draw from gen falls below label_dropout.
+    Tensor dropped_labels(const Tensor& labels, int64_t first, int64_t global_batch);
     StepResult averaged_over_ranks(StepResult r, Distributed& dist);
 };
 

@@ -34,9 +34,26 @@ TrainOptions prepared(const TrainOptions& given) {
     return opt;
 }
 
-UNetConfig model_config(const TrainOptions& opt) {
+Dataset training_data(const TrainOptions& opt) {
+    const UNetConfig cfg = UNetConfig::load(opt.config);
+    return load_dataset(opt.data, Split::Train, cfg.in_channels, cfg.image_size);
+}
+
+// The config, with the data's classes when the run is class-conditional (--class-cond, or a
+// config file with num_classes, which must then be the data's count).
+UNetConfig model_config(const TrainOptions& opt, const Dataset& data) {
     UNetConfig cfg = UNetConfig::load(opt.config);
     if (opt.diffusion.loss == "hybrid") cfg.out_channels = 2 * cfg.in_channels;  // the mean and the variance interpolation
+    if (!opt.class_cond && cfg.num_classes == 0) return cfg;
+    if (data.labels.empty())
+        throw std::invalid_argument(fmt::format("a class-conditional model needs labels, and {} has none{}", data.description,
+                                                opt.data.starts_with("images:") ? " (give each class a sub-folder: DIR/CLASS/*.png)" : ""));
+    const int64_t k = int64_t(data.class_names.size());
+    if (cfg.num_classes != 0 && cfg.num_classes != k)
+        throw std::invalid_argument(fmt::format("config {}: num_classes = {} but {} has {} classes", opt.config, cfg.num_classes,
+                                                data.description, k));
+    cfg.num_classes = k;
+    if (cfg.class_names.empty()) cfg.class_names = data.class_names;
     return cfg;
 }
 }  // namespace
@@ -45,14 +62,15 @@ TrainingRun::TrainingRun(const TrainOptions& given)
     : opt_(prepared(given)),
       dist_(Distributed::get()),
       root_(dist_.is_root()),
-      cfg_(model_config(opt_)),
       // The data before the run folder, so that a bad --data writes nothing.
-      data_(load_dataset(opt_.data, Split::Train, cfg_.in_channels, cfg_.image_size)),
+      data_(training_data(opt_)),
+      cfg_(model_config(opt_, data_)),
       trainer_(cfg_, opt_.diffusion, TimestepSampler::parse(opt_.timestep_sampler), opt_.lr, opt_.ema, opt_.grad_clip,
                opt_.seed),
       lr_schedule_{opt_.lr, opt_.warmup, opt_.lr_schedule == "cosine" ? LrSchedule::Kind::Cosine : LrSchedule::Kind::Constant},
       tty_(::isatty(STDERR_FILENO) && root_) {
     trainer_.min_snr_gamma = opt_.min_snr_gamma;
+    trainer_.label_dropout = opt_.label_dropout;
     if (opt_.ema_sigma_rel > 0) trainer_.ema.set_sigma_rel(opt_.ema_sigma_rel);
     if (root_) warn_if_slow_blas();  // after the checks, so that a bad flag gets a one-line error
     if (opt_.fid_every > 0 && root_)  // before the run folder: a missing classifier writes nothing
@@ -68,8 +86,10 @@ TrainingRun::TrainingRun(const TrainOptions& given)
     metrics_.emplace(root_ ? (fs::path(opt_.out) / "metrics.csv").string() : "", step_);
     loader_.emplace(data_, opt_.batch, opt_.seed + 2, opt_.flip, dist_.rank(), dist_.size());
     if (root_)
-        fmt::print("training '{}' ({} parameters) on {}, batch {}{}, run folder {}\n", cfg_.name,
-                   trainer_.model.num_parameters(), data_.description, opt_.batch,
+        fmt::print("training '{}' ({} parameters{}) on {}, batch {}{}, run folder {}\n", cfg_.name,
+                   trainer_.model.num_parameters(),
+                   cfg_.num_classes > 0 ? fmt::format(", conditioned on {} classes, label dropout {}", cfg_.num_classes, opt_.label_dropout) : "",
+                   data_.description, opt_.batch,
                    dist_.active() ? fmt::format(" over {} ranks of {}", dist_.size(), opt_.batch / dist_.size()) : "",
                    opt_.out);
     std::fflush(stdout);
@@ -129,7 +149,8 @@ int64_t TrainingRun::should_stop(int signal) {
 
 StepResult TrainingRun::step() {
     const double t0 = now_s();
-    StepResult r = trainer_.step(loader_->get(step_), lr_schedule_.at(step_, progress_), &dist_);
+    const Tensor labels = cfg_.num_classes > 0 ? loader_->labels(step_) : Tensor();
+    StepResult r = trainer_.step(loader_->get(step_), labels, lr_schedule_.at(step_, progress_), &dist_);
     step_seconds_ += now_s() - t0;
     ++step_;
     return r;
@@ -175,9 +196,15 @@ void TrainingRun::sample_grid(int64_t num) {
     Generator g(opt_.seed + 3);  // the same noise at every step, so that grids are comparable
     SamplerSpec spec;
     spec.sampler = opt_.sample_sampler, spec.steps = std::min(opt_.sample_steps, opt_.diffusion.T);
-    const Tensor x = sample_images(trainer_.model, sampling_chain(trainer_.diffusion, spec), spec, num, num, g);
+    const Tensor x = sample_images(trainer_.model, sampling_chain(trainer_.diffusion, spec), spec, num, num, g, nullptr, {},
+                                   grid_labels(num));
     trainer_.model.train();
     write_png((fs::path(opt_.out) / fmt::format("samples_{:08d}.png", step_)).string(), upscale(make_square_grid(x), default_scale(cfg_.image_size)));
+}
+
+// A class-conditional model's samples: every class in turn, unguided (w = 0).
+Tensor TrainingRun::grid_labels(int64_t num) const {
+    return cfg_.num_classes > 0 ? cycled_labels(num, cfg_.num_classes) : Tensor();
 }
 
 double TrainingRun::measure_fid() {
@@ -186,7 +213,8 @@ double TrainingRun::measure_fid() {
     Generator g(opt_.seed + 4);  // the same noise each time: the curve shows the model, not the draw
     SamplerSpec spec;
     spec.sampler = "dpmpp2m", spec.steps = 20;
-    const Tensor x = sample_images(trainer_.model, trainer_.diffusion, spec, opt_.fid_num, 250, g);
+    const Tensor x = sample_images(trainer_.model, trainer_.diffusion, spec, opt_.fid_num, 250, g, nullptr, {},
+                                   grid_labels(opt_.fid_num));
     trainer_.model.train();
     return fid_of(*fid_, x);
 }

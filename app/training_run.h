@@ -41,13 +41,14 @@ private:
     void write_run_folder();
     void restore_newest_valid();
     void restore(const std::string& checkpoint);
-    uint64_t check_replicas();  // every rank holds the same weights, or an error
+    uint64_t check_replicas();
+    Tensor grid_labels(int64_t num) const;  // every rank holds the same weights, or an error
 
     TrainOptions opt_;
     Distributed& dist_;
     bool root_;  // rank 0 alone writes the run folder and prints
-    UNetConfig cfg_;
     Dataset data_;
+    UNetConfig cfg_;  // with the data's classes for a class-conditional run
     Trainer trainer_;
     LrSchedule lr_schedule_;
     int64_t step_ = 0;

@@ -87,4 +87,9 @@ Variable upsample_nearest2x(const Variable& x);
 // Identity unless training and p > 0.
 Variable dropout(const Variable& x, double p, Generator& gen, bool training);
 
+// Rows of a table picked by index (a lookup embedding, torch.nn.Embedding): table is (K, D),
+// ids (B) holds integers in [0, K) stored as floats; returns (B, D) with row b = table[ids[b]].
+// Backward adds row b of the gradient into row ids[b] of the table's gradient.
+Variable embedding(const Variable& table, const Tensor& ids);
+
 }  // namespace ddpm

@@ -1,4 +1,8 @@
 // ops_shape.cpp: reshaping, slicing, joining and resampling, with their gradients.
+#include <fmt/format.h>
+
+#include <algorithm>
+
 #include "autograd/ops.h"
 #include "autograd/profiler.h"
 #include "tensor/dropout.h"
@@ -103,6 +107,53 @@ Variable dropout(const Variable& x, double p, Generator& gen, bool training) {
             in[0].accumulate_grad(dropout_backward(g, keep, p));
         },
         "dropout");
+}
+
+namespace {
+// The row index ids[b], checked against the table's K rows.
+int64_t embedding_row(const Tensor& ids, int64_t b, int64_t K) {
+    const double v = ids.flat(b);
+    const auto row = static_cast<int64_t>(v);
+    DDPM_CHECK(double(row) == v && row >= 0 && row < K, "embedding", fmt::format("id {} of row {} is not a row of a {}-row table", v, b, K));
+    return row;
+}
+
+// forward: out[b, :] = table[ids[b], :]      table (K, D), ids (B), out (B, D)
+template <class T> void embedding_forward(const Tensor& table, const Tensor& ids, Tensor& out) {
+    const int64_t B = ids.size(0), K = table.size(0), D = table.size(1);
+    for (int64_t b = 0; b < B; ++b) {
+        const T* src = table.data<T>() + embedding_row(ids, b, K) * D;
+        std::copy(src, src + D, out.data<T>() + b * D);
+    }
+}
+
+// backward: dtable[ids[b], :] += dout[b, :]  (a row picked twice gets both gradients)
+template <class T> void embedding_backward(const Tensor& dout, const Tensor& ids, Tensor& dtable) {
+    const int64_t B = ids.size(0), K = dtable.size(0), D = dtable.size(1);
+    for (int64_t b = 0; b < B; ++b) {
+        T* dst = dtable.data<T>() + embedding_row(ids, b, K) * D;
+        const T* g = dout.data<T>() + b * D;
+        for (int64_t d = 0; d < D; ++d) dst[d] += g[d];
+    }
+}
+}  // namespace
+
+Variable embedding(const Variable& table, const Tensor& ids) {
+    OpTimer timer("embedding");
+    DDPM_CHECK(table.dim() == 2 && ids.dim() == 1, "embedding",
+               "a (K, D) table and (B) ids, got " + table.data().describe() + " and " + ids.describe());
+    Tensor out(Shape{ids.size(0), table.size(1)}, table.data().dtype());
+    if (out.dtype() == DType::F32) embedding_forward<float>(table.data(), ids, out);
+    else embedding_forward<double>(table.data(), ids, out);
+    return Variable::make_result(
+        std::move(out), {table},
+        [ids](const Tensor& g, VariableList& in) {
+            Tensor dtable = Tensor::zeros_like(in[0].data());
+            if (g.dtype() == DType::F32) embedding_backward<float>(g, ids, dtable);
+            else embedding_backward<double>(g, ids, dtable);
+            in[0].accumulate_grad(std::move(dtable));
+        },
+        "embedding");
 }
 
 }  // namespace ddpm

@@ -104,12 +104,31 @@ void UNetConfig::validate() const {
     if (!(gn_eps > 0.0 && std::isfinite(gn_eps))) bad(fmt::format("gn_eps = {} must be positive", gn_eps));
     for (int64_t r : attn_resolutions)
         if (r <= 0 || r > image_size) bad(fmt::format("attention resolution {} is not in [1, image_size]", r));
+    if (num_classes < 0 || num_classes > 4096) bad(fmt::format("num_classes = {} must be in [0, 4096]", num_classes));
+    if (!class_names.empty() && int64_t(class_names.size()) != num_classes)
+        bad(fmt::format("{} class_names for num_classes = {}", class_names.size(), num_classes));
     // Not absurd: the 3x3 convs of all levels (down and up paths) under 2^31 weights.
     double conv_weights = 0;
     for (int64_t m : ch_mult) conv_weights += 2.0 * (2 * num_res_blocks + 2) * 9.0 * double(channels * m) * double(channels * m);
     if (conv_weights > double(int64_t{1} << 31))
         bad(fmt::format("about {:.3g} weights (channels {} x ch_mult, {} res blocks) is more than 2^31", conv_weights,
                         channels, num_res_blocks));
+}
+
+std::string UNetConfig::class_name(int64_t k) const {
+    return k >= 0 && k < int64_t(class_names.size()) ? class_names[k] : std::to_string(k);
+}
+
+int64_t UNetConfig::class_index(const std::string& key) const {
+    if (num_classes == 0) throw std::invalid_argument(fmt::format("the '{}' model is unconditional (num_classes = 0): it takes no class", name));
+    for (int64_t k = 0; k < num_classes; ++k)
+        if (class_name(k) == key || std::to_string(k) == key) return k;
+    std::string valid;
+    for (int64_t k = 0; k < num_classes; ++k) {
+        valid += fmt::format("{}{}", k ? ", " : "", k);
+        if (k < int64_t(class_names.size())) valid += fmt::format(" {}", class_names[k]);
+    }
+    throw std::invalid_argument(fmt::format("unknown class '{}'; the model's classes are: {}", key, valid));
 }
 
 }  // namespace ddpm

@@ -22,6 +22,10 @@ struct UNetConfig {
     double dropout = 0.1;
     int64_t heads = 1;
     double gn_eps = 1e-5;
+    // Class conditioning (guide.md §16): 0 for an unconditional model; K > 0 adds a learned
+    // embedding of K classes and a "no class" row to the timestep embedding.
+    int64_t num_classes = 0;
+    std::vector<std::string> class_names;  // empty, or one name per class (what the labels mean)
 
     // The one list of the fields above, for JSON files (util/fields.h).
     template <class Self, class Visit> static void fields(Self& c, Visit&& visit) {
@@ -37,9 +41,11 @@ struct UNetConfig {
         visit(Field{.key = "dropout"}, c.dropout);
         visit(Field{.key = "heads"}, c.heads);
         visit(Field{.key = "gn_eps"}, c.gn_eps);
+        visit(Field{.key = "num_classes", .optional = true}, c.num_classes);
+        visit(Field{.key = "class_names", .optional = true}, c.class_names);
     }
 
-    // "tiny", "small", "cifar10" (docs/unet.md).
+    // "tiny", "mini", "small", "cifar10" (docs/unet.md).
     static UNetConfig preset(const std::string& name);
     static bool is_preset(const std::string& name);
     // A preset name, or a path to a JSON file with the fields above.
@@ -50,6 +56,11 @@ struct UNetConfig {
 
     // Throws std::invalid_argument naming the first field that cannot build a network.
     void validate() const;
+
+    // The class index of a name in class_names or of a number in [0, num_classes); otherwise an
+    // std::invalid_argument listing the valid ones (or saying the model is unconditional).
+    int64_t class_index(const std::string& name_or_number) const;
+    std::string class_name(int64_t k) const;  // class_names[k], or the number
 };
 
 }  // namespace ddpm

@@ -24,4 +24,10 @@ Tensor Initializer::bias(int64_t n, int64_t fan_in) {
     return b;
 }
 
+Tensor Initializer::normal(const Shape& shape, double std) {
+    Tensor w(shape, dtype_);
+    fill_normal(w, gen_, 0.0, std);
+    return w;
+}
+
 }  // namespace ddpm

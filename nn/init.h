@@ -25,6 +25,7 @@ public:
     // weight is (out, in, ...): fan_in = in * receptive field, fan_out = out * receptive field.
     Tensor weight(const Shape& shape);
     Tensor bias(int64_t n, int64_t fan_in);
+    Tensor normal(const Shape& shape, double std = 1.0);  // N(0, std^2), as torch.nn.Embedding's default
     Tensor zeros(const Shape& shape) const { return Tensor::zeros(shape, dtype_); }
     Tensor ones(const Shape& shape) const { return Tensor::ones(shape, dtype_); }
 

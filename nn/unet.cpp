@@ -28,6 +28,8 @@ UNet::UNet(const UNetConfig& cfg, InitScheme scheme, uint64_t seed, DType dtype)
     norm_out_ = register_module("norm_out", std::make_shared<GroupNorm>(cfg.groups, ch, init, cfg.gn_eps));
     conv_out_ = register_module("conv_out",
                                 std::make_shared<Conv2d>(ch, cfg.out_channels, 3, 1, 1, init, /*zero_init=*/true));
+    // Drawn last, so that an unconditional config's other weights start the same with or without it.
+    if (cfg.num_classes > 0) label_emb_ = register_module("label_emb", std::make_shared<ClassEmbed>(cfg.num_classes, 4 * C, init));
     assign_names();
 }
 
@@ -93,7 +95,20 @@ void UNet::build_up_path(Initializer& init, std::vector<int64_t>& skip_ch, int64
     for (auto& l : up_levels) up_->push_back(l);
 }
 
-Variable UNet::forward(const Variable& x, const Tensor& t) {
+// guide.md §16: emb = time_embed(t) + label_emb(y) for a class-conditional model (as improved-diffusion).
+Variable UNet::embed(const Tensor& t, const Tensor& y, int64_t batch) {
+    Variable emb = time_embed_->forward(t);
+    if (!label_emb_) {
+        if (y.defined()) fail("unet", fmt::format("class labels given to the unconditional '{}' model", config_.name));
+        return silu(emb);
+    }
+    if (y.defined() && (y.dim() != 1 || y.size(0) != batch))
+        fail("unet", fmt::format("labels {} for a batch of {}", y.describe(), batch));
+    const Tensor labels = y.defined() ? y : Tensor::full({batch}, double(null_label()), DType::F32);
+    return silu(emb + label_emb_->forward(labels));
+}
+
+Variable UNet::forward(const Variable& x, const Tensor& t, const Tensor& y) {
     const UNetConfig& c = config_;
     if (x.dim() != 4 || x.size(1) != c.in_channels || x.size(2) != c.image_size || x.size(3) != c.image_size)
         fail("unet", fmt::format("input {} but the '{}' config takes [B,{},{},{}]", x.data().describe(), c.name,
@@ -102,7 +117,7 @@ Variable UNet::forward(const Variable& x, const Tensor& t) {
         fail("unet", fmt::format("timesteps {} for a batch of {}", t.describe(), x.size(0)));
     const int64_t levels = static_cast<int64_t>(c.ch_mult.size());
 
-    Variable temb_act = silu(time_embed_->forward(t));  // every ResBlock applies SiLU to temb first
+    Variable temb_act = embed(t, y, x.size(0));  // every ResBlock applies SiLU to temb first
     VariableList hs{conv_in_->forward(x)};  // the skip connections (pooled: no heap call per step)
     for (int64_t i = 0; i < levels; ++i) {
         UNetLevel& level = (*down_)[i];

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "nn/attention.h"
+#include "nn/class_embedding.h"
 #include "nn/config.h"
 #include "nn/conv.h"
 #include "nn/module_list.h"
@@ -25,7 +26,11 @@ public:
          DType dtype = DType::F32);
 
     // x is (B, in_channels, S, S), t holds B timesteps in [0, T); returns (B, out_channels, S, S).
-    Variable forward(const Variable& x, const Tensor& t);
+    // A class-conditional model (num_classes K > 0) also takes labels y (B) in [0, K], K meaning
+    // "no class"; without y every image is "no class". An unconditional model refuses y.
+    Variable forward(const Variable& x, const Tensor& t, const Tensor& y = Tensor());
+    // The label that means "no class" (num_classes), for classifier-free guidance.
+    int64_t null_label() const { return config_.num_classes; }
 
     const UNetConfig& config() const { return config_; }
     // Dropout masks come from here; its state is part of a training checkpoint.
@@ -40,10 +45,12 @@ private:
     std::shared_ptr<ResBlock> make_resblock(int64_t in, int64_t out, Initializer& init) const;
     std::shared_ptr<AttnBlock> make_attnblock(int64_t ch, Initializer& init) const;
     bool has_attn(int64_t res) const;
+    Variable embed(const Tensor& t, const Tensor& y, int64_t batch);  // silu(time_embed(t) [+ label_emb(y)])
 
     UNetConfig config_;
     Generator dropout_gen_;
     std::shared_ptr<TimeEmbed> time_embed_;
+    std::shared_ptr<ClassEmbed> label_emb_;  // class-conditional models only
     std::shared_ptr<Conv2d> conv_in_, conv_out_;
     std::shared_ptr<ModuleList<UNetLevel>> down_, up_;
     std::shared_ptr<ResBlock> mid_block_1_, mid_block_2_;

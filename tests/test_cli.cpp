@@ -464,6 +464,69 @@ TEST_CASE("--resume continues bit for bit: 2N steps equal N + N") {
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 7);
 }
 
+TEST_CASE("class-conditional models: --class-cond, sample --class with guidance on every sampler, eval, resume, refusals") {
+    const std::string run = scratch("cond"), half = scratch("cond_half");
+    const std::string flags = std::string(kFew) + " --class-cond --label-dropout 0.5 --sample-every 0 --warmup 2";
+    Result tr = run_ddpm("train" + flags + " --steps 4 --out " + run);
+    INFO(tr.out << tr.err);
+    REQUIRE(tr.code == 0);
+    CHECK(tr.out.find("conditioned on 10 classes, label dropout 0.5") != std::string::npos);
+    const std::string ckpt = run + "/checkpoint_00000004.safetensors";
+    const UNetConfig cfg = checkpoint_config(load_safetensors(ckpt), ckpt);
+    CHECK(cfg.num_classes == 10);
+    CHECK(cfg.class_names.at(7) == "sneaker");
+
+    // N + N steps equal 2N, with the label-dropout draws in the checkpointed stream.
+    REQUIRE(run_ddpm("train" + flags + " --steps 2 --out " + half).code == 0);
+    REQUIRE(run_ddpm("train --resume " + half + " --steps 4").code == 0);
+    test::check_bit_identical(load_safetensors(ckpt), load_safetensors(half + "/checkpoint_00000004.safetensors"));
+
+    const std::string out = scratch("cond_s");
+    for (const char* sampler : {"ddpm", "ddim", "dpmpp2m", "heun"}) {
+        Result sa = run_ddpm("sample --checkpoint " + ckpt + " --class all --num 2 --guidance 1.5 --steps 5 --sampler " + sampler +
+                             " --out " + out + sampler);
+        INFO(sampler << ": " << sa.out << sa.err);
+        REQUIRE(sa.code == 0);
+        CHECK(read_npy(out + sampler + ".npy").shape() == Shape{20, 1, 28, 28});
+        const Tensor y = read_npy(out + sampler + "_labels.npy");
+        REQUIRE(y.shape() == Shape{20});
+        for (int64_t i = 0; i < 20; ++i) CHECK(y.flat(i) == double(i / 2));
+        const Image grid = read_png(out + sampler + ".png");  // one labelled row per class
+        CHECK(grid.height == 3 * (10 * 30 + 2));
+        CHECK(grid.width > 3 * (2 * 30 + 2));
+    }
+    Result one = run_ddpm("sample --checkpoint " + ckpt + " --class sneaker --num 3 --steps 3 --out " + out + "one");
+    REQUIRE(one.code == 0);
+    CHECK(read_npy(out + "one_labels.npy").flat(2) == 7);
+
+    Result ev = run_ddpm("eval --checkpoint " + ckpt + " --num 4 --timesteps 2 --out " + out + "eval");
+    INFO(ev.out << ev.err);
+    REQUIRE(ev.code == 0);
+    CHECK(ev.out.find("conditioned on the true labels:\nbits/dim") != std::string::npos);
+    CHECK(ev.out.find("unconditioned (no class):\nbits/dim") != std::string::npos);
+
+    // Refusals: one line, nothing written.
+    Result bad = run_ddpm("sample --checkpoint " + ckpt + " --class hat --out " + out + "bad");
+    CHECK(bad.code != 0);
+    CHECK(bad.err.find("--class hat: unknown class 'hat'; the model's classes are: 0 t-shirt, 1 trouser, 2 pullover") !=
+          std::string::npos);
+    CHECK(run_ddpm("sample --checkpoint " + ckpt + " --guidance 2 --out " + out + "bad").err.find("--guidance needs --class") !=
+          std::string::npos);
+    const std::string plain = scratch("plain");
+    REQUIRE(run_ddpm("train" + std::string(kFew) + " --steps 1 --sample-every 0 --out " + plain).code == 0);
+    Result uncond = run_ddpm("sample --checkpoint " + plain + "/checkpoint_00000001.safetensors --class 3 --out " + out + "bad");
+    CHECK(uncond.code != 0);
+    CHECK(uncond.err.find("--class 3: the 'tiny' model is unconditional") != std::string::npos);
+    CHECK_FALSE(fs::exists(out + "bad.npy"));
+    const fs::path folder = scratch("loose");
+    fs::create_directories(folder);
+    write_png((folder / "a.png").string(), Image(28, 28, 1));
+    Result nolabels = run_ddpm("train --config tiny --class-cond --steps 1 --data images:" + folder.string() + " --out " + scratch("nl"));
+    CHECK(nolabels.code != 0);
+    CHECK(nolabels.err.find("a class-conditional model needs labels") != std::string::npos);
+    CHECK(nolabels.err.find("DIR/CLASS/*.png") != std::string::npos);
+}
+
 TEST_CASE("SIGTERM checkpoints and exits 143, and a non-finite loss stops with the step named") {
     const std::string run = scratch("signal");
     Result r = run_ddpm_prefixed("timeout --preserve-status -s TERM 8", "train" + std::string(kFew) +

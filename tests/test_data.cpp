@@ -105,3 +105,45 @@ TEST_CASE("batches are a function of (seed, k): prefetching, order and flips are
     BatchLoader other(d, 4, 8, true);
     CHECK(test::max_abs_diff(other.make(0), a.make(0)) > 0);
 }
+
+TEST_CASE("labels: image folders give classes by sub-folder, IDX label files must match their images, batches carry them") {
+    fs::path f = test::fresh_dir("ddpm_data", "classes");
+    Image img(4, 4, 1);
+    for (const char* p : {"boot/a.png", "boot/b.png", "hat/x/c.png", "coat/d.png"}) {
+        fs::create_directories((f / p).parent_path());
+        img.pixels.assign(16, static_cast<uint8_t>(std::string(p)[0]));  // each image's pixels name its class
+        write_png((f / p).string(), img);
+    }
+    Dataset d = load_dataset("images:" + f.string(), Split::Train, 1, 4);
+    CHECK(d.class_names == std::vector<std::string>{"boot", "coat", "hat"});  // sorted; nested files count for their top folder
+    CHECK(d.labels == std::vector<uint8_t>{0, 0, 1, 2});                       // files in path order
+    CHECK(d.description.find("in 3 class folders") != std::string::npos);
+    // A batch's labels are those of its images, in the loader's shuffled order.
+    BatchLoader loader(d, 3, 5, false);
+    for (int64_t k = 0; k < 4; ++k) {
+        const Tensor x = loader.make(k), y = loader.labels(k);
+        for (int64_t i = 0; i < 3; ++i) {
+            const char first = static_cast<char>(std::lround((x.flat(i * 16) + 1) * 127.5));
+            CHECK(d.class_names[static_cast<size_t>(y.flat(i))][0] == first);
+        }
+    }
+    // An image directly in the folder: no classes (a class-conditional run then refuses the data).
+    write_png((f / "loose.png").string(), img);
+    CHECK(load_dataset("images:" + f.string(), Split::Train, 1, 4).labels.empty());
+
+    // Fashion-MNIST layout with a label file of the wrong count: refused, naming both.
+    fs::path m = test::fresh_dir("ddpm_data", "idx_labels");
+    write(m / "t10k-images-idx3-ubyte", idx_bytes(0x803, 3, 28, 28, 3 * 784));
+    std::string lab;
+    for (uint32_t v : {0x801u, 2u})
+        for (int s = 24; s >= 0; s -= 8) lab += static_cast<char>((v >> s) & 0xff);
+    write(m / "t10k-labels-idx1-ubyte", lab + std::string("\x01\x02", 2));
+    CHECK(message([&] { load_dataset("mnist:" + m.string(), Split::Test, 1, 28); }).find("2 labels for the 3 images") !=
+          std::string::npos);
+    write(m / "t10k-labels-idx1-ubyte", lab.substr(0, 7) + std::string("\x03\x01\x02\x07", 4));
+    const Dataset ok = load_dataset("mnist:" + m.string(), Split::Test, 1, 28);
+    CHECK(ok.labels == std::vector<uint8_t>{1, 2, 7});
+    CHECK(ok.class_names.size() == 10);
+    CHECK(message([&] { BatchLoader(load_dataset("images:" + f.string(), Split::Train, 1, 4), 2, 0, false).labels(0); })
+              .find("has no labels") != std::string::npos);
+}

@@ -4,6 +4,7 @@
 
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
+#include "diffusion/guidance.h"
 #include "diffusion/losses.h"
 #include "diffusion/ode_samplers.h"
 #include "diffusion/samplers.h"
@@ -649,4 +650,80 @@ TEST_CASE("importance sampling: uniform until warmed up, then weighted by RMS lo
     TimestepSampler restored(TimestepSampler::Kind::Importance, 4);
     restored.load_state(s.state());
     CHECK(restored.probabilities() == p);
+}
+
+namespace {
+// A class-conditional Gaussian oracle: class y's data are N(mu_y, 0.04) per pixel, and the "no class"
+// label (the last mean) another Gaussian of the same variance. Its eps is exact at any timestep:
+// eps_hat = sqrt(1 - abar) (x_t - sqrt(abar) mu_y) / (abar var + 1 - abar). Records each call's batch.
+ConditionalDenoiseFn class_gaussian_oracle(const DiffusionSchedule& s, std::vector<double> means,
+                                           std::vector<int64_t>& batches) {
+    return [&s, means, &batches](const Variable& x_t, const Tensor& t, const Tensor& y) {
+        batches.push_back(x_t.size(0));
+        Tensor eps(x_t.shape(), x_t.dtype());
+        const int64_t per = x_t.numel() / x_t.size(0);
+        for (int64_t b = 0; b < x_t.size(0); ++b) {
+            const double ab = abar_at(s, t.flat(b)), mu = means[static_cast<size_t>(y.flat(b))];
+            for (int64_t i = 0; i < per; ++i)
+                eps.set_flat(b * per + i,
+                             std::sqrt(1 - ab) * (x_t.data().flat(b * per + i) - std::sqrt(ab) * mu) / (ab * kDataVar + 1 - ab));
+        }
+        return Variable(eps);
+    };
+}
+}  // namespace
+
+TEST_CASE("classifier-free guidance on a Gaussian oracle: samples have the guided mean (1 + w) mu_y - w mu_none") {
+    // With a common variance, (1 + w) eps_y - w eps_none is exactly the eps of N((1 + w) mu_y - w mu_none, var):
+    // every sampler must then return that distribution (guide.md §16).
+    const int64_t n = 4000;
+    GaussianDiffusion d = linear_diffusion(ModelVarType::FixedSmall);
+    const std::vector<double> means{-0.3, 0.4, 0.05};  // classes 0, 1; "no class" = 2
+    std::vector<int64_t> batches;
+    const ConditionalDenoiseFn oracle = class_gaussian_oracle(d.schedule(), means, batches);
+    SampleOptions opt;
+    opt.dtype = DType::F64;
+    opt.clip_denoised = false;
+    const GaussianDiffusion ddim = d.respaced(space_timesteps(1000, "ddim50"));
+    for (double w : {0.0, 1.0, 3.0})
+        for (int64_t y : {0, 1}) {
+            const Tensor labels = Tensor::full({n}, double(y), DType::F64);
+            const DenoiseFn guided = guided_denoiser(oracle, labels, 2, w, 1);
+            const double want = (1 + w) * means[static_cast<size_t>(y)] - w * means[2];
+            Generator gen(40 + y);
+            batches.clear();
+            const Tensor a = ddim_sample_loop(ddim, guided, {n, 1, 1, 1}, gen, 0.0, opt).x0;
+            const Tensor b = dpm_solver_pp_2m_sample_loop(d, guided, {n, 1, 1, 1}, gen, 20, opt, 0.5).x0;
+            INFO("w " << w << ", class " << y << ": DDIM mean " << mean_of(a) << ", DPM-Solver++ mean " << mean_of(b)
+                      << ", want " << want);
+            // Within 4 standard errors (0.2 / sqrt(n) = 0.003) plus the solvers' own error.
+            CHECK(std::abs(mean_of(a) - want) < 4 * std::sqrt(kDataVar / n) + 0.003);
+            CHECK(std::abs(mean_of(b) - want) < 4 * std::sqrt(kDataVar / n) + 0.003);
+            // One network call per step: on [x; x] (2n images) when guided, on x alone when w = 0.
+            CHECK(batches.size() == 50 + 20);
+            for (int64_t bs : batches) CHECK(bs == (w > 0 ? 2 * n : n));
+        }
+    // DDPM (ancestral, 1000 steps) with guidance, on fewer images.
+    const Tensor labels = Tensor::full({2000}, 1.0, DType::F64);
+    Generator gen(50);
+    const Tensor x = p_sample_loop(d, guided_denoiser(oracle, labels, 2, 2.0, 1), {2000, 1, 1, 1}, gen, opt).x0;
+    MESSAGE("DDPM, w 2, class 1: mean " << mean_of(x) << " (want " << 3 * 0.4 - 2 * 0.05 << ")");
+    CHECK(std::abs(mean_of(x) - (3 * 0.4 - 2 * 0.05)) < 4 * std::sqrt(kDataVar / 2000) + 0.003);
+}
+
+TEST_CASE("guidance mixes only the mean channels; a learned variance comes from the conditional output") {
+    // A fake network: channel 0 = 10 y + 1 (the "mean"), channel 1 = 100 y (the "variance").
+    const ConditionalDenoiseFn net = [](const Variable& x_t, const Tensor&, const Tensor& y) {
+        Tensor out({x_t.size(0), 2, 1, 1}, DType::F64);
+        for (int64_t b = 0; b < x_t.size(0); ++b) out.set_flat(2 * b, 10 * y.flat(b) + 1), out.set_flat(2 * b + 1, 100 * y.flat(b));
+        return Variable(out);
+    };
+    const Tensor labels = Tensor::from_data({1, 2}, {2}, DType::F64);
+    const Variable out = guided_denoiser(net, labels, 5, 0.5, 1)(Variable(Tensor::zeros({2, 1, 1, 1}, DType::F64)),
+                                                                  Tensor::zeros({2}, DType::F64));
+    // mean: 1.5 (10 y + 1) - 0.5 (10 * 5 + 1); variance: 100 y.
+    test::check_values(out.data(), {1.5 * 11 - 0.5 * 51, 100, 1.5 * 21 - 0.5 * 51, 200}, 1e-12);
+    CHECK(test::error_message<TensorError>([&] {
+              guided_denoiser(net, labels, 5, 0.5, 1)(Variable(Tensor::zeros({3, 1, 1, 1}, DType::F64)), Tensor::zeros({3}, DType::F64));
+          }).find("labels f64[2] for a batch of 3") != std::string::npos);
 }

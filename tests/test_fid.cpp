@@ -5,6 +5,7 @@
 
 #include "app/data.h"
 #include "app/fid.h"
+#include "tensor/elementwise.h"
 #include "app/npy.h"
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
@@ -146,4 +147,26 @@ TEST_CASE("samples to score: a wrong shape or NaNs in an .npy, or an empty folde
         std::ofstream((dir / "f64.npy").string(), std::ios::binary) << b;
     }
     CHECK(msg((dir / "f64.npy").string()).find("only little-endian float32") != std::string::npos);
+}
+
+TEST_CASE("class agreement: the share of images the classifier puts in the class they were asked for") {
+    Classifier net(1, 28, 10, 8, 16, 3);
+    Generator gen(4);
+    const Tensor x = ddpm::clamp(randn({40, 1, 28, 28}, gen), -1.0, 1.0);
+    const std::vector<int64_t> predicted = classify(net, x, 7);  // batches of 7: the split must not matter
+    CHECK(predicted == classify(net, x));
+    Tensor asked({40}, DType::F32);
+    for (int64_t i = 0; i < 40; ++i) asked.set_flat(i, double(i < 30 ? predicted[i] : (predicted[i] + 1) % 10));
+    const ClassAgreement a = class_agreement(net, x, asked);
+    CHECK(a.total_asked == 40);
+    CHECK(a.total_agreed == 30);
+    int64_t asked_sum = 0, agreed_sum = 0;
+    for (size_t k = 0; k < 10; ++k) asked_sum += a.asked[k], agreed_sum += a.agreed[k];
+    CHECK(asked_sum == 40);
+    CHECK(agreed_sum == 30);
+    CHECK(test::error_message<std::runtime_error>([&] { class_agreement(net, x, asked.slice(0, 39)); }).find("labels f32[39] for 40 images") !=
+          std::string::npos);
+    asked.set_flat(5, 10);
+    CHECK(test::error_message<std::runtime_error>([&] { class_agreement(net, x, asked); }).find("label 10 of image 5 is not a class in [0, 10)") !=
+          std::string::npos);
 }

@@ -139,6 +139,18 @@ TEST_CASE("gradcheck: shapes, slices, concat, upsampling, dropout") {
     }, {x});
 }
 
+TEST_CASE("embedding: rows picked by index, against a naive loop; gradients add up in repeated rows") {
+    const Tensor table = rn({4, 3}, 90), ids = Tensor::from_data({2, 0, 2, 3, 2}, {5}, DType::F64);
+    const Tensor out = embedding(Variable(table), ids).data();
+    for (int64_t b = 0; b < 5; ++b)
+        for (int64_t d = 0; d < 3; ++d) CHECK(out.flat(b * 3 + d) == table.flat(int64_t(ids.flat(b)) * 3 + d));
+    expect_grad("embedding", [ids](Vars v) { return embedding(v[0], ids); }, {table});
+    CHECK(test::error_message<TensorError>([&] { embedding(Variable(table), Tensor::from_data({4}, {1}, DType::F64)); })
+              .find("id 4 of row 0 is not a row of a 4-row table") != std::string::npos);
+    CHECK(test::error_message<TensorError>([&] { embedding(Variable(table), Tensor::from_data({0.5}, {1}, DType::F64)); })
+              .find("id 0.5") != std::string::npos);
+}
+
 TEST_CASE("gradcheck: a composite of two conv layers with group norm and SiLU") {
     // h = conv(SiLU(GN(conv(x)))) + x-skip through a 1x1 conv; the shape of a ResBlock.
     auto block = [](Vars v) {

@@ -109,11 +109,12 @@ TEST_CASE("configs: presets, JSON round trip, and errors that name the field") {
 
 TEST_CASE("whole-network gradient check in float64") {
     // 8 base channels, ch_mult (1, 2), one res block, attention at 4x4 (two heads)
-    // and in the middle, groups 4, dropout on, input 2x1x8x8.
+    // and in the middle, groups 4, dropout on, input 2x1x8x8, conditioned on 3 classes
+    // (one image of class 2, one "no class": the class embedding's rows get gradients too).
     UNetConfig c;
     c.name = "gradcheck";
     c.image_size = 8, c.channels = 8, c.ch_mult = {1, 2}, c.num_res_blocks = 1, c.attn_resolutions = {4};
-    c.groups = 4, c.dropout = 0.1, c.heads = 2;
+    c.groups = 4, c.dropout = 0.1, c.heads = 2, c.num_classes = 3;
     UNet net(c, InitScheme::DDPM, 3, DType::F64);
     // Re-draw every parameter so that no gradient is trivially zero (the zero-initialised
     // output convs would otherwise block everything upstream).
@@ -124,10 +125,10 @@ TEST_CASE("whole-network gradient check in float64") {
             v.data().copy_(add_scalar(v.data(), 1.0));
     }
     Variable x(randn({2, 1, 8, 8}, gen, DType::F64), true);
-    Tensor t = Tensor::from_data({3, 700}, {2}, DType::F64);
+    Tensor t = Tensor::from_data({3, 700}, {2}, DType::F64), y = Tensor::from_data({2, 3}, {2}, DType::F64);
     auto f = [&] {
         net.dropout_generator().set_state(11, 0);  // the same dropout masks on every call
-        return net.forward(x, t);
+        return net.forward(x, t, y);
     };
     std::vector<Variable> leaves{x};
     std::vector<std::string> names{"input"};
@@ -155,6 +156,46 @@ TEST_CASE("whole-network gradient check in float64") {
         }
     }
     CHECK(leaves.size() > 60);
+    CHECK(names.back() == "label_emb.weight");
+}
+
+TEST_CASE("class conditioning: a (K + 1)-row embedding added to the timestep embedding; labels checked") {
+    UNetConfig c = UNetConfig::preset("tiny");
+    const int64_t plain = UNet(c).num_parameters();
+    c.num_classes = 10;
+    UNet net(c);
+    CHECK(net.num_parameters() == plain + 11 * 4 * c.channels);  // 10 classes and "no class", width 4C
+    CHECK(net.null_label() == 10);
+    // Labels change the output once the zero-initialised convs are not zero; no labels means "no class".
+    Generator gen(3);
+    for (auto& [name, v] : net.named_parameters())
+        if (name.find("norm") == std::string::npos) fill_normal(v.data(), gen, 0.0, 0.1);
+    NoGradGuard ng;
+    const Variable x(randn({2, 1, 28, 28}, gen));
+    const Tensor t = Tensor::from_data({5, 500}, {2});
+    const Tensor none = net.forward(x, t).data(), null = net.forward(x, t, Tensor::from_data({10, 10}, {2})).data();
+    CHECK(test::max_abs_diff(none, null) == 0);
+    CHECK(test::max_abs_diff(none, net.forward(x, t, Tensor::from_data({3, 7}, {2})).data()) > 1e-4);
+    CHECK(test::error_message<TensorError>([&] { net.forward(x, t, Tensor::from_data({11, 0}, {2})); }).find("not a row") !=
+          std::string::npos);
+    CHECK(test::error_message<TensorError>([&] { net.forward(x, t, Tensor::from_data({1}, {1})); }).find("labels f32[1] for a batch of 2") !=
+          std::string::npos);
+    UNet uncond(UNetConfig::preset("tiny"));
+    CHECK(test::error_message<TensorError>([&] { uncond.forward(x, t, Tensor::from_data({1, 2}, {2})); })
+              .find("class labels given to the unconditional 'tiny' model") != std::string::npos);
+    // Names and numbers pick a class; anything else is refused with the valid list.
+    c.class_names = {"t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"};
+    CHECK(c.class_index("sneaker") == 7);
+    CHECK(c.class_index("3") == 3);
+    CHECK(test::error_message<std::invalid_argument>([&] { c.class_index("hat"); })
+              .find("unknown class 'hat'; the model's classes are: 0 t-shirt, 1 trouser,") == 0);
+    CHECK(test::error_message<std::invalid_argument>([&] { UNetConfig::preset("tiny").class_index("3"); })
+              .find("unconditional") != std::string::npos);
+    nlohmann::json j = c.to_json();
+    CHECK(UNetConfig::from_json(j).class_names == c.class_names);
+    j["class_names"] = {"a", "b"};
+    CHECK(test::error_message<std::invalid_argument>([&] { UNetConfig::from_json(j); }).find("2 class_names for num_classes = 10") !=
+          std::string::npos);
 }
 
 TEST_CASE("a layer trace lists every conv with its FLOPs") {

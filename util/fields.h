@@ -74,6 +74,10 @@ template <class T> void read_field(const nlohmann::json& v, const Field& f, T& o
         if (!v.is_number_unsigned()) wrong("a non-negative integer");
     } else if constexpr (std::is_integral_v<T>) {
         if (!v.is_number_integer()) wrong("an integer");
+    } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+        if (!v.is_array() || v.size() > 4096) wrong("a list of at most 4096 strings");
+        for (const nlohmann::json& e : v)
+            if (!e.is_string() || e.get<std::string>().size() > 256) wrong("a list of strings (each at most 256 bytes)");
     } else {  // a list of integers
         if (!v.is_array() || v.size() > 64) wrong("a list of at most 64 integers");
         for (const nlohmann::json& e : v)
