@@ -30,14 +30,15 @@ struct Canvas {
         }
     }
     // stb_easy_font emits quads (4 vertices of x, y, z, colour = 16 bytes each).
-    void text(double x, double y, const std::string& s, uint8_t gray = 40) {
+    void text(double x, double y, const std::string& s, uint8_t gray = 40, double size = 1) {
         static char buffer[99999];
         const int quads = stb_easy_font_print(0, 0, const_cast<char*>(s.c_str()), nullptr, buffer, sizeof(buffer));
         const float* v = reinterpret_cast<const float*>(buffer);
         for (int q = 0; q < quads; ++q, v += 16) {
             const double qx0 = std::min(v[0], v[8]), qx1 = std::max(v[0], v[8]);
             const double qy0 = std::min(v[1], v[9]), qy1 = std::max(v[1], v[9]);
-            rect(std::lround(x + qx0), std::lround(y + qy0), std::lround(x + qx1), std::lround(y + qy1), gray, gray, gray);
+            rect(std::lround(x + size * qx0), std::lround(y + size * qy0), std::lround(x + size * qx1), std::lround(y + size * qy1),
+                 gray, gray, gray);
         }
     }
     static int64_t text_width(const std::string& s) { return stb_easy_font_width(const_cast<char*>(s.c_str())); }
@@ -178,8 +179,9 @@ Image plot(const std::vector<Series>& series, const PlotOptions& opt) {
 }
 
 Image with_row_labels(const Image& grid, const std::vector<std::string>& labels, const std::vector<int64_t>& row_centers) {
+    const double size = grid.height >= 400 ? 2 : 1;  // larger letters beside upscaled grids
     int64_t margin = 0;
-    for (const std::string& l : labels) margin = std::max(margin, Canvas::text_width(l));
+    for (const std::string& l : labels) margin = std::max(margin, int64_t(size * double(Canvas::text_width(l))));
     margin += 12;
     Image out(margin + grid.width, grid.height, 3, 255);
     Canvas c{out};
@@ -190,7 +192,7 @@ Image with_row_labels(const Image& grid, const std::vector<std::string>& labels,
             for (int k = 0; k < 3; ++k) q[k] = p[grid.channels == 3 ? k : 0];
         }
     for (size_t r = 0; r < labels.size() && r < row_centers.size(); ++r)
-        c.text(6, double(row_centers[r]) - 4, labels[r], 0);
+        c.text(6, double(row_centers[r]) - 4 * size, labels[r], 0, size);
     return out;
 }
 

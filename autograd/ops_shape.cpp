@@ -138,6 +138,7 @@ template <class T> void embedding_backward(const Tensor& dout, const Tensor& ids
 }
 }  // namespace
 
+// guide.md §16: out[b] = table[ids[b]]; dtable[ids[b]] += dout[b].
 Variable embedding(const Variable& table, const Tensor& ids) {
     OpTimer timer("embedding");
     DDPM_CHECK(table.dim() == 2 && ids.dim() == 1, "embedding",
