@@ -103,6 +103,7 @@ int run_sample(const SampleCommand& c) {
     const bool ode = c.spec.sampler == "dpmpp2m" || c.spec.sampler == "heun";
     const Tensor labels = requested_labels(cfg, c.class_name, c.num);
     if (c.spec.guidance > 0 && !labels.defined()) throw std::invalid_argument("--guidance needs --class");
+    guidance_of(c.spec);  // a bad --guidance-interval is refused before any work
     const int64_t num = labels.defined() ? labels.size(0) : c.num;
     fmt::print("sampling {} images{} with {} ({} {}, {} weights) from {}\n", num,
                labels.defined() ? fmt::format(" of class {}, guidance {}", c.class_name, c.spec.guidance) : "", c.spec.sampler,
@@ -253,7 +254,7 @@ int run_eval(const EvalCommand& c) {
     } else {
         const Tensor y = eval_labels(data, c, n);
         fmt::print("conditioned on the true labels:\n");
-        evaluate(d, [&](int64_t b, int64_t e) { return denoiser(model, y.slice(b, e), 0.0); }, images, c, c.out);
+        evaluate(d, [&](int64_t b, int64_t e) { return denoiser(model, y.slice(b, e)); }, images, c, c.out);
     }
     fmt::print("unconditioned (no class):\n");
     evaluate(d, unconditional, images, c, c.out + "_uncond");

@@ -41,6 +41,9 @@ struct SampleCommand {
         v(Field{.flag = "--guidance", .help = "classifier-free guidance W: eps = (1 + W) eps(x, class) - W eps(x, no class); "
                                               "0 the plain conditional model", .min = 0, .max = 100},
           c.spec.guidance);
+        v(Field{.flag = "--guidance-interval", .help = "T_MIN T_MAX: guide only at timesteps in [T_MIN, T_MAX] of the chain "
+                                                       "(Kynkaanniemi et al. 2024); default the whole chain"},
+          c.spec.guidance_interval);
         v(Field{.flag = "--batch", .help = "images per model call"}, c.batch);
         v(Field{.flag = "--seed", .help = "seed"}, c.seed);
         v(Field{.flag = "--ema,!--no-ema", .help = "use the EMA weights (default) or the raw ones"}, c.ema);

@@ -16,11 +16,20 @@ DenoiseFn denoiser(UNet& model) {
     return [&model](const Variable& x_t, const Tensor& t) { return model.forward(x_t, t); };
 }
 
-DenoiseFn denoiser(UNet& model, const Tensor& labels, double guidance) {
+DenoiseFn denoiser(UNet& model, const Tensor& labels, const Guidance& g) {
     const ConditionalDenoiseFn net = [&model](const Variable& x_t, const Tensor& t, const Tensor& y) {
         return model.forward(x_t, t, y);
     };
-    return guided_denoiser(net, labels, model.null_label(), guidance, model.config().in_channels);
+    return guided_denoiser(net, labels, model.null_label(), g, model.config().in_channels);
+}
+
+Guidance guidance_of(const SamplerSpec& spec) {
+    Guidance g{.w = spec.guidance};
+    if (spec.guidance_interval.empty()) return g;
+    if (spec.guidance_interval.size() != 2 || spec.guidance_interval[0] < 0 || spec.guidance_interval[0] > spec.guidance_interval[1])
+        throw std::invalid_argument("--guidance-interval takes two timesteps T_MIN <= T_MAX");
+    g.t_min = double(spec.guidance_interval[0]), g.t_max = double(spec.guidance_interval[1]);
+    return g;
 }
 
 Tensor cycled_labels(int64_t num, int64_t num_classes) {
@@ -49,7 +58,7 @@ Tensor sample_images(UNet& model, const GaussianDiffusion& chain, const SamplerS
         throw std::invalid_argument(fmt::format("labels {} for {} images", labels.describe(), num));
     std::vector<Tensor> parts;
     for (int64_t done = 0; done < num; done += batch) {
-        const DenoiseFn net = labels.defined() ? denoiser(model, labels.slice(done, std::min(num, done + batch)), spec.guidance)
+        const DenoiseFn net = labels.defined() ? denoiser(model, labels.slice(done, std::min(num, done + batch)), guidance_of(spec))
                                                : denoiser(model);
         SampleOptions so;
         so.keep_trajectory = trajectory && done == 0;

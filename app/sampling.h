@@ -12,8 +12,8 @@ namespace ddpm {
 
 // eps_theta(x_t, t) or v_theta (and, for a learned variance, its interpolation): the network as a DenoiseFn.
 DenoiseFn denoiser(UNet& model);
-// A class-conditional network with the labels (B) of one batch fixed, guided with weight w (diffusion/guidance.h).
-DenoiseFn denoiser(UNet& model, const Tensor& labels, double guidance);
+// A class-conditional network with the labels (B) of one batch fixed, guided as g says (diffusion/guidance.h).
+DenoiseFn denoiser(UNet& model, const Tensor& labels, const Guidance& g = {});
 
 // Which reverse process to run, and over how many steps.
 struct SamplerSpec {
@@ -22,7 +22,11 @@ struct SamplerSpec {
     std::string spacing;           // ddim: "ddim" (evenly from 0, the default) or "trailing"
     double eta = 0.0;              // noise of ddim and dpmpp2m: 0 deterministic, 1 like DDPM
     double guidance = 0.0;         // classifier-free guidance weight w of a class-conditional model (0: none)
+    std::vector<int64_t> guidance_interval;  // {t_min, t_max}: guide only there (empty: the whole chain)
 };
+
+// The guidance spec.guidance and spec.guidance_interval ask for (an interval must be T_MIN <= T_MAX).
+Guidance guidance_of(const SamplerSpec& spec);
 
 // Network calls of the ODE samplers (dpmpp2m, heun): spec.steps, or 20.
 inline int64_t ode_calls(const SamplerSpec& spec) { return spec.steps ? spec.steps : 20; }

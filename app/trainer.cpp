@@ -51,7 +51,7 @@ StepResult Trainer::step(const Tensor& x0, const Tensor& labels, double lr, Dist
     if (ranks > 1) t = narrow(t, 0, first, b), weights = narrow(weights, 0, first, b), noise = narrow(noise, 0, first, b);
     if (model.config().num_classes > 0 && !labels.defined())
         throw std::invalid_argument("a class-conditional model trains on labelled images");
-    const DenoiseFn net = labels.defined() ? denoiser(model, dropped_labels(labels, first, b * ranks), 0.0) : denoiser(model);
+    const DenoiseFn net = labels.defined() ? denoiser(model, dropped_labels(labels, first, b * ranks)) : denoiser(model);
 
     const TrainingLosses l = training_losses(diffusion, net, x0, t, noise, loss_type, 0.001, min_snr_gamma);
     Variable loss = mean(l.loss * Variable(weights));

@@ -57,9 +57,13 @@ def to_torch(src, out, probe=None):
         gen = torch.Generator().manual_seed(0)
         x = torch.randn(3, cfg["in_channels"], cfg["image_size"], cfg["image_size"], generator=gen, dtype=torch.float64)
         t = torch.tensor([0.0, 417.0, 999.0], dtype=torch.float64)
+        probe_tensors = {"x": x, "t": t}
+        if cfg.get("num_classes", 0) > 0:  # a class, the last class and "no class"
+            k = cfg["num_classes"]
+            probe_tensors["labels"] = torch.tensor([0.0, k - 1.0, float(k)], dtype=torch.float64)
         with torch.no_grad():
-            y = net.double()(x, t)
-        save_safetensors(probe, {"x": x, "t": t, "y": y}, {"config": json.dumps(cfg)})
+            probe_tensors["y"] = net.double()(x, t, probe_tensors.get("labels"))
+        save_safetensors(probe, probe_tensors, {"config": json.dumps(cfg)})
         print(f"wrote {probe}: the twin's output on a fixed input")
 
 

@@ -141,9 +141,15 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(ups)
         self.norm_out = nn.GroupNorm(cfg["groups"], ch, eps=cfg["gn_eps"])
         self.conv_out = nn.Conv2d(ch, cfg["out_channels"], 3, padding=1)
+        if cfg.get("num_classes", 0) > 0:  # class-conditional: K classes and row K, "no class"
+            self.label_emb = nn.Embedding(cfg["num_classes"] + 1, temb_ch)
 
-    def forward(self, x, t):
+    def forward(self, x, t, y=None):
         temb = self.time_embed(timestep_embedding(t, self.cfg["channels"]).to(x.dtype))
+        if hasattr(self, "label_emb"):
+            if y is None:
+                y = torch.full((x.shape[0],), self.cfg["num_classes"])
+            temb = temb + self.label_emb(y.long())
         temb_act = F.silu(temb)
         hs = [self.conv_in(x)]
         for lv in self.down:

@@ -329,30 +329,39 @@ TEST_CASE("model files travel to PyTorch and back (skipped when python3-torch is
         MESSAGE("skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch to run this test)");
         return;
     }
-    const std::string run = scratch("torch_run");
-    REQUIRE(run_ddpm("train" + std::string(kFew) + " --steps 2 --sample-every 0 --out " + run).code == 0);
-    const std::string model = scratch("t.safetensors"), pt = scratch("t.pt"), back = scratch("back.safetensors");
-    const std::string probe = scratch("probe.safetensors"), py = "/usr/bin/python3 " DDPM_SOURCE_DIR "/bench/torch_convert.py ";
-    REQUIRE(run_ddpm("export --checkpoint " + run + "/checkpoint_00000002.safetensors --out " + model).code == 0);
-    REQUIRE(std::system((py + "to-torch " + model + " " + pt + " --probe " + probe + " >/dev/null").c_str()) == 0);
-    REQUIRE(std::system((py + "from-torch " + pt + " " + back + " >/dev/null").c_str()) == 0);
-    // Every tensor comes back with the same name and the same bits.
-    SafeTensors a = load_safetensors(model), b = load_safetensors(back);
-    REQUIRE(a.tensors.size() == b.tensors.size());
-    for (auto& [name, t] : a.tensors) {
-        INFO(name);
-        REQUIRE(b.contains(name));
-        CHECK(test::max_abs_diff(t, b.at(name)) == 0);
+    for (const std::string cond : {"", " --class-cond"}) {  // unconditional, and with the class embedding
+        INFO("flags:" << cond);
+        const std::string run = scratch("torch_run");
+        // A large first step, so that the zero-initialised convs (and with them the labels) already count.
+        REQUIRE(run_ddpm("train" + std::string(kFew) + cond + " --steps 2 --warmup 1 --lr 1e-2 --sample-every 0 --out " + run).code == 0);
+        const std::string model = scratch("t.safetensors"), pt = scratch("t.pt"), back = scratch("back.safetensors");
+        const std::string probe = scratch("probe.safetensors"), py = "/usr/bin/python3 " DDPM_SOURCE_DIR "/bench/torch_convert.py ";
+        REQUIRE(run_ddpm("export --checkpoint " + run + "/checkpoint_00000002.safetensors --out " + model).code == 0);
+        REQUIRE(std::system((py + "to-torch " + model + " " + pt + " --probe " + probe + " >/dev/null").c_str()) == 0);
+        REQUIRE(std::system((py + "from-torch " + pt + " " + back + " >/dev/null").c_str()) == 0);
+        // Every tensor comes back with the same name and the same bits.
+        SafeTensors a = load_safetensors(model), b = load_safetensors(back);
+        REQUIRE(a.tensors.size() == b.tensors.size());
+        for (auto& [name, t] : a.tensors) {
+            INFO(name);
+            REQUIRE(b.contains(name));
+            CHECK(test::max_abs_diff(t, b.at(name)) == 0);
+        }
+        CHECK(nlohmann::json::parse(b.metadata.at("diffusion")) == nlohmann::json::parse(a.metadata.at("diffusion")));
+        // The PyTorch twin with these weights computes what ours does (ours in float32, the twin in float64).
+        std::unique_ptr<UNet> net = load_model(back, false);
+        SafeTensors p = load_safetensors(probe);
+        NoGradGuard ng;
+        net->eval();
+        const Tensor labels = p.contains("labels") ? p.at("labels").to(DType::F32) : Tensor();
+        CHECK(p.contains("labels") == !cond.empty());
+        Tensor y = net->forward(Variable(p.at("x").to(DType::F32)), p.at("t").to(DType::F32), labels).data();
+        CHECK(test::max_abs_diff(y.to(DType::F64), p.at("y")) < 1e-4);
+        if (labels.defined())  // the probe's labels made a difference that both frameworks agree on
+            CHECK(test::max_abs_diff(y, net->forward(Variable(p.at("x").to(DType::F32)), p.at("t").to(DType::F32)).data()) > 1e-3);
+        CHECK(run_ddpm("sample --checkpoint " + back + " --num 1 --steps 2 --out " + scratch("from_torch") +
+                       (cond.empty() ? "" : " --class sneaker --guidance 1")).code == 0);
     }
-    CHECK(nlohmann::json::parse(b.metadata.at("diffusion")) == nlohmann::json::parse(a.metadata.at("diffusion")));
-    // The PyTorch twin with these weights computes what ours does (ours in float32, the twin in float64).
-    std::unique_ptr<UNet> net = load_model(back, false);
-    SafeTensors p = load_safetensors(probe);
-    NoGradGuard ng;
-    net->eval();
-    Tensor y = net->forward(Variable(p.at("x").to(DType::F32)), p.at("t").to(DType::F32)).data();
-    CHECK(test::max_abs_diff(y.to(DType::F64), p.at("y")) < 1e-4);
-    CHECK(run_ddpm("sample --checkpoint " + back + " --num 1 --steps 2 --out " + scratch("from_torch")).code == 0);
 }
 
 TEST_CASE("train --fid-every: the FID (ours) of EMA samples in metrics.csv and fid.png") {
@@ -495,7 +504,8 @@ TEST_CASE("class-conditional models: --class-cond, sample --class with guidance 
         CHECK(grid.height == 3 * (10 * 30 + 2));
         CHECK(grid.width > 3 * (2 * 30 + 2));
     }
-    Result one = run_ddpm("sample --checkpoint " + ckpt + " --class sneaker --num 3 --steps 3 --out " + out + "one");
+    Result one = run_ddpm("sample --checkpoint " + ckpt + " --class sneaker --num 3 --steps 3 --guidance 2 --guidance-interval 10 40 --out " +
+                          out + "one");
     REQUIRE(one.code == 0);
     CHECK(read_npy(out + "one_labels.npy").flat(2) == 7);
 
@@ -512,6 +522,8 @@ TEST_CASE("class-conditional models: --class-cond, sample --class with guidance 
           std::string::npos);
     CHECK(run_ddpm("sample --checkpoint " + ckpt + " --guidance 2 --out " + out + "bad").err.find("--guidance needs --class") !=
           std::string::npos);
+    CHECK(run_ddpm("sample --checkpoint " + ckpt + " --class 1 --guidance 2 --guidance-interval 40 10 --out " + out + "bad")
+              .err.find("--guidance-interval takes two timesteps T_MIN <= T_MAX") != std::string::npos);
     const std::string plain = scratch("plain");
     REQUIRE(run_ddpm("train" + std::string(kFew) + " --steps 1 --sample-every 0 --out " + plain).code == 0);
     Result uncond = run_ddpm("sample --checkpoint " + plain + "/checkpoint_00000001.safetensors --class 3 --out " + out + "bad");

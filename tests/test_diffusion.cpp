@@ -688,7 +688,7 @@ TEST_CASE("classifier-free guidance on a Gaussian oracle: samples have the guide
     for (double w : {0.0, 1.0, 3.0})
         for (int64_t y : {0, 1}) {
             const Tensor labels = Tensor::full({n}, double(y), DType::F64);
-            const DenoiseFn guided = guided_denoiser(oracle, labels, 2, w, 1);
+            const DenoiseFn guided = guided_denoiser(oracle, labels, 2, Guidance{.w = w}, 1);
             const double want = (1 + w) * means[static_cast<size_t>(y)] - w * means[2];
             Generator gen(40 + y);
             batches.clear();
@@ -706,7 +706,7 @@ TEST_CASE("classifier-free guidance on a Gaussian oracle: samples have the guide
     // DDPM (ancestral, 1000 steps) with guidance, on fewer images.
     const Tensor labels = Tensor::full({2000}, 1.0, DType::F64);
     Generator gen(50);
-    const Tensor x = p_sample_loop(d, guided_denoiser(oracle, labels, 2, 2.0, 1), {2000, 1, 1, 1}, gen, opt).x0;
+    const Tensor x = p_sample_loop(d, guided_denoiser(oracle, labels, 2, Guidance{.w = 2.0}, 1), {2000, 1, 1, 1}, gen, opt).x0;
     MESSAGE("DDPM, w 2, class 1: mean " << mean_of(x) << " (want " << 3 * 0.4 - 2 * 0.05 << ")");
     CHECK(std::abs(mean_of(x) - (3 * 0.4 - 2 * 0.05)) < 4 * std::sqrt(kDataVar / 2000) + 0.003);
 }
@@ -719,11 +719,25 @@ TEST_CASE("guidance mixes only the mean channels; a learned variance comes from 
         return Variable(out);
     };
     const Tensor labels = Tensor::from_data({1, 2}, {2}, DType::F64);
-    const Variable out = guided_denoiser(net, labels, 5, 0.5, 1)(Variable(Tensor::zeros({2, 1, 1, 1}, DType::F64)),
+    const Variable out = guided_denoiser(net, labels, 5, Guidance{.w = 0.5}, 1)(Variable(Tensor::zeros({2, 1, 1, 1}, DType::F64)),
                                                                   Tensor::zeros({2}, DType::F64));
     // mean: 1.5 (10 y + 1) - 0.5 (10 * 5 + 1); variance: 100 y.
     test::check_values(out.data(), {1.5 * 11 - 0.5 * 51, 100, 1.5 * 21 - 0.5 * 51, 200}, 1e-12);
+    // Guided only where t is in [10, 20]: image 0 (t = 5) gets the plain conditional output; when no
+    // image is in the interval the network is called once, on the batch alone.
+    int64_t calls = 0, seen = 0;
+    const ConditionalDenoiseFn counted = [&](const Variable& x_t, const Tensor& t, const Tensor& y) {
+        ++calls, seen = x_t.size(0);
+        return net(x_t, t, y);
+    };
+    const DenoiseFn interval = guided_denoiser(counted, labels, 5, Guidance{.w = 0.5, .t_min = 10, .t_max = 20}, 1);
+    const Variable x2(Tensor::zeros({2, 1, 1, 1}, DType::F64));
+    test::check_values(interval(x2, Tensor::from_data({5, 15}, {2}, DType::F64)).data(), {11, 100, 1.5 * 21 - 0.5 * 51, 200}, 1e-12);
+    CHECK(seen == 4);
+    test::check_values(interval(x2, Tensor::from_data({25, 25}, {2}, DType::F64)).data(), {11, 100, 21, 200}, 1e-12);
+    CHECK(calls == 2);
+    CHECK(seen == 2);
     CHECK(test::error_message<TensorError>([&] {
-              guided_denoiser(net, labels, 5, 0.5, 1)(Variable(Tensor::zeros({3, 1, 1, 1}, DType::F64)), Tensor::zeros({3}, DType::F64));
+              guided_denoiser(net, labels, 5, Guidance{.w = 0.5}, 1)(Variable(Tensor::zeros({3, 1, 1, 1}, DType::F64)), Tensor::zeros({3}, DType::F64));
           }).find("labels f64[2] for a batch of 3") != std::string::npos);
 }
