@@ -64,12 +64,13 @@ void write_strip(const std::string& path, const SampleResult& chain, int64_t sca
 // --class: `num` labels of that class, or with "all" `num` of each class in turn; undefined without it.
 Tensor requested_labels(const UNetConfig& cfg, const std::string& cls, int64_t num) {
     if (cls.empty()) return Tensor();
+    int64_t k = 0;
     try {
-        if (cls != "all") return Tensor::full({num}, double(cfg.class_index(cls)), DType::F32);
-        cfg.class_index("0");  // refuses an unconditional model
+        k = cfg.class_index(cls == "all" ? "0" : cls);  // refuses an unconditional model and unknown names
     } catch (const std::invalid_argument& e) {
         throw std::invalid_argument(fmt::format("--class {}: {}", cls, e.what()));
     }
+    if (cls != "all") return Tensor::full({num}, double(k), DType::F32);
     Tensor y({num * cfg.num_classes}, DType::F32);
     for (int64_t i = 0; i < y.numel(); ++i) y.set_flat(i, double(i / num));
     return y;

@@ -17,6 +17,7 @@ struct Image {
     Image(int64_t w, int64_t h, int64_t c, uint8_t fill = 255)
         : width(w), height(h), channels(c), pixels(static_cast<size_t>(w * h * c), fill) {}
     uint8_t* at(int64_t x, int64_t y) { return pixels.data() + (y * width + x) * channels; }
+    const uint8_t* at(int64_t x, int64_t y) const { return pixels.data() + (y * width + x) * channels; }
 };
 
 // Written atomically (temporary file, then rename); throws std::runtime_error naming the file.

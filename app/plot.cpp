@@ -187,7 +187,7 @@ Image with_row_labels(const Image& grid, const std::vector<std::string>& labels,
     Canvas c{out};
     for (int64_t y = 0; y < grid.height; ++y)
         for (int64_t x = 0; x < grid.width; ++x) {
-            const uint8_t* p = const_cast<Image&>(grid).at(x, y);
+            const uint8_t* p = grid.at(x, y);
             uint8_t* q = out.at(margin + x, y);
             for (int k = 0; k < 3; ++k) q[k] = p[grid.channels == 3 ? k : 0];
         }
