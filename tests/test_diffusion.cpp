@@ -711,7 +711,7 @@ TEST_CASE("classifier-free guidance on a Gaussian oracle: samples have the guide
     CHECK(std::abs(mean_of(x) - (3 * 0.4 - 2 * 0.05)) < 4 * std::sqrt(kDataVar / 2000) + 0.003);
 }
 
-TEST_CASE("guidance mixes only the mean channels; a learned variance comes from the conditional output") {
+TEST_CASE("guidance mixes only the mean channels, and a learned variance comes from the conditional output") {
     // A fake network: channel 0 = 10 y + 1 (the "mean"), channel 1 = 100 y (the "variance").
     const ConditionalDenoiseFn net = [](const Variable& x_t, const Tensor&, const Tensor& y) {
         Tensor out({x_t.size(0), 2, 1, 1}, DType::F64);

@@ -139,7 +139,7 @@ TEST_CASE("gradcheck: shapes, slices, concat, upsampling, dropout") {
     }, {x});
 }
 
-TEST_CASE("embedding: rows picked by index, against a naive loop; gradients add up in repeated rows") {
+TEST_CASE("embedding: rows picked by index, against a naive loop, and gradients add up in repeated rows") {
     const Tensor table = rn({4, 3}, 90), ids = Tensor::from_data({2, 0, 2, 3, 2}, {5}, DType::F64);
     const Tensor out = embedding(Variable(table), ids).data();
     for (int64_t b = 0; b < 5; ++b)

@@ -159,7 +159,7 @@ TEST_CASE("whole-network gradient check in float64") {
     CHECK(names.back() == "label_emb.weight");
 }
 
-TEST_CASE("class conditioning: a (K + 1)-row embedding added to the timestep embedding; labels checked") {
+TEST_CASE("class conditioning: a (K + 1)-row embedding added to the timestep embedding, labels checked") {
     UNetConfig c = UNetConfig::preset("tiny");
     const int64_t plain = UNet(c).num_parameters();
     c.num_classes = 10;
