@@ -19,6 +19,8 @@ Tensor weights_in_interval(const Tensor& t, const Guidance& g, DType dtype) {
 
 // guide.md §16: eps~ = (1 + w) eps(x_t, t, y) - w eps(x_t, t, no class), both from one batched call.
 DenoiseFn guided_denoiser(ConditionalDenoiseFn model, Tensor labels, int64_t null_label, Guidance g, int64_t channels) {
+    // Unguided (training, eval, W = 0): the labelled network itself, with no per-call interval check.
+    if (g.w == 0) return [model, labels](const Variable& x_t, const Tensor& t) { return model(x_t, t, labels); };
     return [model, labels, null_label, g, channels](const Variable& x_t, const Tensor& t) {
         const int64_t B = x_t.size(0);
         DDPM_CHECK(labels.dim() == 1 && labels.size(0) == B, "guidance",
