@@ -26,6 +26,7 @@
 #include "nn/trace.h"
 #include "tensor/allocator.h"
 #include "tensor/elementwise.h"
+#include "tensor/gemm_kernels.h"
 #include "tensor/shape_ops.h"
 #include "util/file_io.h"
 
@@ -369,7 +370,7 @@ int run_bench(const BenchCommand& c) {
         {"peak_rss_mib", ru.ru_maxrss / 1024.0}, {"train_gflops", 3 * gflop_image * c.batch / step},
         {"forward_gflops", gflop_image * c.batch / fwd},
         {"tensor_allocations_per_step", per_step(bt.tensor_allocs)}, {"heap_allocations_per_step", per_step(bt.heap_allocs)},
-        {"steps_timed", c.steps}};
+        {"steps_timed", c.steps}, {"gemm_kernels", sgemm_kernel().name}, {"blas_core", blas_core_name()}};
     if (!dist.is_root()) return 0;
     fmt::print("{}\n", j.dump());
     if (c.profile) print_profile();

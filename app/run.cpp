@@ -105,8 +105,10 @@ void prune_checkpoints(const std::string& run_dir, size_t keep) {
     for (size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i]);
 }
 
+std::string blas_core_name() { return openblas_get_corename(); }
+
 void warn_if_slow_blas() {
-    const std::string core = openblas_get_corename();
+    const std::string core = blas_core_name();
     if (core == "Prescott" || core == "prescott")
         fmt::print(stderr,
                    "warning: OpenBLAS is using its generic '{}' kernels, several times slower than this CPU allows; "

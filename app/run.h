@@ -70,6 +70,8 @@ std::string checkpoint_path(const std::string& run_dir, int64_t step);
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
 void prune_checkpoints(const std::string& run_dir, size_t keep);
 
+// The kernel family OpenBLAS picked at start-up (its name, as OPENBLAS_CORETYPE spells it).
+std::string blas_core_name();
 // Warns on stderr when OpenBLAS fell back to its slowest kernels (OPENBLAS_CORETYPE unset on a new CPU).
 void warn_if_slow_blas();
 // Sets OpenMP's and OpenBLAS's thread counts (0 keeps the default).

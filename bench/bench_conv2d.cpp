@@ -10,16 +10,42 @@
 // count the direct product's flops ("effective" rates), so they can pass the
 // machine's sgemm figure.
 //
-// Run: ./build/bench/bench_conv2d   (add --benchmark_filter=... to pick rows)
+// The roofline rows: this CPU's fp32 FMA peak per thread is measured first
+// (fma_peak.h, printed in the header), then
+//   unet/<layer>   every distinct convolution of a U-Net config (default
+//                  `small`, batch 64), forward + backward, with "peak": the
+//                  share of the threads' peak its arithmetic reached. For the
+//                  3x3 layers that arithmetic is the Winograd products' (36
+//                  multiplies per 4x4 tile and channel pair, 1/4 of direct);
+//                  the transforms, which are memory-bound, count as time only.
+//   wgemm/<shape>  our GEMM kernel (gemm_kernels.h) alone, on one block's 36
+//                  Winograd products of that layer, one thread, data in cache.
+//
+// Run: ./build/bench/bench_conv2d [--config=small] [--batch=64]
+//      (add --benchmark_filter=... to pick rows)
 #include <benchmark/benchmark.h>
 #include <cblas.h>
+#include <fmt/format.h>
 #include <omp.h>
 
+#include <chrono>
+#include <cstring>
+#include <set>
+
+#include "autograd/ops.h"
+#include "fma_peak.h"
+#include "nn/trace.h"
+#include "nn/unet.h"
 #include "tensor/conv2d.h"
+#include "tensor/gemm_kernels.h"
 #include "tensor/matmul.h"
 #include "tensor/random.h"
+#include "tensor/winograd.h"
 
 using namespace ddpm;
+using ddpm::bench::bf16_dot_peak_gflops;
+using ddpm::bench::fp32_fma_peak_gflops;
+using ddpm::bench::fp32_peak_isa;
 
 namespace {
 struct ConvShape {
@@ -94,6 +120,98 @@ void BM_conv_forward_backward(benchmark::State& state, ConvShape s) {
     report(state, 3 * s.gemm_flops());
 }
 
+
+double g_peak_per_thread = 0;  // fp32 GFLOP/s of one thread, measured at start-up
+
+// A U-Net convolution as the benchmark runs it.
+struct Layer {
+    std::string name;
+    ConvShape shape;
+    bool winograd() const { return winograd_applies(shape.K, shape.K, shape.stride, shape.pad, shape.C); }
+    // Multiply-add flops of the arithmetic actually done by one forward.
+    double forward_flops() const {
+        if (!winograd()) return shape.gemm_flops();
+        const double tiles = double(shape.B) * ((shape.H + 3) / 4) * ((shape.W + 3) / 4);
+        return 2.0 * 36 * shape.OC * shape.C * tiles;
+    }
+};
+
+// The distinct convolutions of a config's U-Net (first layer of each shape named), from a traced forward.
+std::vector<Layer> unet_layers(const std::string& config, int64_t batch) {
+    const UNetConfig cfg = UNetConfig::preset(config);
+    UNet net(cfg);
+    LayerTrace trace;
+    Generator gen(1);
+    net.forward(Variable(randn({1, cfg.in_channels, cfg.image_size, cfg.image_size}, gen)),
+                Tensor::from_data({10}, {1}));
+    std::vector<Layer> layers;
+    std::set<std::string> seen;
+    for (const LayerRecord& r : trace.records()) {
+        if (r.kind != "conv2d") continue;
+        const ConvShape s{"", batch, r.in_shape[1], r.in_shape[2], r.in_shape[3], r.out_shape[1], r.kernel, r.stride, r.pad};
+        const std::string key = fmt::format("c{}to{}_{}x{}_{}x{}_s{}", s.C, s.OC, s.H, s.W, s.K, s.K, s.stride);
+        if (seen.insert(key).second) layers.push_back({r.name + "/" + key, s});
+    }
+    return layers;
+}
+
+// "peak%": the arithmetic's rate as a percentage of the threads' measured peak
+// (seconds: the timed loop's own wall time, the benchmark's real time).
+void report_peak(benchmark::State& state, double actual_flops_per_iter, int threads, double seconds) {
+    const double rate = actual_flops_per_iter * double(state.iterations()) / seconds * 1e-9;
+    state.counters["peak%"] = 100.0 * rate / (g_peak_per_thread * threads);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void BM_unet_layer(benchmark::State& state, Layer layer) {
+    const int threads = static_cast<int>(state.range(0));
+    set_threads(threads);
+    const ConvShape& s = layer.shape;
+    Generator gen(1);
+    Tensor x = randn({s.B, s.C, s.H, s.W}, gen), w = randn({s.OC, s.C, s.K, s.K}, gen), b = randn({s.OC}, gen);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+        Tensor y = conv2d_forward(x, w, b, s.stride, s.pad);
+        Conv2dGrads g = conv2d_backward(y, x, w, s.stride, s.pad, true, true, true);
+        benchmark::DoNotOptimize(g.dx.raw_data());
+    }
+    report_peak(state, 3 * layer.forward_flops(), threads, seconds_since(t0));
+    report(state, 3 * s.gemm_flops());
+}
+
+// One block's 36 products M[xi] = U[xi] V[xi] (OC x C times C x N) of a Winograd layer.
+void BM_winograd_gemm(benchmark::State& state, Layer layer) {
+    set_threads(1);
+    const ConvShape& s = layer.shape;
+    const int64_t n = winograd_block_tiles(s.B, s.C, s.H, s.W, s.OC, 2), ld = (n + 15) / 16 * 16;
+    Generator gen(1);
+    Tensor U = randn({36, s.OC, s.C}, gen), V = randn({36, s.C, ld}, gen), M = Tensor::zeros({36, s.OC, ld});
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+        for (int xi = 0; xi < 36; ++xi)
+            sgemm(s.OC, n, s.C, U.data<float>() + xi * s.OC * s.C, s.C, V.data<float>() + xi * s.C * ld, ld,
+                  M.data<float>() + xi * s.OC * ld, ld, false);
+        benchmark::ClobberMemory();
+    }
+    const double flops = 2.0 * 36 * s.OC * s.C * n;
+    report_peak(state, flops, 1, seconds_since(t0));
+    report(state, flops);
+    state.SetLabel(fmt::format("N={} {}", n, sgemm_kernel().name));
+}
+
+void register_unet(const std::string& config, int64_t batch) {
+    for (const Layer& layer : unet_layers(config, batch)) {
+        benchmark::RegisterBenchmark(("unet/" + layer.name).c_str(), BM_unet_layer, layer)
+            ->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+        if (layer.winograd())
+            benchmark::RegisterBenchmark(("wgemm/" + layer.name).c_str(), BM_winograd_gemm, layer)
+                ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+    }
+}
+
 int register_all() {
     for (const ConvShape& s : kShapes) {
         using Fn = void (*)(benchmark::State&, ConvShape);
@@ -114,6 +232,35 @@ int register_all() {
     return 0;
 }
 const int registered = register_all();
+
+// "--name=value" taken out of argv (Google Benchmark refuses flags it does not know).
+std::string take_flag(int& argc, char** argv, const std::string& name, const std::string& fallback) {
+    const std::string prefix = "--" + name + "=";
+    for (int i = 1; i < argc; ++i)
+        if (std::strncmp(argv[i], prefix.c_str(), prefix.size()) == 0) {
+            std::string value = argv[i] + prefix.size();
+            for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+            --argc;
+            return value;
+        }
+    return fallback;
+}
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+    const std::string config = take_flag(argc, argv, "config", "small");
+    const int64_t batch = std::stoll(take_flag(argc, argv, "batch", "64"));
+    g_peak_per_thread = fp32_fma_peak_gflops(1);
+    benchmark::AddCustomContext("fp32 FMA peak, 1 thread", fmt::format("{:.1f} GFLOP/s ({})", g_peak_per_thread, fp32_peak_isa()));
+    benchmark::AddCustomContext("fp32 FMA peak, 2 threads", fmt::format("{:.1f} GFLOP/s", fp32_fma_peak_gflops(2)));
+    benchmark::AddCustomContext("bf16 dot peak, 1 thread", fmt::format("{:.1f} GFLOP/s", bf16_dot_peak_gflops(1)));
+    benchmark::AddCustomContext("GEMM kernels", sgemm_kernel().name);
+    benchmark::AddCustomContext("OpenBLAS core", openblas_get_corename());
+    benchmark::AddCustomContext("U-Net layers", fmt::format("{}, batch {}", config, batch));
+    register_unet(config, batch);
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

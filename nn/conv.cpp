@@ -22,8 +22,8 @@ Variable Conv2d::forward(const Variable& x) {
              fmt::format("input {} weight {}: channels differ", x.data().describe(), weight.data().describe()));
     Variable y = conv2d(x, weight, bias, stride, pad);
     LayerTrace::record([&] {
-        return LayerRecord{name(), "conv2d", y.shape(), weight.numel() + bias.numel(),
-                           2.0 * y.numel() * in * kernel * kernel};
+        return LayerRecord{name(),      "conv2d", y.shape(), weight.numel() + bias.numel(),
+                           2.0 * y.numel() * in * kernel * kernel, x.shape(), kernel, stride, pad};
     });
     return y;
 }

@@ -15,6 +15,10 @@ struct LayerRecord {
     Shape out_shape;
     int64_t params = 0;
     double flops = 0;   // multiply-adds count 2
+    // Convolutions only (for the benchmarks' per-layer tables): the input's shape,
+    // the kernel's size, the stride and the padding.
+    Shape in_shape = {};
+    int64_t kernel = 0, stride = 0, pad = 0;
 };
 
 // While alive, layer forwards on this thread append to records().

@@ -13,9 +13,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <type_traits>
 
 #include "tensor/avx512.h"
+#include "tensor/gemm_kernels.h"
 #include "tensor/matmul.h"
 #include "tensor/scratch.h"
 
@@ -24,7 +26,7 @@ namespace ddpm {
 namespace {
 
 constexpr int64_t kLanes = 16;               // tiles transformed together (one AVX-512 register of floats)
-constexpr int64_t kBlockBytes = 768 * 1024;  // V and M of a block (float): inside L2 beside U; tuned by bench
+const int64_t kBlockBytes = getenv("WB") ? atol(getenv("WB")) * 1024 : 768 * 1024;  // V and M of a block (float): inside L2 beside U; tuned by bench
 constexpr int kXi = 36;                      // points of the 6x6 transform grid
 
 // The tiling of one convolution: TH x TW tiles of 4x4 outputs per image.
@@ -166,11 +168,10 @@ template <class T, int kRows> struct TilePatches {
     bool inside[kLanes];
     uint32_t row_ok[kRows] = {}, col_ok[kRows] = {};  // bit l: that patch row / column lies in the plane
     uint8_t lane_cols[kLanes] = {};                     // bit k: column k of lane l's patch lies in the plane
-    int n;
-    int64_t H, W;
-    bool vector_ok;  // every index fits a 32-bit gather
-    alignas(64) int32_t base32[kLanes] = {};  // offset as 32-bit gather indices (when vector_ok)
+    int n = 0;
+    int64_t H = 0, W = 0;
 
+    TilePatches() = default;
     TilePatches(const LaneTiles& lt, int64_t plane_stride, int64_t H_, int64_t W_, int64_t off)
         : n(lt.n), H(H_), W(W_) {
         for (int l = 0; l < n; ++l) {
@@ -182,26 +183,49 @@ template <class T, int kRows> struct TilePatches {
                 if (c0 + k >= 0 && c0 + k < W) col_ok[k] |= 1u << l, lane_cols[l] |= 1u << k;
             }
         }
-        vector_ok = plane_stride * (lt.image[n - 1] + 1) < (int64_t{1} << 31);
-        if (vector_ok)
-            for (int l = 0; l < n; ++l) base32[l] = static_cast<int32_t>(offset[l]);
     }
 
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+    // Row r of the 16 lanes' patches, d[s][lane] = patch(lane)[r][s], without a
+    // vector gather (one per element cost ~40 cycles here): lane j's row (8
+    // floats from its corner, the columns outside the plane masked to zero) and
+    // lane j + 8's row fill the two halves of z[j]; an 8x8 transpose inside each
+    // 256-bit half then turns "a lane's columns" into "a column's lanes".
+    void gather_row(const float* plane0, int r, float (*d)[kLanes]) const {
+        __m512 z[8];
+        for (int j = 0; j < 8; ++j) {
+            auto row_of = [&](int l) {
+                const __mmask8 m = l < n && (row_ok[r] >> l & 1u) ? __mmask8(lane_cols[l]) : __mmask8(0);
+                return _mm256_maskz_loadu_ps(m, m ? plane0 + offset[l] + r * W : plane0);
+            };
+            z[j] = _mm512_insertf32x8(_mm512_castps256_ps512(row_of(j)), row_of(j + 8), 1);
+        }
+        // In each 128-bit block: t[2i] = (z[2i][0], z[2i+1][0], z[2i][1], z[2i+1][1]), t[2i+1] the next two.
+        __m512 t[8], u[8];
+        for (int i = 0; i < 4; ++i) {
+            t[2 * i] = _mm512_unpacklo_ps(z[2 * i], z[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(z[2 * i], z[2 * i + 1]);
+        }
+        // u[4h + s'] block b: lanes 4h .. 4h+3 (and 8 more in the upper half) at column s' (b even) or s' + 4 (b odd).
+        for (int h = 0; h < 2; ++h) {
+            u[4 * h + 0] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+            u[4 * h + 1] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+            u[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+            u[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+        }
+        // Column s: blocks (low lanes 0-3, 4-7, high lanes 8-11, 12-15) from u[s % 4] and u[4 + s % 4].
+        const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+        const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(4));
+        for (int s = 0; s < kRows; ++s)
+            _mm512_store_ps(d[s], _mm512_permutex2var_ps(u[s % 4], s < 4 ? first : second, u[4 + s % 4]));
+    }
+#endif
+
     void gather(const T* plane0, T (*d)[kRows][kLanes]) const {
-#if defined(__AVX512F__)
-        // One masked vector gather per patch element: the lanes' indices of
-        // element (r, s), and the lanes for which it lies inside the plane.
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
         if constexpr (std::is_same_v<T, float> && kLanes == 16) {
-            if (vector_ok) {
-                const __m512i vbase = _mm512_load_si512(base32);
-                for (int r = 0; r < kRows; ++r)
-                    for (int s = 0; s < kRows; ++s) {
-                        const __m512i idx = _mm512_add_epi32(vbase, _mm512_set1_epi32(static_cast<int32_t>(r * W + s)));
-                        const __mmask16 m = static_cast<__mmask16>(row_ok[r] & col_ok[s]);
-                        _mm512_store_ps(&d[r][s][0], _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, plane0, 4));
-                    }
-                return;
-            }
+            for (int r = 0; r < kRows; ++r) gather_row(plane0, r, d[r]);
+            return;
         }
 #endif
         for (int l = 0; l < kLanes; ++l) {
@@ -261,14 +285,26 @@ template <class T, int kRows> struct TilePatches {
     }
 };
 
+// The patches of every lane group of a block's tiles p0 .. p0 + count, worked
+// out once and kept in the thread's scratch while the channels pass over them.
+template <class T, int kRows>
+const TilePatches<T, kRows>* block_patches(const Tiling& t, int64_t p0, int64_t count, int64_t plane_stride,
+                                           int64_t off) {
+    auto* patches = thread_scratch<TilePatches<T, kRows>, TilePatches<T, kRows>>(
+        static_cast<size_t>((count + kLanes - 1) / kLanes));
+    for (int64_t q = 0; q < count; q += kLanes)
+        patches[q / kLanes] = TilePatches<T, kRows>(LaneTiles(t, p0 + q, count - q), plane_stride, t.H, t.W, off);
+    return patches;
+}
+
 // Step 1. V[xi][c][q] (row length ld) for the block's tiles p0 .. p0 + count:
 // guide.md §3: V = B^T d B for each 6x6 input patch d.
 template <class T> void input_transform(const T* x, const Tiling& t, int64_t p0, int64_t count, T* V) {
+    const TilePatches<T, 6>* patches = block_patches<T, 6>(t, p0, count, t.C * t.H * t.W, 1);
     for (int64_t q = 0; q < count; q += kLanes) {
-        const TilePatches<T, 6> patches(LaneTiles(t, p0 + q, count - q), t.C * t.H * t.W, t.H, t.W, 1);
         for (int64_t c = 0; c < t.C; ++c) {
             alignas(64) T d[6][6][kLanes], tmp[6][6][kLanes];
-            patches.gather(x + c * t.H * t.W, d);
+            patches[q / kLanes].gather(x + c * t.H * t.W, d);
             for (int s = 0; s < 6; ++s) bt6(&d[0][s][0], 6 * kLanes, &tmp[0][s][0], 6 * kLanes);  // columns
             for (int r = 0; r < 6; ++r)                                                          // rows
                 bt6(&tmp[r][0][0], kLanes, V + ((r * 6) * t.C + c) * t.ld + q, t.C * t.ld);
@@ -279,13 +315,13 @@ template <class T> void input_transform(const T* x, const Tiling& t, int64_t p0,
 // Step 3. guide.md §3: out tile = A^T M A + bias, written where it lies inside the image.
 template <class T>
 void output_transform(const T* M, const T* bias, const Tiling& t, int64_t p0, int64_t count, T* out) {
+    const TilePatches<T, 4>* patches = block_patches<T, 4>(t, p0, count, t.OC * t.H * t.W, 0);
     for (int64_t q = 0; q < count; q += kLanes) {
-        const TilePatches<T, 4> patches(LaneTiles(t, p0 + q, count - q), t.OC * t.H * t.W, t.H, t.W, 0);
         for (int64_t o = 0; o < t.OC; ++o) {
             alignas(64) T tmp[4][6][kLanes], y[4][4][kLanes];
             for (int s = 0; s < 6; ++s) at6(M + (s * t.OC + o) * t.ld + q, 6 * t.OC * t.ld, &tmp[0][s][0], 6 * kLanes);
             for (int r = 0; r < 4; ++r) at6(&tmp[r][0][0], kLanes, &y[r][0][0], kLanes);
-            patches.scatter(y, bias ? bias[o] : T(0), out + o * t.H * t.W);
+            patches[q / kLanes].scatter(y, bias ? bias[o] : T(0), out + o * t.H * t.W);
         }
     }
 }
@@ -295,11 +331,11 @@ void output_transform(const T* M, const T* bias, const Tiling& t, int64_t p0, in
 // (when not null): the bias gradient costs no second pass over dout.
 template <class T>
 void output_grad_transform(const T* dout, const Tiling& t, int64_t p0, int64_t count, T* dM, double* dbias) {
-    for (int64_t q = 0; q < count; q += kLanes) {
-        const TilePatches<T, 4> patches(LaneTiles(t, p0 + q, count - q), t.OC * t.H * t.W, t.H, t.W, 0);
-        for (int64_t o = 0; o < t.OC; ++o) {
+    const TilePatches<T, 4>* patches = block_patches<T, 4>(t, p0, count, t.OC * t.H * t.W, 0);
+    for (int64_t o = 0; o < t.OC; ++o) {
+        for (int64_t q = 0; q < count; q += kLanes) {
             alignas(64) T dy[4][4][kLanes], tmp[6][4][kLanes];
-            patches.gather(dout + o * t.H * t.W, dy);
+            patches[q / kLanes].gather(dout + o * t.H * t.W, dy);
             for (int s = 0; s < 4; ++s) a4(&dy[0][s][0], 4 * kLanes, &tmp[0][s][0], 4 * kLanes);
             for (int r = 0; r < 6; ++r) a4(&tmp[r][0][0], kLanes, dM + ((r * 6) * t.OC + o) * t.ld + q, t.OC * t.ld);
             if (dbias) {
@@ -327,6 +363,41 @@ template <class F> void run_on_threads(int nt, int64_t nblocks, F f) {
     }
 }
 
+// Step 2. guide.md §3: M[xi] (OC x n) = U[xi] (OC x C) V[xi] (C x n), n = count tiles.
+// float runs our own kernels (gemm_kernels.h); double (the gradient checks) the BLAS.
+template <class T> void winograd_products(const T* U, const T* V, T* M, const Tiling& t, int64_t count) {
+    for (int xi = 0; xi < kXi; ++xi) {
+        const T* u = U + xi * t.OC * t.C;
+        const T* v = V + xi * t.C * t.ld;
+        T* m = M + xi * t.OC * t.ld;
+        if constexpr (std::is_same_v<T, float>)
+            sgemm(t.OC, count, t.C, u, t.C, v, t.ld, m, t.ld, false);
+        else
+            gemm(false, false, t.OC, count, t.C, T(1), u, t.C, v, t.ld, T(0), m, t.ld);
+    }
+}
+
+struct VtTag {};
+
+// guide.md §3: dU[xi] (OC x C) += dM[xi] (OC x n) V[xi]^T (n x C). For our kernel
+// V[xi] is first transposed (C x n -> n x C, 1/OC of the product's work), so the
+// product is the same row-major form as the forward's.
+template <class T> void winograd_grad_products(const T* dM, const T* V, T* dU, const Tiling& t, int64_t count) {
+    for (int xi = 0; xi < kXi; ++xi) {
+        const T* dm = dM + xi * t.OC * t.ld;
+        const T* v = V + xi * t.C * t.ld;
+        T* du = dU + xi * t.OC * t.C;
+        if constexpr (std::is_same_v<T, float>) {
+            T* vt = thread_scratch<T, VtTag>(static_cast<size_t>(t.ld * t.C));
+            for (int64_t c = 0; c < t.C; ++c)
+                for (int64_t p = 0; p < count; ++p) vt[p * t.C + c] = v[c * t.ld + p];
+            sgemm(t.OC, t.C, count, dm, t.ld, vt, t.C, du, t.C, true);
+        } else {
+            gemm(false, true, t.OC, t.C, count, T(1), dm, t.ld, v, t.ld, T(1), du, t.C);
+        }
+    }
+}
+
 struct VTag {};
 struct MTag {};
 struct UTag {};
@@ -340,10 +411,7 @@ template <class T> void winograd_conv(const T* x, const T* U, const T* bias, T* 
         for (int64_t blk = first; blk < last; ++blk) {
             const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
             input_transform(x, t, p0, count, V);
-            // Step 2. guide.md §3: M[xi] = U[xi] V[xi].
-            for (int xi = 0; xi < kXi; ++xi)
-                gemm(false, false, t.OC, count, t.C, T(1), U + xi * t.OC * t.C, t.C, V + xi * t.C * t.ld, t.ld, T(0),
-                     M + xi * t.OC * t.ld, t.ld);
+            winograd_products(U, V, M, t, count);
             output_transform(M, bias, t, p0, count, out);
         }
     };
@@ -352,6 +420,10 @@ template <class T> void winograd_conv(const T* x, const T* U, const T* bias, T* 
 }
 
 }  // namespace
+
+int64_t winograd_block_tiles(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int threads) {
+    return Tiling(B, C, H, W, OC, threads).block;
+}
 
 template <class T>
 void winograd_conv3x3_forward(const T* x, const T* w, const T* bias, T* out, int64_t B, int64_t C, int64_t H,
@@ -395,10 +467,7 @@ void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, in
             const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
             input_transform(x, t, p0, count, V);
             output_grad_transform(dout, t, p0, count, dM, dbias ? db + k * OC : nullptr);
-            // guide.md §3: dU[xi] += dM[xi] V[xi]^T.
-            for (int xi = 0; xi < kXi; ++xi)
-                gemm(false, true, t.OC, t.C, count, T(1), dM + xi * t.OC * t.ld, t.ld, V + xi * t.C * t.ld, t.ld, T(1),
-                     part + xi * OC * C, C);
+            winograd_grad_products(dM, V, part, t, count);
         }
     };
     run_on_threads(nt, t.nblocks, run_blocks);

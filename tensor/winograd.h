@@ -23,6 +23,10 @@ inline bool winograd_applies(int64_t KH, int64_t KW, int64_t stride, int64_t pad
     return KH == 3 && KW == 3 && stride == 1 && pad == 1 && C >= 4;
 }
 
+// The tiles per block of a forward on `threads` threads: the N of its GEMMs
+// M[xi] = U[xi] V[xi] (OC x C times C x N). Exposed for the benchmarks.
+int64_t winograd_block_tiles(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int threads);
+
 // out (B,OC,H,W) = conv3x3(x (B,C,H,W), w (OC,C,3,3)) + bias (OC, or null).
 template <class T>
 void winograd_conv3x3_forward(const T* x, const T* w, const T* bias, T* out, int64_t B, int64_t C, int64_t H,

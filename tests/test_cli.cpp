@@ -14,6 +14,7 @@
 #include "helpers.h"
 #include "autograd/variable.h"
 #include "nn/checkpoint.h"
+#include "tensor/gemm_kernels.h"
 
 using namespace ddpm;
 namespace fs = std::filesystem;
@@ -585,7 +586,9 @@ TEST_CASE("fixed-seed training and sampling give the recorded bits") {
 #if defined(__SANITIZE_ADDRESS__)
     const bool recorded_env = false;
 #else
-    const bool recorded_env = core && std::string(core) == "Haswell";
+    // The bits depend on the products' summation order: OpenBLAS's kernel family
+    // (the attention and 1x1 products) and ours (the 3x3 convolutions).
+    const bool recorded_env = core && std::string(core) == "Haswell" && sgemm_kernel().name == "avx512";
 #endif
     const std::string tiny = scratch("golden_tiny"), small = scratch("golden_small");
     const std::string common = " --batch 8 --seed 7 --threads 2 --sample-every 0 --ckpt-every 0 --final-samples 0 --warmup 5";
@@ -600,7 +603,7 @@ TEST_CASE("fixed-seed training and sampling give the recorded bits") {
                              tensors_hash(load_safetensors(small + "/checkpoint_00000002.safetensors").tensors),
                              tensors_hash({{"x", read_npy(out + "_ddim.npy")}}),
                              tensors_hash({{"x", read_npy(out + "_ddpm.npy")}})};
-    const uint64_t want[4] = {0xf038b09aa7f71832ull, 0x0a5726d2df13dbcdull, 0x5644f4254d036172ull, 0xcddff4f7f5fd6552ull};
+    const uint64_t want[4] = {0x644a4f2d8da49f00ull, 0xae08aecb5ce54dcdull, 0xf4ac3653c4802f91ull, 0x95b61900a38b91c1ull};
     const char* what[4] = {"tiny, 20 steps", "small hybrid, 2 steps", "DDIM samples", "DDPM samples"};
     for (int i = 0; i < 4; ++i) {
         MESSAGE(fmt::format("{}: {:016x}", what[i], got[i]));

@@ -1,0 +1,19 @@
+// gemm_reference.cpp: the plain loop every fast family is tested against.
+#include "tensor/gemm_kernels.h"
+
+namespace ddpm {
+
+// C (M x N) (+)= A (M x K) B (K x N), summed in double so the reference is the
+// more accurate side of every comparison.
+void sgemm_reference(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                     float* C, int64_t ldc, bool accumulate) {
+    for (int64_t i = 0; i < M; ++i) {
+        for (int64_t j = 0; j < N; ++j) {
+            double s = accumulate ? C[i * ldc + j] : 0.0;
+            for (int64_t k = 0; k < K; ++k) s += static_cast<double>(A[i * lda + k]) * B[k * ldb + j];
+            C[i * ldc + j] = static_cast<float>(s);
+        }
+    }
+}
+
+}  // namespace ddpm

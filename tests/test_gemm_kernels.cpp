@@ -1,0 +1,70 @@
+// gemm_kernels: every family this CPU can run against the reference loop, over
+// sizes that leave ragged edges in every direction.
+#include <cmath>
+#include <cstdlib>
+
+#include "helpers.h"
+#include "tensor/gemm_kernels.h"
+#include "tensor/random.h"
+
+using namespace ddpm;
+
+namespace {
+
+// The bound on a float dot product of length K, summed in any order with FMA:
+// |error| <= K u sum_k |a_k b_k| (u = 2^-24), Higham's gamma_K to first order;
+// the reference is summed in double, so its own error is negligible.
+double dot_bound(int64_t K, double abs_sum) { return (K + 2) * std::ldexp(1.0, -24) * abs_sum + 1e-30; }
+
+struct Sizes { int64_t M, N, K; };
+
+void check_family(const SgemmKernel& kernel, Sizes s, bool accumulate, Generator& gen) {
+    INFO(kernel.name << " M " << s.M << " N " << s.N << " K " << s.K << (accumulate ? " accumulate" : ""));
+    // Leading dimensions wider than the matrices, as in the Winograd buffers.
+    const int64_t lda = s.K + 3, ldb = s.N + 5, ldc = s.N + 7;
+    Tensor a = randn({s.M, lda}, gen), b = randn({s.K, ldb}, gen), c0 = randn({s.M, ldc}, gen);
+    Tensor got = c0.clone(), want = c0.clone();
+    const float *pa = a.data<float>(), *pb = b.data<float>();
+    kernel.fn(s.M, s.N, s.K, pa, lda, pb, ldb, got.data<float>(), ldc, accumulate);
+    sgemm_reference(s.M, s.N, s.K, pa, lda, pb, ldb, want.data<float>(), ldc, accumulate);
+    int bad = 0;
+    for (int64_t i = 0; i < s.M; ++i)
+        for (int64_t j = 0; j < ldc; ++j) {
+            const float g = got.data<float>()[i * ldc + j], w = want.data<float>()[i * ldc + j];
+            if (j >= s.N) {  // past the N columns: untouched
+                bad += g != c0.data<float>()[i * ldc + j];
+                continue;
+            }
+            double abs_sum = accumulate ? std::fabs(c0.data<float>()[i * ldc + j]) : 0.0;
+            for (int64_t k = 0; k < s.K; ++k) abs_sum += std::fabs(double(pa[i * lda + k]) * pb[k * ldb + j]);
+            bad += std::fabs(double(g) - w) > dot_bound(s.K, abs_sum);
+        }
+    CHECK(bad == 0);
+}
+
+}  // namespace
+
+TEST_CASE("every GEMM kernel family matches the reference loop on ragged sizes") {
+    const std::vector<SgemmKernel> kernels = available_sgemm_kernels();
+    REQUIRE(kernels.front().name == "reference");
+    MESSAGE("GEMM kernel families on this CPU: " << kernels.size() << ", in use: " << sgemm_kernel().name);
+    Generator gen(3);
+    // Single rows and columns, every remainder of the 6-row tile and of the
+    // 8- and 16-lane vectors, panels past 64 columns, K = 1 and long K.
+    const Sizes sizes[] = {{1, 1, 1},   {1, 17, 3},  {7, 1, 5},   {5, 13, 1},  {6, 16, 32},  {13, 31, 9},
+                           {12, 64, 64}, {19, 65, 17}, {32, 80, 32}, {37, 100, 71}, {64, 33, 256}};
+    for (const SgemmKernel& kernel : kernels)
+        for (Sizes s : sizes)
+            for (bool accumulate : {false, true}) check_family(kernel, s, accumulate, gen);
+}
+
+TEST_CASE("an empty inner dimension gives zeros, or leaves C as it was when accumulating") {
+    for (const SgemmKernel& kernel : available_sgemm_kernels()) {
+        INFO(kernel.name);
+        float c[6] = {1, 2, 3, 4, 5, 6};
+        kernel.fn(2, 3, 0, nullptr, 1, nullptr, 3, c, 3, true);
+        CHECK(c[5] == 6.0f);
+        kernel.fn(2, 3, 0, nullptr, 1, nullptr, 3, c, 3, false);
+        for (float v : c) CHECK(v == 0.0f);
+    }
+}
