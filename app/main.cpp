@@ -8,11 +8,13 @@
 #include "app/commands.h"
 #include "app/distributed.h"
 #include "app/fid.h"
+#include "app/run.h"
 #include "app/train.h"
 
 using namespace ddpm;
 
 int main(int argc, char** argv) {
+    wait_briefly_at_barriers(argv);
     Distributed& dist = Distributed::init(&argc, &argv);  // one rank unless started by mpirun
     // A file-size limit (ulimit -f) or a full disk is a write error we report, not a signal that kills us.
     std::signal(SIGXFSZ, SIG_IGN);

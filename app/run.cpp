@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <fmt/format.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -103,6 +104,12 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
 void prune_checkpoints(const std::string& run_dir, size_t keep) {
     std::vector<std::string> all = list_checkpoints(run_dir);
     for (size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i]);
+}
+
+void wait_briefly_at_barriers(char** argv) {
+    if (std::getenv("GOMP_SPINCOUNT") || std::getenv("OMP_WAIT_POLICY")) return;  // the user's choice stands
+    setenv("GOMP_SPINCOUNT", "1000", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: then carry on with the default
 }
 
 std::string blas_core_name() { return openblas_get_corename(); }

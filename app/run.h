@@ -70,6 +70,15 @@ std::string checkpoint_path(const std::string& run_dir, int64_t step);
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
 void prune_checkpoints(const std::string& run_dir, size_t keep);
 
+// An OpenMP thread that finds no work spins, by libgomp's default, for about
+// 300,000 polls before it sleeps. Next to another busy program that spinning
+// takes the core the other program (or our slower thread) needs: a training
+// step took 3.4x its quiet time next to one busy process (bench/cpu_sharing.sh).
+// Unless GOMP_SPINCOUNT or OMP_WAIT_POLICY is set, this sets GOMP_SPINCOUNT=1000
+// (a few microseconds of polling, then sleep) and re-executes the program with
+// it, since libgomp reads it only when it loads. Call first thing in main().
+void wait_briefly_at_barriers(char** argv);
+
 // The kernel family OpenBLAS picked at start-up (its name, as OPENBLAS_CORETYPE spells it).
 std::string blas_core_name();
 // Warns on stderr when OpenBLAS fell back to its slowest kernels (OPENBLAS_CORETYPE unset on a new CPU).

@@ -31,7 +31,7 @@ while True:
     t = time.perf_counter()
     while time.perf_counter() - t < on: pass
     if off: time.sleep(off)
-" &
+" >/dev/null 2>&1 &
   echo $!
 }
 

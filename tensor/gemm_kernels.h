@@ -50,7 +50,7 @@ std::vector<SgemmKernel> available_sgemm_kernels();
 // The family in use: DDPM_KERNELS if set, otherwise the fastest available.
 const SgemmKernel& sgemm_kernel();
 
-// C = (C +) A B with the family in use.
+// guide.md §3: C = (C +) A B with the family in use.
 inline void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                   float* C, int64_t ldc, bool accumulate) {
     sgemm_kernel().fn(M, N, K, A, lda, B, ldb, C, ldc, accumulate);

@@ -19,6 +19,7 @@
 #include "tensor/avx512.h"
 #include "tensor/gemm_kernels.h"
 #include "tensor/matmul.h"
+#include "tensor/parallel.h"
 #include "tensor/scratch.h"
 
 namespace ddpm {
@@ -35,8 +36,9 @@ struct Tiling {
     Tiling(int64_t B_, int64_t C_, int64_t H_, int64_t W_, int64_t OC_, int nthreads)
         : B(B_), C(C_), H(H_), W(W_), OC(OC_), TH((H_ + 3) / 4), TW((W_ + 3) / 4) {
         P = B * TH * TW;
-        // Blocks that fit the cache, whole lane groups where possible, and enough
-        // of them for every thread.
+        // Blocks that fit the cache, whole lane groups where possible, and
+        // enough of them for every thread. (Smaller blocks, several per
+        // thread, balance a shared CPU better but cost more on a quiet one.)
         const int64_t fit = kBlockBytes / (kXi * (C + OC) * static_cast<int64_t>(sizeof(float)));
         const int64_t cap = std::max<int64_t>(kLanes, fit / kLanes * kLanes);
         block = std::clamp<int64_t>((P + nthreads - 1) / nthreads, 1, cap);
@@ -405,18 +407,18 @@ struct BiasTag {};
 
 // guide.md §3: the convolution of x with the transformed kernels U (OC x C at each xi).
 template <class T> void winograd_conv(const T* x, const T* U, const T* bias, T* out, const Tiling& t) {
-    auto run_blocks = [&](int, int64_t first, int64_t last) {
+    // Blocks are independent and compute the same on any thread, so they are
+    // handed out as threads come free (see tensor/parallel.h on sharing the CPU).
+    const int nt = omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), t.nblocks));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int64_t blk = 0; blk < t.nblocks; ++blk) {
         T* V = thread_scratch<T, VTag>(static_cast<size_t>(kXi * t.C * t.ld));
         T* M = thread_scratch<T, MTag>(static_cast<size_t>(kXi * t.OC * t.ld));
-        for (int64_t blk = first; blk < last; ++blk) {
-            const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
-            input_transform(x, t, p0, count, V);
-            winograd_products(U, V, M, t, count);
-            output_transform(M, bias, t, p0, count, out);
-        }
-    };
-    run_on_threads(omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), t.nblocks)),
-                   t.nblocks, run_blocks);
+        const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
+        input_transform(x, t, p0, count, V);
+        winograd_products(U, V, M, t, count);
+        output_transform(M, bias, t, p0, count, out);
+    }
 }
 
 }  // namespace
