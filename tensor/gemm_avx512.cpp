@@ -21,10 +21,11 @@ constexpr int kRowsFor[kNV + 1] = {0, 12, 12, 6, 6};  // rows of a tile by its v
 // The columns [0, n) of one vector's 16 lanes, n in 1..16.
 inline __mmask16 lanes(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
 
-// One MR x (NV vectors) tile of C: c[i][v] (+)= sum_k A[i][k] B[k][16 v ..].
+// One MR x (NV vectors) tile of C: c[i][v] (+)= sum_k op(A)(i, k) B[k][16 v ..],
+// with op(A)(i, k) = A[i rs + k cs].
 // The last vector covers only the lanes in `last` (all 16 when the tile is full).
 template <int MR, int NV>
-void tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
+void tile(int64_t K, const float* A, int64_t rs, int64_t cs, const float* B, int64_t ldb, float* C, int64_t ldc,
           __mmask16 last, bool accumulate) {
     __m512 c[MR][NV];
 #pragma GCC unroll 24
@@ -39,7 +40,7 @@ void tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, f
         bv[NV - 1] = _mm512_maskz_loadu_ps(last, b + (NV - 1) * kL);
 #pragma GCC unroll 12
         for (int i = 0; i < MR; ++i) {
-            const __m512 a = _mm512_set1_ps(A[i * lda + k]);
+            const __m512 a = _mm512_set1_ps(A[i * rs + k * cs]);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) c[i][v] = _mm512_fmadd_ps(a, bv[v], c[i][v]);
         }
@@ -56,7 +57,7 @@ void tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, f
     }
 }
 
-using TileFn = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, __mmask16, bool);
+using TileFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, __mmask16, bool);
 
 // kTiles[nv - 1][mr - 1] = tile<mr, nv>, for mr up to kRowsFor[nv].
 template <int NV, int... R> struct TileColumn {
@@ -77,7 +78,8 @@ constexpr const TileFn* kTiles[kNV] = {column<1>(std::make_integer_sequence<int,
 // shared evenly among the fewest panels of at most 4: 80 columns run as 3 + 2
 // vectors, not 4 + 1 (a one-vector tile does one FMA per broadcast of A).
 void sgemm_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                  float* C, int64_t ldc, bool accumulate) {
+                  float* C, int64_t ldc, bool accumulate, bool trans_a) {
+    const int64_t rs = trans_a ? 1 : lda, cs = trans_a ? lda : 1;  // op(A)(i, k) = A[i rs + k cs]
     const int64_t vectors = (N + kL - 1) / kL, panels = (vectors + kNV - 1) / kNV;
     for (int64_t p = 0, j0 = 0; p < panels; ++p) {
         const int64_t nv = vectors / panels + (p < vectors % panels ? 1 : 0);
@@ -86,7 +88,7 @@ void sgemm_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, 
         const int64_t rows = kRowsFor[nv];
         for (int64_t i0 = 0; i0 < M; i0 += rows) {
             const int64_t mr = M - i0 < rows ? M - i0 : rows;
-            kTiles[nv - 1][mr - 1](K, A + i0 * lda, lda, B + j0, ldb, C + i0 * ldc + j0, ldc, last, accumulate);
+            kTiles[nv - 1][mr - 1](K, A + i0 * rs, rs, cs, B + j0, ldb, C + i0 * ldc + j0, ldc, last, accumulate);
         }
         j0 += n;
     }
@@ -98,8 +100,8 @@ void sgemm_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, 
 
 namespace ddpm {
 void sgemm_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                  float* C, int64_t ldc, bool accumulate) {
-    sgemm_reference(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+                  float* C, int64_t ldc, bool accumulate, bool trans_a) {
+    sgemm_reference(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a);
 }
 }  // namespace ddpm
 

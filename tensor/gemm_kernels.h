@@ -1,9 +1,11 @@
 // gemm_kernels.h: our own single-precision GEMM for the convolution hot path,
 // so the U-Net's speed does not depend on which kernel family the BLAS picked.
 //
-//   C (M x N) = A (M x K) B (K x N)          (accumulate = false)
-//   C (M x N) = C + A (M x K) B (K x N)      (accumulate = true)
-// all row-major with leading dimensions lda, ldb, ldc (elements).
+//   C (M x N) = op(A) (M x K) B (K x N)          (accumulate = false)
+//   C (M x N) = C + op(A) (M x K) B (K x N)      (accumulate = true)
+// all row-major with leading dimensions lda, ldb, ldc (elements); op(A) is A,
+// or with trans_a the transpose of A stored as K x M (entry (i, k) at
+// A[k lda + i]: the convolutions' W^T dout needs no copy of W).
 //
 // The shapes are small (the Winograd products: M = output channels, K = input
 // channels, N = a cache-sized block of tiles, all 16..256), so there is no
@@ -29,15 +31,15 @@
 namespace ddpm {
 
 using SgemmFn = void (*)(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-                         int64_t ldb, float* C, int64_t ldc, bool accumulate);
+                         int64_t ldb, float* C, int64_t ldc, bool accumulate, bool trans_a);
 
 // The kernel families, each with its entry point. Defined in its own file.
 void sgemm_reference(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                     float* C, int64_t ldc, bool accumulate);
+                     float* C, int64_t ldc, bool accumulate, bool trans_a);
 void sgemm_avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                float* C, int64_t ldc, bool accumulate);
+                float* C, int64_t ldc, bool accumulate, bool trans_a);
 void sgemm_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                  float* C, int64_t ldc, bool accumulate);
+                  float* C, int64_t ldc, bool accumulate, bool trans_a);
 
 struct SgemmKernel {
     std::string name;  // "reference", "avx2", "avx512"
@@ -52,8 +54,8 @@ const SgemmKernel& sgemm_kernel();
 
 // guide.md §3: C = (C +) A B with the family in use.
 inline void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                  float* C, int64_t ldc, bool accumulate) {
-    sgemm_kernel().fn(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+                  float* C, int64_t ldc, bool accumulate, bool trans_a = false) {
+    sgemm_kernel().fn(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a);
 }
 
 }  // namespace ddpm

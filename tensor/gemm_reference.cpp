@@ -3,14 +3,15 @@
 
 namespace ddpm {
 
-// C (M x N) (+)= A (M x K) B (K x N), summed in double so the reference is the
-// more accurate side of every comparison.
+// C (M x N) (+)= op(A) (M x K) B (K x N), summed in double so the reference is
+// the more accurate side of every comparison.
 void sgemm_reference(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                     float* C, int64_t ldc, bool accumulate) {
+                     float* C, int64_t ldc, bool accumulate, bool trans_a) {
+    const int64_t rs = trans_a ? 1 : lda, cs = trans_a ? lda : 1;  // op(A)(i, k) = A[i rs + k cs]
     for (int64_t i = 0; i < M; ++i) {
         for (int64_t j = 0; j < N; ++j) {
             double s = accumulate ? C[i * ldc + j] : 0.0;
-            for (int64_t k = 0; k < K; ++k) s += static_cast<double>(A[i * lda + k]) * B[k * ldb + j];
+            for (int64_t k = 0; k < K; ++k) s += static_cast<double>(A[i * rs + k * cs]) * B[k * ldb + j];
             C[i * ldc + j] = static_cast<float>(s);
         }
     }

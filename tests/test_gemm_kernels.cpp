@@ -18,15 +18,18 @@ double dot_bound(int64_t K, double abs_sum) { return (K + 2) * std::ldexp(1.0, -
 
 struct Sizes { int64_t M, N, K; };
 
-void check_family(const SgemmKernel& kernel, Sizes s, bool accumulate, Generator& gen) {
-    INFO(kernel.name << " M " << s.M << " N " << s.N << " K " << s.K << (accumulate ? " accumulate" : ""));
+void check_family(const SgemmKernel& kernel, Sizes s, bool accumulate, bool trans_a, Generator& gen) {
+    INFO(kernel.name << " M " << s.M << " N " << s.N << " K " << s.K << (accumulate ? " accumulate" : "")
+                     << (trans_a ? " trans_a" : ""));
     // Leading dimensions wider than the matrices, as in the Winograd buffers.
-    const int64_t lda = s.K + 3, ldb = s.N + 5, ldc = s.N + 7;
-    Tensor a = randn({s.M, lda}, gen), b = randn({s.K, ldb}, gen), c0 = randn({s.M, ldc}, gen);
+    // A is M x K, or K x M when trans_a; entry (i, k) of op(A) at A[i rs + k cs].
+    const int64_t lda = (trans_a ? s.M : s.K) + 3, ldb = s.N + 5, ldc = s.N + 7;
+    const int64_t rs = trans_a ? 1 : lda, cs = trans_a ? lda : 1;
+    Tensor a = randn({trans_a ? s.K : s.M, lda}, gen), b = randn({s.K, ldb}, gen), c0 = randn({s.M, ldc}, gen);
     Tensor got = c0.clone(), want = c0.clone();
     const float *pa = a.data<float>(), *pb = b.data<float>();
-    kernel.fn(s.M, s.N, s.K, pa, lda, pb, ldb, got.data<float>(), ldc, accumulate);
-    sgemm_reference(s.M, s.N, s.K, pa, lda, pb, ldb, want.data<float>(), ldc, accumulate);
+    kernel.fn(s.M, s.N, s.K, pa, lda, pb, ldb, got.data<float>(), ldc, accumulate, trans_a);
+    sgemm_reference(s.M, s.N, s.K, pa, lda, pb, ldb, want.data<float>(), ldc, accumulate, trans_a);
     int bad = 0;
     for (int64_t i = 0; i < s.M; ++i)
         for (int64_t j = 0; j < ldc; ++j) {
@@ -36,7 +39,7 @@ void check_family(const SgemmKernel& kernel, Sizes s, bool accumulate, Generator
                 continue;
             }
             double abs_sum = accumulate ? std::fabs(c0.data<float>()[i * ldc + j]) : 0.0;
-            for (int64_t k = 0; k < s.K; ++k) abs_sum += std::fabs(double(pa[i * lda + k]) * pb[k * ldb + j]);
+            for (int64_t k = 0; k < s.K; ++k) abs_sum += std::fabs(double(pa[i * rs + k * cs]) * pb[k * ldb + j]);
             bad += std::fabs(double(g) - w) > dot_bound(s.K, abs_sum);
         }
     CHECK(bad == 0);
@@ -44,7 +47,7 @@ void check_family(const SgemmKernel& kernel, Sizes s, bool accumulate, Generator
 
 }  // namespace
 
-TEST_CASE("every GEMM kernel family matches the reference loop on ragged sizes") {
+TEST_CASE("every GEMM kernel family matches the reference loop on ragged sizes, A plain or transposed") {
     const std::vector<SgemmKernel> kernels = available_sgemm_kernels();
     REQUIRE(kernels.front().name == "reference");
     MESSAGE("GEMM kernel families on this CPU: " << kernels.size() << ", in use: " << sgemm_kernel().name);
@@ -55,16 +58,17 @@ TEST_CASE("every GEMM kernel family matches the reference loop on ragged sizes")
                            {12, 64, 64}, {19, 65, 17}, {32, 80, 32}, {37, 100, 71}, {64, 33, 256}};
     for (const SgemmKernel& kernel : kernels)
         for (Sizes s : sizes)
-            for (bool accumulate : {false, true}) check_family(kernel, s, accumulate, gen);
+            for (bool accumulate : {false, true})
+                for (bool trans_a : {false, true}) check_family(kernel, s, accumulate, trans_a, gen);
 }
 
 TEST_CASE("an empty inner dimension gives zeros, or leaves C as it was when accumulating") {
     for (const SgemmKernel& kernel : available_sgemm_kernels()) {
         INFO(kernel.name);
         float c[6] = {1, 2, 3, 4, 5, 6};
-        kernel.fn(2, 3, 0, nullptr, 1, nullptr, 3, c, 3, true);
+        kernel.fn(2, 3, 0, nullptr, 1, nullptr, 3, c, 3, true, false);
         CHECK(c[5] == 6.0f);
-        kernel.fn(2, 3, 0, nullptr, 1, nullptr, 3, c, 3, false);
+        kernel.fn(2, 3, 0, nullptr, 1, nullptr, 3, c, 3, false, false);
         for (float v : c) CHECK(v == 0.0f);
     }
 }
