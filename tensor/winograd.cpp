@@ -13,7 +13,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <type_traits>
 
 #include "tensor/avx512.h"
@@ -27,7 +26,7 @@ namespace ddpm {
 namespace {
 
 constexpr int64_t kLanes = 16;               // tiles transformed together (one AVX-512 register of floats)
-const int64_t kBlockBytes = getenv("WB") ? atol(getenv("WB")) * 1024 : 768 * 1024;  // V and M of a block (float): inside L2 beside U; tuned by bench
+constexpr int64_t kBlockBytes = 768 * 1024;  // V and M of a block (float): inside L2 beside U; tuned by bench
 constexpr int kXi = 36;                      // points of the 6x6 transform grid
 
 // The tiling of one convolution: TH x TW tiles of 4x4 outputs per image.
