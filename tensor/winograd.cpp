@@ -169,10 +169,9 @@ template <class T, int kRows> struct TilePatches {
     bool inside[kLanes];
     uint32_t row_ok[kRows] = {}, col_ok[kRows] = {};  // bit l: that patch row / column lies in the plane
     uint8_t lane_cols[kLanes] = {};                     // bit k: column k of lane l's patch lies in the plane
-    int n = 0;
-    int64_t H = 0, W = 0;
+    int n;
+    int64_t H, W;
 
-    TilePatches() = default;
     TilePatches(const LaneTiles& lt, int64_t plane_stride, int64_t H_, int64_t W_, int64_t off)
         : n(lt.n), H(H_), W(W_) {
         for (int l = 0; l < n; ++l) {
@@ -188,10 +187,12 @@ template <class T, int kRows> struct TilePatches {
 
 #if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
     // Row r of the 16 lanes' patches, d[s][lane] = patch(lane)[r][s], without a
-    // vector gather (one per element cost ~40 cycles here): lane j's row (8
-    // floats from its corner, the columns outside the plane masked to zero) and
-    // lane j + 8's row fill the two halves of z[j]; an 8x8 transpose inside each
-    // 256-bit half then turns "a lane's columns" into "a column's lanes".
+    // vector gather per element: lane j's row (8 floats from its corner, the
+    // columns outside the plane masked to zero) and lane j + 8's row fill the two
+    // halves of z[j]; an 8x8 transpose inside each 256-bit half then turns "a
+    // lane's columns" into "a column's lanes". (Measured against 36 gathers per
+    // channel: a 32 -> 32 channel forward at 28x28, batch 64, one thread,
+    // 4.5-5.4 ms against 5.8-6.0.)
     void gather_row(const float* plane0, int r, float (*d)[kLanes]) const {
         __m512 z[8];
         for (int j = 0; j < 8; ++j) {
@@ -286,26 +287,14 @@ template <class T, int kRows> struct TilePatches {
     }
 };
 
-// The patches of every lane group of a block's tiles p0 .. p0 + count, worked
-// out once and kept in the thread's scratch while the channels pass over them.
-template <class T, int kRows>
-const TilePatches<T, kRows>* block_patches(const Tiling& t, int64_t p0, int64_t count, int64_t plane_stride,
-                                           int64_t off) {
-    auto* patches = thread_scratch<TilePatches<T, kRows>, TilePatches<T, kRows>>(
-        static_cast<size_t>((count + kLanes - 1) / kLanes));
-    for (int64_t q = 0; q < count; q += kLanes)
-        patches[q / kLanes] = TilePatches<T, kRows>(LaneTiles(t, p0 + q, count - q), plane_stride, t.H, t.W, off);
-    return patches;
-}
-
 // Step 1. V[xi][c][q] (row length ld) for the block's tiles p0 .. p0 + count:
 // guide.md §3: V = B^T d B for each 6x6 input patch d.
 template <class T> void input_transform(const T* x, const Tiling& t, int64_t p0, int64_t count, T* V) {
-    const TilePatches<T, 6>* patches = block_patches<T, 6>(t, p0, count, t.C * t.H * t.W, 1);
     for (int64_t q = 0; q < count; q += kLanes) {
+        const TilePatches<T, 6> patches(LaneTiles(t, p0 + q, count - q), t.C * t.H * t.W, t.H, t.W, 1);
         for (int64_t c = 0; c < t.C; ++c) {
             alignas(64) T d[6][6][kLanes], tmp[6][6][kLanes];
-            patches[q / kLanes].gather(x + c * t.H * t.W, d);
+            patches.gather(x + c * t.H * t.W, d);
             for (int s = 0; s < 6; ++s) bt6(&d[0][s][0], 6 * kLanes, &tmp[0][s][0], 6 * kLanes);  // columns
             for (int r = 0; r < 6; ++r)                                                          // rows
                 bt6(&tmp[r][0][0], kLanes, V + ((r * 6) * t.C + c) * t.ld + q, t.C * t.ld);
@@ -316,13 +305,13 @@ template <class T> void input_transform(const T* x, const Tiling& t, int64_t p0,
 // Step 3. guide.md §3: out tile = A^T M A + bias, written where it lies inside the image.
 template <class T>
 void output_transform(const T* M, const T* bias, const Tiling& t, int64_t p0, int64_t count, T* out) {
-    const TilePatches<T, 4>* patches = block_patches<T, 4>(t, p0, count, t.OC * t.H * t.W, 0);
     for (int64_t q = 0; q < count; q += kLanes) {
+        const TilePatches<T, 4> patches(LaneTiles(t, p0 + q, count - q), t.OC * t.H * t.W, t.H, t.W, 0);
         for (int64_t o = 0; o < t.OC; ++o) {
             alignas(64) T tmp[4][6][kLanes], y[4][4][kLanes];
             for (int s = 0; s < 6; ++s) at6(M + (s * t.OC + o) * t.ld + q, 6 * t.OC * t.ld, &tmp[0][s][0], 6 * kLanes);
             for (int r = 0; r < 4; ++r) at6(&tmp[r][0][0], kLanes, &y[r][0][0], kLanes);
-            patches[q / kLanes].scatter(y, bias ? bias[o] : T(0), out + o * t.H * t.W);
+            patches.scatter(y, bias ? bias[o] : T(0), out + o * t.H * t.W);
         }
     }
 }
@@ -332,11 +321,11 @@ void output_transform(const T* M, const T* bias, const Tiling& t, int64_t p0, in
 // (when not null): the bias gradient costs no second pass over dout.
 template <class T>
 void output_grad_transform(const T* dout, const Tiling& t, int64_t p0, int64_t count, T* dM, double* dbias) {
-    const TilePatches<T, 4>* patches = block_patches<T, 4>(t, p0, count, t.OC * t.H * t.W, 0);
-    for (int64_t o = 0; o < t.OC; ++o) {
-        for (int64_t q = 0; q < count; q += kLanes) {
+    for (int64_t q = 0; q < count; q += kLanes) {
+        const TilePatches<T, 4> patches(LaneTiles(t, p0 + q, count - q), t.OC * t.H * t.W, t.H, t.W, 0);
+        for (int64_t o = 0; o < t.OC; ++o) {
             alignas(64) T dy[4][4][kLanes], tmp[6][4][kLanes];
-            patches[q / kLanes].gather(dout + o * t.H * t.W, dy);
+            patches.gather(dout + o * t.H * t.W, dy);
             for (int s = 0; s < 4; ++s) a4(&dy[0][s][0], 4 * kLanes, &tmp[0][s][0], 4 * kLanes);
             for (int r = 0; r < 6; ++r) a4(&tmp[r][0][0], kLanes, dM + ((r * 6) * t.OC + o) * t.ld + q, t.OC * t.ld);
             if (dbias) {
