@@ -90,6 +90,7 @@ void write_class_grid(const std::string& path, const Tensor& images, const UNetC
 
 int run_sample(const SampleCommand& c) {
     set_threads(c.threads);
+    set_precision(c.precision);
     if (c.spec.sampler != "ddpm" && c.spec.sampler != "ddim" && c.spec.sampler != "dpmpp2m" && c.spec.sampler != "heun")
         throw std::invalid_argument("--sampler must be ddpm, ddim, dpmpp2m or heun");
     if (c.num < 1 || c.batch < 1) throw std::invalid_argument("--num and --batch must be at least 1");
@@ -230,6 +231,7 @@ Tensor eval_labels(const Dataset& data, const EvalCommand& c, int64_t n) {
 
 int run_eval(const EvalCommand& c) {
     set_threads(c.threads);
+    set_precision(c.precision);
     if (c.num < 1 || c.batch < 1 || c.timesteps < 0) throw std::invalid_argument("--num, --batch must be >= 1, --timesteps >= 0");
     ensure_parent(c.out);
     if (c.clip_denoised != "on" && c.clip_denoised != "off") throw std::invalid_argument("--clip-denoised must be on or off");
@@ -344,6 +346,7 @@ int run_bench(const BenchCommand& c) {
     // figures are those of the whole job (rank 0 prints them).
     Distributed& dist = Distributed::get();
     set_threads(c.threads ? c.threads : default_threads_per_rank());
+    set_precision(c.precision);
     if (c.batch < 1 || c.steps < 1) throw std::invalid_argument("--batch and --steps must be at least 1");
     if (c.batch % dist.size() != 0)
         throw std::invalid_argument(fmt::format("--batch {} does not split evenly over {} ranks", c.batch, dist.size()));
@@ -370,7 +373,7 @@ int run_bench(const BenchCommand& c) {
         {"peak_rss_mib", ru.ru_maxrss / 1024.0}, {"train_gflops", 3 * gflop_image * c.batch / step},
         {"forward_gflops", gflop_image * c.batch / fwd},
         {"tensor_allocations_per_step", per_step(bt.tensor_allocs)}, {"heap_allocations_per_step", per_step(bt.heap_allocs)},
-        {"steps_timed", c.steps}, {"gemm_kernels", sgemm_kernel().name}, {"blas_core", blas_core_name()}};
+        {"steps_timed", c.steps}, {"gemm_kernels", sgemm_kernel().name}, {"precision", c.precision}, {"blas_core", blas_core_name()}};
     if (!dist.is_root()) return 0;
     fmt::print("{}\n", j.dump());
     if (c.profile) print_profile();

@@ -1,5 +1,6 @@
 // run.cpp
 #include "app/run.h"
+#include "tensor/gemm_kernels.h"
 #include "util/file_io.h"
 
 #include <cblas.h>
@@ -128,6 +129,8 @@ int default_threads_per_rank() {
     const int ranks_here = local ? std::max(1, std::atoi(local)) : 1;
     return ranks_here > 1 ? std::max(1, omp_get_num_procs() / ranks_here) : 0;
 }
+
+void set_precision(const std::string& precision) { set_gemm_precision(parse_precision(precision)); }
 
 void set_threads(int threads) {
     if (threads <= 0) return;

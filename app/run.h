@@ -85,6 +85,9 @@ std::string blas_core_name();
 void warn_if_slow_blas();
 // Sets OpenMP's and OpenBLAS's thread counts (0 keeps the default).
 void set_threads(int threads);
+// --precision: "fp32" or "bf16" for the convolution products (tensor/gemm_kernels.h);
+// bf16 on a CPU without AVX512_BF16 throws, in one line.
+void set_precision(const std::string& precision);
 // Threads for one process when several share this machine under mpirun: the cores
 // divided among them; 0 (leave as is) for a lone process.
 int default_threads_per_rank();

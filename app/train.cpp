@@ -74,6 +74,7 @@ TrainOptions TrainOptions::resumed() const {
     if (steps) prev.steps = steps;
     if (minutes) prev.minutes = minutes;
     if (threads) prev.threads = threads;
+    prev.precision = precision;  // a run-time choice: a run resumes in either precision
     prev.command_line = command_line;
     prev.out = prev.resume = resume;
     if (list_checkpoints(resume).empty()) throw std::runtime_error(resume + ": no checkpoint to resume from");

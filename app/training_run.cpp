@@ -25,6 +25,7 @@ TrainOptions prepared(const TrainOptions& given) {
     if (opt.batch % dist.size() != 0)
         throw std::invalid_argument(fmt::format("--batch {} does not split evenly over {} ranks", opt.batch, dist.size()));
     set_threads(opt.threads ? opt.threads : default_threads_per_rank());
+    set_precision(opt.precision);
     if (opt.out.empty()) {
         char stamp[32];
         std::time_t t = std::time(nullptr);

@@ -6,6 +6,14 @@
 
 namespace ddpm {
 
+bool cpu_has_avx512_bf16() {
+#if defined(DDPM_X86_KERNELS)
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+#else
+    return false;
+#endif
+}
+
 std::vector<SgemmKernel> available_sgemm_kernels() {
     std::vector<SgemmKernel> kernels = {{"reference", sgemm_reference}};
 #if defined(DDPM_X86_KERNELS)  // the build compiled the x86 families (CMake: x86-64 only)
@@ -15,10 +23,17 @@ std::vector<SgemmKernel> available_sgemm_kernels() {
     return kernels;
 }
 
+std::vector<SgemmKernel> available_bf16_kernels() {
+    std::vector<SgemmKernel> kernels = {{"reference", sgemm_bf16_reference}};
+    if (cpu_has_avx512_bf16()) kernels.push_back({"avx512_bf16", sgemm_bf16_avx512});
+    return kernels;
+}
+
 namespace {
 
-SgemmKernel choose() {
-    const std::vector<SgemmKernel> kernels = available_sgemm_kernels();
+GemmPrecision g_precision = GemmPrecision::FP32;
+
+SgemmKernel choose(const std::vector<SgemmKernel>& kernels) {
     const char* wanted = std::getenv("DDPM_KERNELS");
     if (!wanted || !*wanted) return kernels.back();
     std::string names;
@@ -33,8 +48,28 @@ SgemmKernel choose() {
 }  // namespace
 
 const SgemmKernel& sgemm_kernel() {
-    static const SgemmKernel chosen = choose();
+    static const SgemmKernel chosen = choose(available_sgemm_kernels());
     return chosen;
+}
+
+const SgemmKernel& bf16_kernel() {
+    static const SgemmKernel chosen = [] {
+        const char* wanted = std::getenv("DDPM_KERNELS");
+        const std::vector<SgemmKernel> kernels = available_bf16_kernels();
+        return wanted && std::string(wanted) == "reference" ? kernels.front() : kernels.back();
+    }();
+    return chosen;
+}
+
+void set_gemm_precision(GemmPrecision p) { g_precision = p; }
+GemmPrecision gemm_precision() { return g_precision; }
+
+GemmPrecision parse_precision(const std::string& name) {
+    if (name == "fp32") return GemmPrecision::FP32;
+    if (name != "bf16") throw std::invalid_argument("--precision " + name + ": expected fp32 or bf16");
+    if (!cpu_has_avx512_bf16())
+        throw std::invalid_argument("--precision bf16 needs a CPU with AVX512_BF16 (vdpbf16ps); this one has none");
+    return GemmPrecision::BF16;
 }
 
 }  // namespace ddpm

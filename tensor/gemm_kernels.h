@@ -22,9 +22,20 @@
 //   gemm_avx512.cpp     AVX-512F, 16-float vectors, 6 x 4 register tile
 // DDPM_KERNELS=reference|avx2|avx512 in the environment picks one by hand
 // (for comparison; a family this CPU lacks is refused with a clear error).
+//
+// bfloat16 precision (`--precision bf16`, set_gemm_precision): the same
+// products with both operands rounded to bfloat16 (8 significant bits, round to
+// nearest even) and the sums in fp32:
+//   C (M x N) (+)= bf16(op(A)) bf16(B)
+//   gemm_reference.cpp      rounds the same way and sums in double
+//   gemm_avx512_bf16.cpp    AVX512_BF16's vdpbf16ps, two products per fp32 lane
+// Each product of two bfloat16s is exact in fp32, so against the fp32 product
+// the only new error is the operands' rounding: |bf16(a) bf16(b) - a b| <=
+// (2 u + u^2) |a b| with u = 2^-8, about 2^-7 |a b| (guide.md §3).
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -41,6 +52,28 @@ void sgemm_avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, co
 void sgemm_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                   float* C, int64_t ldc, bool accumulate, bool trans_a);
 
+// The bfloat16 families (same contract, operands rounded to bfloat16 first).
+void sgemm_bf16_reference(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                          float* C, int64_t ldc, bool accumulate, bool trans_a);
+void sgemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                       float* C, int64_t ldc, bool accumulate, bool trans_a);
+
+// The bfloat16 bits of x (its top 16), rounded to nearest even as vcvtneps2bf16
+// does; a NaN stays a NaN.
+inline uint32_t bf16_bits(float x) {
+    uint32_t u;
+    std::memcpy(&u, &x, 4);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (u >> 16) | 0x40u;
+    return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+}
+// x rounded to bfloat16, as a float.
+inline float bf16_round(float x) {
+    const uint32_t u = bf16_bits(x) << 16;
+    float r;
+    std::memcpy(&r, &u, 4);
+    return r;
+}
+
 struct SgemmKernel {
     std::string name;  // "reference", "avx2", "avx512"
     SgemmFn fn;
@@ -52,10 +85,28 @@ std::vector<SgemmKernel> available_sgemm_kernels();
 // The family in use: DDPM_KERNELS if set, otherwise the fastest available.
 const SgemmKernel& sgemm_kernel();
 
-// guide.md §3: C = (C +) A B with the family in use.
+// Every bfloat16 family this CPU can run (reference first), and the one in use
+// (the reference under DDPM_KERNELS=reference, otherwise the fastest).
+std::vector<SgemmKernel> available_bf16_kernels();
+const SgemmKernel& bf16_kernel();
+
+// Whether this CPU has AVX512_BF16 (what `--precision bf16` asks for).
+bool cpu_has_avx512_bf16();
+
+// The precision of the convolution products: fp32 (the default) or bf16. The
+// process-wide setting of `--precision`; set before the work starts.
+enum class GemmPrecision { FP32, BF16 };
+void set_gemm_precision(GemmPrecision p);
+GemmPrecision gemm_precision();
+// "fp32" | "bf16" -> the precision; anything else, or bf16 on a CPU without
+// AVX512_BF16, throws std::invalid_argument in one line saying why.
+GemmPrecision parse_precision(const std::string& name);
+
+// guide.md §3: C = (C +) A B with the family in use, in the precision set.
 inline void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                   float* C, int64_t ldc, bool accumulate, bool trans_a = false) {
-    sgemm_kernel().fn(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a);
+    const SgemmKernel& k = gemm_precision() == GemmPrecision::BF16 ? bf16_kernel() : sgemm_kernel();
+    k.fn(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a);
 }
 
 }  // namespace ddpm

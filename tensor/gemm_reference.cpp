@@ -17,4 +17,18 @@ void sgemm_reference(int64_t M, int64_t N, int64_t K, const float* A, int64_t ld
     }
 }
 
+// The same with both operands rounded to bfloat16 first (gemm_kernels.h).
+void sgemm_bf16_reference(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                          float* C, int64_t ldc, bool accumulate, bool trans_a) {
+    const int64_t rs = trans_a ? 1 : lda, cs = trans_a ? lda : 1;
+    for (int64_t i = 0; i < M; ++i) {
+        for (int64_t j = 0; j < N; ++j) {
+            double s = accumulate ? C[i * ldc + j] : 0.0;
+            for (int64_t k = 0; k < K; ++k)
+                s += static_cast<double>(bf16_round(A[i * rs + k * cs])) * bf16_round(B[k * ldb + j]);
+            C[i * ldc + j] = static_cast<float>(s);
+        }
+    }
+}
+
 }  // namespace ddpm

@@ -2,6 +2,8 @@
 // Winograd and im2col paths, backward by adjointness.
 #include "helpers.h"
 #include "tensor/conv2d.h"
+#include "tensor/gemm_kernels.h"
+#include "tensor/winograd.h"
 #include "tensor/elementwise.h"
 #include "tensor/random.h"
 
@@ -131,5 +133,65 @@ TEST_CASE("the im2col path matches the naive backward loops too") {
         CHECK(max_abs_diff(got.dx, want.dx) <= 1e-5 * max_abs(want.dx));
         CHECK(max_abs_diff(got.dweight, want.dweight) <= 1e-5 * max_abs(want.dweight));
         CHECK(max_abs_diff(got.dbias, want.dbias) <= 1e-5 * max_abs(want.dbias));
+    }
+}
+
+namespace {
+double rms(const Tensor& t) {
+    double s = 0;
+    for (int64_t i = 0; i < t.numel(); ++i) s += t.flat(i) * t.flat(i);
+    return std::sqrt(s / double(t.numel()));
+}
+double rms_diff(const Tensor& a, const Tensor& b) {
+    double s = 0;
+    for (int64_t i = 0; i < a.numel(); ++i) s += (a.flat(i) - b.flat(i)) * (a.flat(i) - b.flat(i));
+    return std::sqrt(s / double(a.numel()));
+}
+}  // namespace
+
+// The expected error of --precision bf16 (gemm_kernels.h), relative to the output's RMS.
+// Rounding to bfloat16 (8 significant bits, nearest) leaves an error uniform within half
+// an ulp, ulp = 2^-7 |x| / m for the significand m in [1, 2): its relative RMS is
+// 2^-7 sqrt(E[1/m^2] / 12), with E[1/m^2] = 3 / (8 ln 2) for log-uniform m: 0.001659.
+// A product rounds both operands: sqrt(2) x 0.001659 = 0.002346 = sigma. Independent
+// errors on a sum of products keep that ratio: the im2col convolutions (1x1, strided)
+// err by sigma of the output's RMS, forward and backward.
+// Winograd F(4x4, 3x3) rounds the transformed operands u = G g, v = B^T d instead, and
+// y_i = sum_xi A^T[i][xi] u_xi v_xi: for unit i.i.d. data each product's error has
+// variance sigma^2 |G_xi|^2 |B^T_xi|^2, so per dimension the noise of output i is
+// sigma^2 N_i with N_i = sum_xi A^T[i][xi]^2 |G_xi|^2 |B^T_xi|^2 = (9.02, 8.58, 17.3, 94.3)
+// (the last row, with its 8s, dominates), against the signal's 3 (three taps). In 2-D
+// the factors multiply: RMS ratio sigma mean(N) / 3 = 10.8 sigma = 0.0253. Zero padding
+// at the image's edges lowers it a little (0.020-0.023 measured on 14x14 and 7x7).
+TEST_CASE("bf16 convolutions err by the bfloat16 rounding derived above: 0.0023 direct, 0.025 Winograd") {
+    if (!cpu_has_avx512_bf16()) MESSAGE("no AVX512_BF16: the bf16 reference kernel stands in");
+    const double sigma = 0.002346, winograd = 10.77 * sigma;
+    Generator gen(7);
+    struct Case { int64_t B, C, H, OC, K, stride, pad; };
+    for (Case c : {Case{8, 32, 14, 32, 3, 1, 1}, Case{8, 64, 7, 64, 3, 1, 1}, Case{8, 32, 14, 32, 1, 1, 0},
+                   Case{8, 16, 28, 32, 3, 2, 1}}) {
+        const bool by_winograd = winograd_applies(c.K, c.K, c.stride, c.pad, c.C);
+        INFO("C " << c.C << " " << c.H << "x" << c.H << " OC " << c.OC << " kernel " << c.K << " stride " << c.stride
+                  << (by_winograd ? " (Winograd)" : " (im2col)"));
+        Tensor x = randn({c.B, c.C, c.H, c.H}, gen, DType::F32);
+        Tensor w = mul_scalar(randn({c.OC, c.C, c.K, c.K}, gen, DType::F32), 1.0 / std::sqrt(9.0 * double(c.C)));
+        set_gemm_precision(GemmPrecision::FP32);
+        Tensor y = conv2d_forward(x, w, Tensor(), c.stride, c.pad);
+        Tensor dy = randn(y.shape(), gen, DType::F32);
+        Conv2dGrads g = conv2d_backward(dy, x, w, c.stride, c.pad, true, true, false);
+        set_gemm_precision(GemmPrecision::BF16);
+        Tensor yb = conv2d_forward(x, w, Tensor(), c.stride, c.pad);
+        Conv2dGrads gb = conv2d_backward(dy, x, w, c.stride, c.pad, true, true, false);
+        set_gemm_precision(GemmPrecision::FP32);
+        // Direct: within 20% of sigma (so bf16 really ran, and rounds no worse).
+        // Winograd: between half the predicted ratio (padding) and 1.2 times it.
+        const double lo = by_winograd ? 0.5 * winograd : 0.8 * sigma, hi = by_winograd ? 1.2 * winograd : 1.2 * sigma;
+        for (auto [name, want, got] : {std::tuple{"y", &y, &yb}, std::tuple{"dx", &g.dx, &gb.dx},
+                                       std::tuple{"dweight", &g.dweight, &gb.dweight}}) {
+            const double ratio = rms_diff(*want, *got) / rms(*want);
+            INFO(name << ": RMS error / RMS = " << ratio);
+            CHECK(ratio >= lo);
+            CHECK(ratio <= hi);
+        }
     }
 }

@@ -18,7 +18,13 @@ double dot_bound(int64_t K, double abs_sum) { return (K + 2) * std::ldexp(1.0, -
 
 struct Sizes { int64_t M, N, K; };
 
-void check_family(const SgemmKernel& kernel, Sizes s, bool accumulate, bool trans_a, Generator& gen) {
+float as_is(float x) { return x; }
+
+// kernel against `reference` (sgemm_reference, or sgemm_bf16_reference with
+// round = bf16_round: then both see the same rounded operands and differ only
+// by the fp32 sums, so the same bound applies to sum |round(a) round(b)|).
+void check_family(const SgemmKernel& kernel, Sizes s, bool accumulate, bool trans_a, Generator& gen,
+                  SgemmFn reference = sgemm_reference, float (*round)(float) = as_is) {
     INFO(kernel.name << " M " << s.M << " N " << s.N << " K " << s.K << (accumulate ? " accumulate" : "")
                      << (trans_a ? " trans_a" : ""));
     // Leading dimensions wider than the matrices, as in the Winograd buffers.
@@ -29,7 +35,7 @@ void check_family(const SgemmKernel& kernel, Sizes s, bool accumulate, bool tran
     Tensor got = c0.clone(), want = c0.clone();
     const float *pa = a.data<float>(), *pb = b.data<float>();
     kernel.fn(s.M, s.N, s.K, pa, lda, pb, ldb, got.data<float>(), ldc, accumulate, trans_a);
-    sgemm_reference(s.M, s.N, s.K, pa, lda, pb, ldb, want.data<float>(), ldc, accumulate, trans_a);
+    reference(s.M, s.N, s.K, pa, lda, pb, ldb, want.data<float>(), ldc, accumulate, trans_a);
     int bad = 0;
     for (int64_t i = 0; i < s.M; ++i)
         for (int64_t j = 0; j < ldc; ++j) {
@@ -39,11 +45,16 @@ void check_family(const SgemmKernel& kernel, Sizes s, bool accumulate, bool tran
                 continue;
             }
             double abs_sum = accumulate ? std::fabs(c0.data<float>()[i * ldc + j]) : 0.0;
-            for (int64_t k = 0; k < s.K; ++k) abs_sum += std::fabs(double(pa[i * rs + k * cs]) * pb[k * ldb + j]);
+            for (int64_t k = 0; k < s.K; ++k) abs_sum += std::fabs(double(round(pa[i * rs + k * cs])) * round(pb[k * ldb + j]));
             bad += std::fabs(double(g) - w) > dot_bound(s.K, abs_sum);
         }
     CHECK(bad == 0);
 }
+
+// Single rows and columns, every remainder of the 6-row tile and of the 8- and
+// 16-lane vectors, panels past 64 columns, K = 1, odd K (bf16 pairs k) and long K.
+const Sizes kSizes[] = {{1, 1, 1},    {1, 17, 3},   {7, 1, 5},    {5, 13, 1},    {6, 16, 32},  {13, 31, 9},
+                        {12, 64, 64}, {19, 65, 17}, {32, 80, 32}, {37, 100, 71}, {64, 33, 256}};
 
 }  // namespace
 
@@ -52,12 +63,8 @@ TEST_CASE("every GEMM kernel family matches the reference loop on ragged sizes, 
     REQUIRE(kernels.front().name == "reference");
     MESSAGE("GEMM kernel families on this CPU: " << kernels.size() << ", in use: " << sgemm_kernel().name);
     Generator gen(3);
-    // Single rows and columns, every remainder of the 6-row tile and of the
-    // 8- and 16-lane vectors, panels past 64 columns, K = 1 and long K.
-    const Sizes sizes[] = {{1, 1, 1},   {1, 17, 3},  {7, 1, 5},   {5, 13, 1},  {6, 16, 32},  {13, 31, 9},
-                           {12, 64, 64}, {19, 65, 17}, {32, 80, 32}, {37, 100, 71}, {64, 33, 256}};
     for (const SgemmKernel& kernel : kernels)
-        for (Sizes s : sizes)
+        for (Sizes s : kSizes)
             for (bool accumulate : {false, true})
                 for (bool trans_a : {false, true}) check_family(kernel, s, accumulate, trans_a, gen);
 }
@@ -71,4 +78,42 @@ TEST_CASE("an empty inner dimension gives zeros, or leaves C as it was when accu
         kernel.fn(2, 3, 0, nullptr, 1, nullptr, 3, c, 3, false, false);
         for (float v : c) CHECK(v == 0.0f);
     }
+}
+
+TEST_CASE("every bfloat16 GEMM family matches the reference on the same rounded operands") {
+    const std::vector<SgemmKernel> kernels = available_bf16_kernels();
+    REQUIRE(kernels.front().name == "reference");
+    MESSAGE("bf16 GEMM families on this CPU: " << kernels.size() << ", AVX512_BF16: " << cpu_has_avx512_bf16());
+    Generator gen(5);
+    for (const SgemmKernel& kernel : kernels)
+        for (Sizes s : kSizes)
+            for (bool accumulate : {false, true})
+                for (bool trans_a : {false, true})
+                    check_family(kernel, s, accumulate, trans_a, gen, sgemm_bf16_reference, bf16_round);
+}
+
+TEST_CASE("bf16 rounding is to nearest, ties to even, keeps NaN and infinity") {
+    CHECK(bf16_round(1.0f) == 1.0f);
+    CHECK(bf16_round(1.0f + std::ldexp(1.0f, -8)) == 1.0f);                                 // a tie: down to even
+    CHECK(bf16_round(1.0f + 3 * std::ldexp(1.0f, -8)) == 1.0f + std::ldexp(1.0f, -6));      // a tie: up to even
+    CHECK(bf16_round(1.0f + std::ldexp(1.0f, -8) + std::ldexp(1.0f, -20)) == 1.0f + std::ldexp(1.0f, -7));
+    CHECK(bf16_round(-3.0f) == -3.0f);
+    CHECK(std::isnan(bf16_round(std::nanf(""))));
+    CHECK(std::isinf(bf16_round(INFINITY)));
+    // 2^-8 relative at most: the unit roundoff the bf16 error bounds use.
+    Generator gen(6);
+    Tensor x = randn({1000}, gen);
+    for (int64_t i = 0; i < 1000; ++i) {
+        const float v = x.data<float>()[i];
+        CHECK(std::fabs(bf16_round(v) - v) <= std::ldexp(std::fabs(v), -8));
+    }
+}
+
+TEST_CASE("--precision: fp32 and bf16 parse, anything else is refused by name") {
+    CHECK(parse_precision("fp32") == GemmPrecision::FP32);
+    CHECK_THROWS_WITH_AS(parse_precision("fp16"), "--precision fp16: expected fp32 or bf16", std::invalid_argument);
+    if (cpu_has_avx512_bf16())
+        CHECK(parse_precision("bf16") == GemmPrecision::BF16);
+    else
+        CHECK_THROWS_AS(parse_precision("bf16"), std::invalid_argument);
 }
