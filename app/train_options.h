@@ -18,6 +18,7 @@ struct TrainOptions {
     double minutes = 0;                    // stop after this much training time (0: no limit)
     int64_t batch = 64;
     double lr = 2e-4;
+    double adam_beta2 = 0.999;  // Adam's second-moment decay (0.99: a shorter memory for short runs)
     int64_t warmup = 5000;
     std::string lr_schedule = "constant";  // constant | cosine (to 0 at the end of the step or time budget)
     double ema = 0.9999;
@@ -51,6 +52,10 @@ struct TrainOptions {
           o.minutes);
         v(Field{.key = "batch", .flag = "--batch", .help = "images per step"}, o.batch);
         v(Field{.key = "lr", .flag = "--lr", .help = "Adam learning rate"}, o.lr);
+        v(Field{.key = "adam_beta2", .flag = "--adam-beta2",
+                .help = "Adam's second-moment decay beta2 (0.999 as Kingma & Ba; 0.99 remembers ~100 steps)", .min = 0,
+                .max = 0.999999, .optional = true},
+          o.adam_beta2);
         v(Field{.key = "warmup", .flag = "--warmup", .help = "linear learning-rate warm-up steps"}, o.warmup);
         v(Field{.key = "lr_schedule", .flag = "--lr-schedule",
                 .help = "constant | cosine: after the warm-up, decay to 0 at the end of --steps or --minutes",

@@ -70,6 +70,7 @@ TrainingRun::TrainingRun(const TrainOptions& given)
                opt_.seed),
       lr_schedule_{opt_.lr, opt_.warmup, opt_.lr_schedule == "cosine" ? LrSchedule::Kind::Cosine : LrSchedule::Kind::Constant},
       tty_(::isatty(STDERR_FILENO) && root_) {
+    trainer_.adam.set_beta2(opt_.adam_beta2);
     trainer_.min_snr_gamma = opt_.min_snr_gamma;
     trainer_.label_dropout = opt_.label_dropout;
     if (opt_.ema_sigma_rel > 0) trainer_.ema.set_sigma_rel(opt_.ema_sigma_rel);

@@ -25,6 +25,7 @@ public:
     void zero_grad();
     double lr() const { return opt_.lr; }
     void set_lr(double lr) { opt_.lr = lr; }
+    void set_beta2(double beta2) { opt_.beta2 = beta2; }
     const AdamOptions& options() const { return opt_; }
     int64_t steps() const { return t_; }
 

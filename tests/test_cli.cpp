@@ -474,6 +474,53 @@ TEST_CASE("--resume continues bit for bit: 2N steps equal N + N") {
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 7);
 }
 
+TEST_CASE("precision bf16: train, sample, eval and bench; checkpoints stay fp32 and resume in either precision") {
+    const std::string a = scratch("bf16_run"), f = scratch("fp32_run");
+    const std::string flags = std::string(kFew) + " --steps 4 --ckpt-every 0 --sample-every 0 --warmup 1";
+    if (!cpu_has_avx512_bf16()) {  // the one-line refusal, before anything is written
+        Result r = run_ddpm("train" + flags + " --precision bf16 --out " + a);
+        CHECK(r.code != 0);
+        CHECK(r.err.find("AVX512_BF16") != std::string::npos);
+        CHECK(!fs::exists(a));
+        return;
+    }
+    Result tb = run_ddpm("train" + flags + " --precision bf16 --out " + a);
+    INFO(tb.out << tb.err);
+    REQUIRE(tb.code == 0);
+    REQUIRE(run_ddpm("train" + flags + " --out " + f).code == 0);
+    CHECK(read_all(a + "/train.json").find("\"precision\": \"bf16\"") != std::string::npos);
+    // The same fp32 tensors, with other values: the products really ran in bf16.
+    SafeTensors kb = load_safetensors(a + "/checkpoint_00000004.safetensors");
+    SafeTensors kf = load_safetensors(f + "/checkpoint_00000004.safetensors");
+    REQUIRE(kb.tensors.size() == kf.tensors.size());
+    int64_t differ = 0;
+    for (size_t i = 0; i < kb.tensors.size(); ++i) {
+        const auto& [name, t] = kb.tensors[i];
+        REQUIRE(name == kf.tensors[i].first);
+        CHECK(t.dtype() == DType::F32);
+        differ += test::max_abs_diff(t, kf.tensors[i].second) > 0;
+    }
+    CHECK(differ > 0);
+    // Resumed in fp32, sampled and evaluated in both precisions.
+    Result resumed = run_ddpm("train --resume " + a + " --steps 6 --precision fp32");
+    INFO(resumed.err);
+    CHECK(resumed.code == 0);
+    CHECK(fs::exists(a + "/checkpoint_00000006.safetensors"));
+    for (const std::string p : {"fp32", "bf16"}) {
+        const std::string ckpt = a + "/checkpoint_00000006.safetensors";
+        CHECK(run_ddpm("sample --checkpoint " + ckpt + " --num 2 --steps 3 --precision " + p + " --out " + a + "/s_" + p).code ==
+              0);
+        CHECK(run_ddpm("eval --checkpoint " + ckpt + " --num 2 --timesteps 2 --precision " + p + " --out " + a + "/e_" + p)
+                  .code == 0);
+    }
+    Result bench = run_ddpm("bench --config tiny --batch 4 --steps 1 --threads 2 --precision bf16");
+    CHECK(bench.code == 0);
+    CHECK(bench.out.find("\"precision\":\"bf16\"") != std::string::npos);
+    Result bad = run_ddpm("sample --checkpoint " + a + "/checkpoint_00000006.safetensors --precision fp16");
+    CHECK(bad.code != 0);
+    CHECK(bad.err.find("--precision") != std::string::npos);
+}
+
 TEST_CASE("class-conditional models: --class-cond, sample --class with guidance on every sampler, eval, resume, refusals") {
     const std::string run = scratch("cond"), half = scratch("cond_half");
     const std::string flags = std::string(kFew) + " --class-cond --label-dropout 0.5 --sample-every 0 --warmup 2";

@@ -109,7 +109,7 @@ TEST_CASE("bf16 rounding is to nearest, ties to even, keeps NaN and infinity") {
     }
 }
 
-TEST_CASE("--precision: fp32 and bf16 parse, anything else is refused by name") {
+TEST_CASE("precision names: fp32 and bf16 parse, anything else is refused by name") {
     CHECK(parse_precision("fp32") == GemmPrecision::FP32);
     CHECK_THROWS_WITH_AS(parse_precision("fp16"), "--precision fp16: expected fp32 or bf16", std::invalid_argument);
     if (cpu_has_avx512_bf16())
