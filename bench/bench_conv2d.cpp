@@ -21,7 +21,10 @@
 //   wgemm/<shape>  our GEMM kernel (gemm_kernels.h) alone, on one block's 36
 //                  Winograd products of that layer, one thread, data in cache.
 //
-// Run: ./build/bench/bench_conv2d [--config=small] [--batch=64]
+// With --precision=bf16 every product runs in bfloat16 (gemm_kernels.h) and
+// "peak" is the share of the bf16 dot-product peak instead.
+//
+// Run: ./build/bench/bench_conv2d [--config=small] [--batch=64] [--precision=fp32]
 //      (add --benchmark_filter=... to pick rows)
 #include <benchmark/benchmark.h>
 #include <cblas.h>
@@ -250,11 +253,15 @@ std::string take_flag(int& argc, char** argv, const std::string& name, const std
 int main(int argc, char** argv) {
     const std::string config = take_flag(argc, argv, "config", "small");
     const int64_t batch = std::stoll(take_flag(argc, argv, "batch", "64"));
-    g_peak_per_thread = fp32_fma_peak_gflops(1);
-    benchmark::AddCustomContext("fp32 FMA peak, 1 thread", fmt::format("{:.1f} GFLOP/s ({})", g_peak_per_thread, fp32_peak_isa()));
+    const std::string precision = take_flag(argc, argv, "precision", "fp32");
+    set_gemm_precision(parse_precision(precision));
+    const double fp32_peak = fp32_fma_peak_gflops(1), bf16_peak = bf16_dot_peak_gflops(1);
+    g_peak_per_thread = precision == "bf16" ? bf16_peak : fp32_peak;
+    benchmark::AddCustomContext("fp32 FMA peak, 1 thread", fmt::format("{:.1f} GFLOP/s ({})", fp32_peak, fp32_peak_isa()));
     benchmark::AddCustomContext("fp32 FMA peak, 2 threads", fmt::format("{:.1f} GFLOP/s", fp32_fma_peak_gflops(2)));
-    benchmark::AddCustomContext("bf16 dot peak, 1 thread", fmt::format("{:.1f} GFLOP/s", bf16_dot_peak_gflops(1)));
-    benchmark::AddCustomContext("GEMM kernels", sgemm_kernel().name);
+    benchmark::AddCustomContext("bf16 dot peak, 1 thread", fmt::format("{:.1f} GFLOP/s", bf16_peak));
+    benchmark::AddCustomContext("GEMM kernels", precision == "bf16" ? bf16_kernel().name : sgemm_kernel().name);
+    benchmark::AddCustomContext("precision (peak% against its peak)", precision);
     benchmark::AddCustomContext("OpenBLAS core", openblas_get_corename());
     benchmark::AddCustomContext("U-Net layers", fmt::format("{}, batch {}", config, batch));
     register_unet(config, batch);

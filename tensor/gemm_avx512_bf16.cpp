@@ -126,7 +126,7 @@ struct BpTag {};
 
 }  // namespace
 
-// Pack both operands into this thread's scratch, then column panels outer (up
+// guide.md §3: pack both operands into this thread's scratch, then column panels outer (up
 // to 4 vectors, shared evenly as in the fp32 family) and row blocks inner.
 void sgemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                        float* C, int64_t ldc, bool accumulate, bool trans_a) {
