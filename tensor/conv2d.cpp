@@ -110,29 +110,22 @@ template <class T> void col2im(const T* col, T* dx, const Geom& g) {
             }
 }
 
-// C (M x N) (+)= op(A) (M x K) B (K x N) for one image's products. Inside a
+// C (M x N) (+)= op(A) (M x K) op(B) (K x N) for one image's products. Inside a
 // parallel loop (one image per thread) float runs our single-threaded kernels
 // (gemm_kernels.h); outside one, and for double, the BLAS (then on every thread).
 template <class T>
-void product(bool trans_a, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
-             int64_t ldc, bool accumulate) {
+void product(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+             int64_t ldb, T* C, int64_t ldc, bool accumulate) {
     if constexpr (std::is_same_v<T, float>) {
         if (omp_in_parallel() || omp_get_max_threads() == 1) {
-            sgemm(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a);
+            sgemm(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a, trans_b);
             return;
         }
     }
-    gemm(trans_a, false, M, N, K, T(1), A, lda, B, ldb, accumulate ? T(1) : T(0), C, ldc);
-}
-
-// dst (cols x rows) = src (rows x cols)^T, src with row length ld.
-template <class T> void transpose_into(const T* src, int64_t rows, int64_t cols, int64_t ld, T* dst) {
-    for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * ld + c];
+    gemm(trans_a, trans_b, M, N, K, T(1), A, lda, B, ldb, accumulate ? T(1) : T(0), C, ldc);
 }
 
 struct ColTag {};     // im2col's columns
-struct ColTTag {};    // the columns transposed
 struct DcolTag {};    // the gradient of the columns
 struct DwPartTag {};  // per-thread partial weight gradients
 struct DbPartTag {};  // per-thread partial bias gradients
@@ -154,7 +147,7 @@ template <class T> void im2col_forward(const Geom& g, const T* px, const T* pw, 
         if (pb) {  // start from the bias and accumulate the product onto it
             for (int64_t oc = 0; oc < g.OC; ++oc) std::fill(ob + oc * g.ohw(), ob + (oc + 1) * g.ohw(), pb[oc]);
         }
-        product(false, g.OC, g.ohw(), g.ckk(), pw, g.ckk(), col, g.ohw(), ob, g.ohw(), pb != nullptr);
+        product(false, false, g.OC, g.ohw(), g.ckk(), pw, g.ckk(), col, g.ohw(), ob, g.ohw(), pb != nullptr);
     });
 }
 
@@ -190,10 +183,8 @@ void im2col_backward_image(const Geom& g, const T* xb, const T* pw, const T* dou
             im2col(xb, c, g);
             col = c;
         }
-        // dW += dout_b col^T, as (OC x OH OW) times the columns transposed (OH OW x C K K).
-        T* col_t = thread_scratch<T, ColTTag>(static_cast<size_t>(g.ckk() * g.ohw()));
-        transpose_into(col, g.ckk(), g.ohw(), g.ohw(), col_t);
-        product(false, g.OC, g.ckk(), g.ohw(), doutb, g.ohw(), col_t, g.ckk(), dw_part, g.ckk(), true);
+        // dW (OC x C K K) += dout_b (OC x OH OW) col^T (OH OW x C K K).
+        product(false, true, g.OC, g.ckk(), g.ohw(), doutb, g.ohw(), col, g.ohw(), dw_part, g.ckk(), true);
     }
     if (db_part) {
         for (int64_t oc = 0; oc < g.OC; ++oc) {
@@ -203,11 +194,11 @@ void im2col_backward_image(const Geom& g, const T* xb, const T* pw, const T* dou
     }
     if (!dxb) return;
     if (g.is_pointwise()) {
-        product(true, g.ckk(), g.ohw(), g.OC, pw, g.ckk(), doutb, g.ohw(), dxb, g.ohw(), false);
+        product(true, false, g.ckk(), g.ohw(), g.OC, pw, g.ckk(), doutb, g.ohw(), dxb, g.ohw(), false);
         return;
     }
     T* dcol = thread_scratch<T, DcolTag>(static_cast<size_t>(g.ckk() * g.ohw()));
-    product(true, g.ckk(), g.ohw(), g.OC, pw, g.ckk(), doutb, g.ohw(), dcol, g.ohw(), false);
+    product(true, false, g.ckk(), g.ohw(), g.OC, pw, g.ckk(), doutb, g.ohw(), dcol, g.ohw(), false);
     col2im(dcol, dxb, g);
 }
 

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "tensor/gemm_kernels.h"
+#include "tensor/scratch.h"
 
 namespace ddpm {
 
@@ -70,6 +71,22 @@ GemmPrecision parse_precision(const std::string& name) {
     if (!cpu_has_avx512_bf16())
         throw std::invalid_argument("--precision bf16 needs a CPU with AVX512_BF16 (vdpbf16ps); this one has none");
     return GemmPrecision::BF16;
+}
+
+namespace {
+struct BtTag {};
+}  // namespace
+
+void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+           int64_t ldc, bool accumulate, bool trans_a, bool trans_b) {
+    const SgemmKernel& k = gemm_precision() == GemmPrecision::BF16 ? bf16_kernel() : sgemm_kernel();
+    if (trans_b) {  // B is N x K: B^T (K x N) into scratch, then the plain product
+        float* bt = thread_scratch<float, BtTag>(static_cast<size_t>(K * N));
+        for (int64_t j = 0; j < N; ++j)
+            for (int64_t kk = 0; kk < K; ++kk) bt[kk * N + j] = B[j * ldb + kk];
+        B = bt, ldb = N;
+    }
+    k.fn(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a);
 }
 
 }  // namespace ddpm

@@ -5,7 +5,10 @@
 //   C (M x N) = C + op(A) (M x K) B (K x N)      (accumulate = true)
 // all row-major with leading dimensions lda, ldb, ldc (elements); op(A) is A,
 // or with trans_a the transpose of A stored as K x M (entry (i, k) at
-// A[k lda + i]: the convolutions' W^T dout needs no copy of W).
+// A[k lda + i]: the convolutions' W^T dout needs no copy of W). sgemm() also
+// takes trans_b (B stored N x K, entry (k, j) at B[j ldb + k]: the weight
+// gradients' dout col^T): it copies B^T into per-thread scratch (1/M of the
+// product's work) and runs the same kernels.
 //
 // The shapes are small (the Winograd products: M = output channels, K = input
 // channels, N = a cache-sized block of tiles, all 16..256), so there is no
@@ -102,11 +105,8 @@ GemmPrecision gemm_precision();
 // AVX512_BF16, throws std::invalid_argument in one line saying why.
 GemmPrecision parse_precision(const std::string& name);
 
-// guide.md §3: C = (C +) A B with the family in use, in the precision set.
-inline void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                  float* C, int64_t ldc, bool accumulate, bool trans_a = false) {
-    const SgemmKernel& k = gemm_precision() == GemmPrecision::BF16 ? bf16_kernel() : sgemm_kernel();
-    k.fn(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a);
-}
+// guide.md §3: C = (C +) op(A) op(B) with the family in use, in the precision set.
+void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+           int64_t ldc, bool accumulate, bool trans_a = false, bool trans_b = false);
 
 }  // namespace ddpm

@@ -367,24 +367,16 @@ template <class T> void winograd_products(const T* U, const T* V, T* M, const Ti
     }
 }
 
-struct VtTag {};
-
-// guide.md §3: dU[xi] (OC x C) += dM[xi] (OC x n) V[xi]^T (n x C). For our kernel
-// V[xi] is first transposed (C x n -> n x C, 1/OC of the product's work), so the
-// product is the same row-major form as the forward's.
+// guide.md §3: dU[xi] (OC x C) += dM[xi] (OC x n) V[xi]^T (n x C).
 template <class T> void winograd_grad_products(const T* dM, const T* V, T* dU, const Tiling& t, int64_t count) {
     for (int xi = 0; xi < kXi; ++xi) {
         const T* dm = dM + xi * t.OC * t.ld;
         const T* v = V + xi * t.C * t.ld;
         T* du = dU + xi * t.OC * t.C;
-        if constexpr (std::is_same_v<T, float>) {
-            T* vt = thread_scratch<T, VtTag>(static_cast<size_t>(t.ld * t.C));
-            for (int64_t c = 0; c < t.C; ++c)
-                for (int64_t p = 0; p < count; ++p) vt[p * t.C + c] = v[c * t.ld + p];
-            sgemm(t.OC, t.C, count, dm, t.ld, vt, t.C, du, t.C, true);
-        } else {
+        if constexpr (std::is_same_v<T, float>)
+            sgemm(t.OC, t.C, count, dm, t.ld, v, t.ld, du, t.C, true, false, true);
+        else
             gemm(false, true, t.OC, t.C, count, T(1), dm, t.ld, v, t.ld, T(1), du, t.C);
-        }
     }
 }
 

@@ -117,3 +117,23 @@ TEST_CASE("precision names: fp32 and bf16 parse, anything else is refused by nam
     else
         CHECK_THROWS_AS(parse_precision("bf16"), std::invalid_argument);
 }
+
+TEST_CASE("sgemm with trans_b equals the product with B transposed by hand, in both precisions") {
+    Generator gen(8);
+    for (GemmPrecision p : {GemmPrecision::FP32, GemmPrecision::BF16}) {
+        if (p == GemmPrecision::BF16 && !cpu_has_avx512_bf16()) continue;
+        set_gemm_precision(p);
+        for (Sizes s : kSizes) {
+            INFO("M " << s.M << " N " << s.N << " K " << s.K << (p == GemmPrecision::BF16 ? " bf16" : " fp32"));
+            const int64_t ldb = s.K + 3;  // B stored N x K
+            Tensor a = randn({s.M, s.K}, gen), b = randn({s.N, ldb}, gen), bt = Tensor({s.K, s.N}, DType::F32);
+            for (int64_t j = 0; j < s.N; ++j)
+                for (int64_t k = 0; k < s.K; ++k) bt.data<float>()[k * s.N + j] = b.data<float>()[j * ldb + k];
+            Tensor got = Tensor({s.M, s.N}, DType::F32), want = Tensor({s.M, s.N}, DType::F32);
+            sgemm(s.M, s.N, s.K, a.data<float>(), s.K, b.data<float>(), ldb, got.data<float>(), s.N, false, false, true);
+            sgemm(s.M, s.N, s.K, a.data<float>(), s.K, bt.data<float>(), s.N, want.data<float>(), s.N, false);
+            CHECK(test::max_abs_diff(got, want) == 0);
+        }
+    }
+    set_gemm_precision(GemmPrecision::FP32);
+}
