@@ -6,6 +6,8 @@
 # predicted x0 clipped to [-1, 1] and without the clip.
 #
 # Usage: bench/likelihood_pair.sh NAME [train flags...]   e.g. NAME=hybrid_linear --loss hybrid
+# LIKELIHOOD_SEED=1 trains with another seed (the spread between seeds is the yardstick
+# for a change such as --precision bf16).
 # Appends "name,bpd_clip_on,bpd_clip_off,last_ten_off,l_simple,train_s,flags" to
 # runs/likelihood/results.csv; last_ten_off is the share of the unclipped bound in t >= 990.
 set -euo pipefail
@@ -16,7 +18,7 @@ shift
 out=runs/likelihood/$name
 mkdir -p runs/likelihood
 t0=$(date +%s.%N)
-./build/app/ddpm train --config tiny --batch 64 --lr 2e-4 --warmup 100 --ema 0.999 --seed 0 --steps 2400 \
+./build/app/ddpm train --config tiny --batch 64 --lr 2e-4 --warmup 100 --ema 0.999 --seed "${LIKELIHOOD_SEED:-0}" --steps 2400 \
     --sample-every 0 --ckpt-every 0 --final-samples 0 --log-every 400 --out "$out" "$@" > "$out.log" 2>&1
 t1=$(date +%s.%N)
 ckpt=$(ls "$out"/checkpoint_*.safetensors | tail -n 1)
