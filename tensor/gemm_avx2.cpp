@@ -77,6 +77,45 @@ void sgemm_avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, co
     }
 }
 
+namespace {
+// Eight rows of eight floats -> their transpose, in registers.
+inline void transpose8x8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; ++i) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);      // (a0 b0 a1 b1 | a4 b4 a5 b5)
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);  // (a2 b2 a3 b3 | a6 b6 a7 b7)
+    }
+    for (int i = 0; i < 2; ++i)
+        for (int h = 0; h < 2; ++h) {
+            u[4 * i + 2 * h] = _mm256_shuffle_ps(t[4 * i + h], t[4 * i + 2 + h], 0x44);      // (a b c d) of one column
+            u[4 * i + 2 * h + 1] = _mm256_shuffle_ps(t[4 * i + h], t[4 * i + 2 + h], 0xEE);  // of the next
+        }
+    for (int j = 0; j < 4; ++j) {
+        r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);      // columns 0-3: low halves
+        r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);  // columns 4-7: high halves
+    }
+}
+}  // namespace
+
+// dst (cols x rows) = src (rows x cols, row length ld)^T, by 8 x 8 blocks in
+// registers (the plain loop for the ragged edges).
+void transpose_avx2(const float* src, int64_t rows, int64_t cols, int64_t ld, float* dst) {
+    int64_t r0 = 0;
+    for (; r0 + 8 <= rows; r0 += 8) {
+        int64_t c0 = 0;
+        for (; c0 + 8 <= cols; c0 += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + (r0 + i) * ld + c0);
+            transpose8x8(r);
+            for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (c0 + i) * rows + r0, r[i]);
+        }
+        for (; c0 < cols; ++c0)
+            for (int64_t i = 0; i < 8; ++i) dst[c0 * rows + r0 + i] = src[(r0 + i) * ld + c0];
+    }
+    for (; r0 < rows; ++r0)
+        for (int64_t c = 0; c < cols; ++c) dst[c * rows + r0] = src[r0 * ld + c];
+}
+
 }  // namespace ddpm
 
 #else  // a compiler without AVX2: the family is never offered
@@ -85,6 +124,9 @@ namespace ddpm {
 void sgemm_avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
                 int64_t ldc, bool accumulate, bool trans_a) {
     sgemm_reference(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a);
+}
+void transpose_avx2(const float* src, int64_t rows, int64_t cols, int64_t ld, float* dst) {
+    transpose_reference(src, rows, cols, ld, dst);
 }
 }  // namespace ddpm
 

@@ -15,6 +15,16 @@ bool cpu_has_avx512_bf16() {
 #endif
 }
 
+namespace {
+bool cpu_has_avx2() {
+#if defined(DDPM_X86_KERNELS)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return false;
+#endif
+}
+}  // namespace
+
 std::vector<SgemmKernel> available_sgemm_kernels() {
     std::vector<SgemmKernel> kernels = {{"reference", sgemm_reference}};
 #if defined(DDPM_X86_KERNELS)  // the build compiled the x86 families (CMake: x86-64 only)
@@ -81,9 +91,9 @@ void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const f
            int64_t ldc, bool accumulate, bool trans_a, bool trans_b) {
     const SgemmKernel& k = gemm_precision() == GemmPrecision::BF16 ? bf16_kernel() : sgemm_kernel();
     if (trans_b) {  // B is N x K: B^T (K x N) into scratch, then the plain product
+        static const auto transpose = k.name == "reference" || !cpu_has_avx2() ? transpose_reference : transpose_avx2;
         float* bt = thread_scratch<float, BtTag>(static_cast<size_t>(K * N));
-        for (int64_t j = 0; j < N; ++j)
-            for (int64_t kk = 0; kk < K; ++kk) bt[kk * N + j] = B[j * ldb + kk];
+        transpose(B, N, K, ldb, bt);
         B = bt, ldb = N;
     }
     k.fn(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a);

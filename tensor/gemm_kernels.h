@@ -55,6 +55,11 @@ void sgemm_avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, co
 void sgemm_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                   float* C, int64_t ldc, bool accumulate, bool trans_a);
 
+// dst (cols x rows) = src (rows x cols, row length ld)^T: the plain loop, and by
+// 8 x 8 blocks in AVX registers (what trans_b uses where the CPU has AVX2).
+void transpose_reference(const float* src, int64_t rows, int64_t cols, int64_t ld, float* dst);
+void transpose_avx2(const float* src, int64_t rows, int64_t cols, int64_t ld, float* dst);
+
 // The bfloat16 families (same contract, operands rounded to bfloat16 first).
 void sgemm_bf16_reference(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                           float* C, int64_t ldc, bool accumulate, bool trans_a);

@@ -31,4 +31,10 @@ void sgemm_bf16_reference(int64_t M, int64_t N, int64_t K, const float* A, int64
     }
 }
 
+// dst (cols x rows) = src (rows x cols, row length ld)^T.
+void transpose_reference(const float* src, int64_t rows, int64_t cols, int64_t ld, float* dst) {
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * ld + c];
+}
+
 }  // namespace ddpm

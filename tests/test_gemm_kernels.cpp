@@ -137,3 +137,17 @@ TEST_CASE("sgemm with trans_b equals the product with B transposed by hand, in b
     }
     set_gemm_precision(GemmPrecision::FP32);
 }
+
+TEST_CASE("the AVX2 transpose equals the plain loop on ragged shapes") {
+    if (!__builtin_cpu_supports("avx2")) return;
+    Generator gen(9);
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {8, 8}, {7, 9}, {16, 24}, {17, 33}, {64, 80}, {3, 100}}) {
+        INFO(rows << " x " << cols);
+        const int64_t ld = cols + 5;
+        Tensor src = randn({rows, ld}, gen);
+        std::vector<float> got(rows * cols, -1.0f), want(rows * cols, -2.0f);
+        transpose_avx2(src.data<float>(), rows, cols, ld, got.data());
+        transpose_reference(src.data<float>(), rows, cols, ld, want.data());
+        CHECK(got == want);
+    }
+}
