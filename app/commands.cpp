@@ -373,7 +373,7 @@ int run_bench(const BenchCommand& c) {
         {"peak_rss_mib", ru.ru_maxrss / 1024.0}, {"train_gflops", 3 * gflop_image * c.batch / step},
         {"forward_gflops", gflop_image * c.batch / fwd},
         {"tensor_allocations_per_step", per_step(bt.tensor_allocs)}, {"heap_allocations_per_step", per_step(bt.heap_allocs)},
-        {"steps_timed", c.steps}, {"gemm_kernels", sgemm_kernel().name}, {"precision", c.precision}, {"blas_core", blas_core_name()}};
+        {"steps_timed", c.steps}, {"gemm_kernels", c.precision == "bf16" ? bf16_kernel().name : sgemm_kernel().name}, {"precision", c.precision}, {"blas_core", blas_core_name()}};
     if (!dist.is_root()) return 0;
     fmt::print("{}\n", j.dump());
     if (c.profile) print_profile();
