@@ -16,6 +16,7 @@ Adam::Adam(Module::NamedParameters params, AdamOptions opt) : params_(std::move(
     }
 }
 
+// guide.md §15: the update of optim.h; beta2 sets how long v remembers g^2 (--adam-beta2).
 void Adam::step() {
     ++t_;
     const double bc1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(t_));
