@@ -2,21 +2,19 @@
 // -mavx512f -mfma whatever the rest of the build targets; only called after
 // cpuid said the CPU has them). 16 floats per vector; register tiles of up to
 // 24 accumulators of the 32 zmm registers: 6 rows x 3-4 vectors, or 12 rows
-// x 1-2 vectors (a narrow tile needs the rows: with FMA latency 4 and two FMA
-// pipes, fewer than 8 independent accumulators leave the pipes idle).
+// x 1-2 vectors (gemm_tiles.h).
 #include "tensor/gemm_kernels.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
-#include <utility>
+#include "tensor/gemm_tiles.h"
 
 namespace ddpm {
 
 namespace {
 
-constexpr int kNV = 4, kL = 16;
-constexpr int kRowsFor[kNV + 1] = {0, 12, 12, 6, 6};  // rows of a tile by its vectors
+constexpr int kL = gemm_tiles::kLanes;
 
 // The columns [0, n) of one vector's 16 lanes, n in 1..16.
 inline __mmask16 lanes(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
@@ -24,74 +22,53 @@ inline __mmask16 lanes(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u
 // One MR x (NV vectors) tile of C: c[i][v] (+)= sum_k op(A)(i, k) B[k][16 v ..],
 // with op(A)(i, k) = A[i rs + k cs].
 // The last vector covers only the lanes in `last` (all 16 when the tile is full).
-template <int MR, int NV>
-void tile(int64_t K, const float* A, int64_t rs, int64_t cs, const float* B, int64_t ldb, float* C, int64_t ldc,
-          __mmask16 last, bool accumulate) {
-    __m512 c[MR][NV];
+template <int MR, int NV> struct Tile {
+    static void run(int64_t K, const float* A, int64_t rs, int64_t cs, const float* B, int64_t ldb, float* C,
+                    int64_t ldc, __mmask16 last, bool accumulate) {
+        __m512 c[MR][NV];
 #pragma GCC unroll 24
-    for (int i = 0; i < MR; ++i)
+        for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) c[i][v] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < K; ++k) {
-        const float* b = B + k * ldb;
-        __m512 bv[NV];
+            for (int v = 0; v < NV; ++v) c[i][v] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < K; ++k) {
+            const float* b = B + k * ldb;
+            __m512 bv[NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV - 1; ++v) bv[v] = _mm512_loadu_ps(b + v * kL);
-        bv[NV - 1] = _mm512_maskz_loadu_ps(last, b + (NV - 1) * kL);
+            for (int v = 0; v < NV - 1; ++v) bv[v] = _mm512_loadu_ps(b + v * kL);
+            bv[NV - 1] = _mm512_maskz_loadu_ps(last, b + (NV - 1) * kL);
+#pragma GCC unroll 12
+            for (int i = 0; i < MR; ++i) {
+                const __m512 a = _mm512_set1_ps(A[i * rs + k * cs]);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) c[i][v] = _mm512_fmadd_ps(a, bv[v], c[i][v]);
+            }
+        }
 #pragma GCC unroll 12
         for (int i = 0; i < MR; ++i) {
-            const __m512 a = _mm512_set1_ps(A[i * rs + k * cs]);
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) c[i][v] = _mm512_fmadd_ps(a, bv[v], c[i][v]);
+            for (int v = 0; v < NV; ++v) {
+                float* p = C + i * ldc + v * kL;
+                const __mmask16 m = v == NV - 1 ? last : __mmask16(0xFFFF);
+                if (accumulate) c[i][v] = _mm512_add_ps(c[i][v], _mm512_maskz_loadu_ps(m, p));
+                _mm512_mask_storeu_ps(p, m, c[i][v]);
+            }
         }
     }
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) {
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) {
-            float* p = C + i * ldc + v * kL;
-            const __mmask16 m = v == NV - 1 ? last : __mmask16(0xFFFF);
-            if (accumulate) c[i][v] = _mm512_add_ps(c[i][v], _mm512_maskz_loadu_ps(m, p));
-            _mm512_mask_storeu_ps(p, m, c[i][v]);
-        }
-    }
-}
-
-using TileFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, __mmask16, bool);
-
-// kTiles[nv - 1][mr - 1] = tile<mr, nv>, for mr up to kRowsFor[nv].
-template <int NV, int... R> struct TileColumn {
-    static constexpr TileFn fns[sizeof...(R)] = {tile<R + 1, NV>...};
 };
-template <int NV, int... R> constexpr const TileFn* column(std::integer_sequence<int, R...>) {
-    return TileColumn<NV, R...>::fns;
-}
-constexpr const TileFn* kTiles[kNV] = {column<1>(std::make_integer_sequence<int, 12>()),
-                                       column<2>(std::make_integer_sequence<int, 12>()),
-                                       column<3>(std::make_integer_sequence<int, 6>()),
-                                       column<4>(std::make_integer_sequence<int, 6>())};
+
+using TileFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, __mmask16,
+                        bool);
+constexpr const TileFn* const* kTiles = gemm_tiles::Table<Tile, TileFn>::by_vectors;  // [nv - 1][mr - 1]
 
 }  // namespace
 
-// Column panels outer (a K x 16 NV panel of B stays in L1 while every row
-// block of A passes over it), row blocks inner. The N / 16 vectors are
-// shared evenly among the fewest panels of at most 4: 80 columns run as 3 + 2
-// vectors, not 4 + 1 (a one-vector tile does one FMA per broadcast of A).
+// guide.md §3: register tiles over C (gemm_tiles.h), each running k over K.
 void sgemm_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                   float* C, int64_t ldc, bool accumulate, bool trans_a) {
     const int64_t rs = trans_a ? 1 : lda, cs = trans_a ? lda : 1;  // op(A)(i, k) = A[i rs + k cs]
-    const int64_t vectors = (N + kL - 1) / kL, panels = (vectors + kNV - 1) / kNV;
-    for (int64_t p = 0, j0 = 0; p < panels; ++p) {
-        const int64_t nv = vectors / panels + (p < vectors % panels ? 1 : 0);
-        const int64_t n = N - j0 < nv * kL ? N - j0 : nv * kL;
-        const __mmask16 last = lanes(n - (nv - 1) * kL);
-        const int64_t rows = kRowsFor[nv];
-        for (int64_t i0 = 0; i0 < M; i0 += rows) {
-            const int64_t mr = M - i0 < rows ? M - i0 : rows;
-            kTiles[nv - 1][mr - 1](K, A + i0 * rs, rs, cs, B + j0, ldb, C + i0 * ldc + j0, ldc, last, accumulate);
-        }
-        j0 += n;
-    }
+    gemm_tiles::for_each_tile(M, N, [&](int nv, int mr, int64_t i0, int64_t j0, int64_t tail) {
+        kTiles[nv - 1][mr - 1](K, A + i0 * rs, rs, cs, B + j0, ldb, C + i0 * ldc + j0, ldc, lanes(tail), accumulate);
+    });
 }
 
 }  // namespace ddpm

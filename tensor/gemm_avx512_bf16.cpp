@@ -20,16 +20,14 @@
 #if defined(__AVX512BF16__) && defined(__AVX512BW__)
 #include <immintrin.h>
 
-#include <utility>
-
+#include "tensor/gemm_tiles.h"
 #include "tensor/scratch.h"
 
 namespace ddpm {
 
 namespace {
 
-constexpr int kNV = 4, kL = 16;
-constexpr int kRowsFor[kNV + 1] = {0, 12, 12, 6, 6};  // rows of a tile by its vectors (as gemm_avx512.cpp)
+constexpr int kL = gemm_tiles::kLanes;
 
 inline __mmask16 lanes(int64_t n) { return static_cast<__mmask16>(n >= kL ? 0xFFFFu : (1u << n) - 1u); }
 
@@ -76,77 +74,58 @@ void pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* Bp, int
 }
 
 // One MR x (NV vectors) tile of C: c[i][v] (+)= sum_k2 Ap[i][k2] . Bp[k2][16 v ..].
-template <int MR, int NV>
-void tile(int64_t K2, const uint32_t* Ap, const uint32_t* Bp, int64_t N16, float* C, int64_t ldc, __mmask16 last,
-          bool accumulate) {
-    __m512 c[MR][NV];
+template <int MR, int NV> struct Tile {
+    static void run(int64_t K2, const uint32_t* Ap, const uint32_t* Bp, int64_t N16, float* C, int64_t ldc,
+                    __mmask16 last, bool accumulate) {
+        __m512 c[MR][NV];
 #pragma GCC unroll 24
-    for (int i = 0; i < MR; ++i)
+        for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) c[i][v] = _mm512_setzero_ps();
-    for (int64_t k2 = 0; k2 < K2; ++k2) {
-        __m512bh bv[NV];
+            for (int v = 0; v < NV; ++v) c[i][v] = _mm512_setzero_ps();
+        for (int64_t k2 = 0; k2 < K2; ++k2) {
+            __m512bh bv[NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(Bp + k2 * N16 + v * kL);
+            for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(Bp + k2 * N16 + v * kL);
+#pragma GCC unroll 12
+            for (int i = 0; i < MR; ++i) {
+                const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(Ap[i * K2 + k2]));
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) c[i][v] = _mm512_dpbf16_ps(c[i][v], a, bv[v]);
+            }
+        }
 #pragma GCC unroll 12
         for (int i = 0; i < MR; ++i) {
-            const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(Ap[i * K2 + k2]));
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) c[i][v] = _mm512_dpbf16_ps(c[i][v], a, bv[v]);
+            for (int v = 0; v < NV; ++v) {
+                float* p = C + i * ldc + v * kL;
+                const __mmask16 m = v == NV - 1 ? last : __mmask16(0xFFFF);
+                if (accumulate) c[i][v] = _mm512_add_ps(c[i][v], _mm512_maskz_loadu_ps(m, p));
+                _mm512_mask_storeu_ps(p, m, c[i][v]);
+            }
         }
     }
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) {
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) {
-            float* p = C + i * ldc + v * kL;
-            const __mmask16 m = v == NV - 1 ? last : __mmask16(0xFFFF);
-            if (accumulate) c[i][v] = _mm512_add_ps(c[i][v], _mm512_maskz_loadu_ps(m, p));
-            _mm512_mask_storeu_ps(p, m, c[i][v]);
-        }
-    }
-}
+};
 
 using TileFn = void (*)(int64_t, const uint32_t*, const uint32_t*, int64_t, float*, int64_t, __mmask16, bool);
-
-// kTiles[nv - 1][mr - 1] = tile<mr, nv>, for mr up to kRowsFor[nv].
-template <int NV, int... R> struct TileColumn {
-    static constexpr TileFn fns[sizeof...(R)] = {tile<R + 1, NV>...};
-};
-template <int NV, int... R> constexpr const TileFn* column(std::integer_sequence<int, R...>) {
-    return TileColumn<NV, R...>::fns;
-}
-constexpr const TileFn* kTiles[kNV] = {column<1>(std::make_integer_sequence<int, 12>()),
-                                       column<2>(std::make_integer_sequence<int, 12>()),
-                                       column<3>(std::make_integer_sequence<int, 6>()),
-                                       column<4>(std::make_integer_sequence<int, 6>())};
+constexpr const TileFn* const* kTiles = gemm_tiles::Table<Tile, TileFn>::by_vectors;  // [nv - 1][mr - 1]
 
 struct ApTag {};
 struct BpTag {};
 
 }  // namespace
 
-// guide.md §3: pack both operands into this thread's scratch, then column panels outer (up
-// to 4 vectors, shared evenly as in the fp32 family) and row blocks inner.
+// guide.md §3: pack both operands into this thread's scratch, then the register
+// tiles of the fp32 family (gemm_tiles.h).
 void sgemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                        float* C, int64_t ldc, bool accumulate, bool trans_a) {
-    const int64_t K2 = (K + 1) / 2, vectors = (N + kL - 1) / kL, N16 = vectors * kL;
+    const int64_t K2 = (K + 1) / 2, N16 = (N + kL - 1) / kL * kL;
     uint32_t* Ap = thread_scratch<uint32_t, ApTag>(static_cast<size_t>(M * K2));
     uint32_t* Bp = thread_scratch<uint32_t, BpTag>(static_cast<size_t>(K2 * N16));
     pack_a(M, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, Ap);
     pack_b(K, N, B, ldb, Bp, N16);
-    const int64_t panels = (vectors + kNV - 1) / kNV;
-    for (int64_t p = 0, j0 = 0; p < panels; ++p) {
-        const int64_t nv = vectors / panels + (p < vectors % panels ? 1 : 0);
-        const int64_t n = N - j0 < nv * kL ? N - j0 : nv * kL;
-        const __mmask16 last = lanes(n - (nv - 1) * kL);
-        const int64_t rows = kRowsFor[nv];
-        for (int64_t i0 = 0; i0 < M; i0 += rows) {
-            const int64_t mr = M - i0 < rows ? M - i0 : rows;
-            kTiles[nv - 1][mr - 1](K2, Ap + i0 * K2, Bp + j0, N16, C + i0 * ldc + j0, ldc, last, accumulate);
-        }
-        j0 += n;
-    }
+    gemm_tiles::for_each_tile(M, N, [&](int nv, int mr, int64_t i0, int64_t j0, int64_t tail) {
+        kTiles[nv - 1][mr - 1](K2, Ap + i0 * K2, Bp + j0, N16, C + i0 * ldc + j0, ldc, lanes(tail), accumulate);
+    });
 }
 
 }  // namespace ddpm
