@@ -474,7 +474,7 @@ TEST_CASE("--resume continues bit for bit: 2N steps equal N + N") {
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 7);
 }
 
-TEST_CASE("precision bf16: train, sample, eval and bench; checkpoints stay fp32 and resume in either precision") {
+TEST_CASE("precision bf16: train, sample, eval and bench, with fp32 checkpoints that resume in either precision") {
     const std::string a = scratch("bf16_run"), f = scratch("fp32_run");
     const std::string flags = std::string(kFew) + " --steps 4 --ckpt-every 0 --sample-every 0 --warmup 1";
     if (!cpu_has_avx512_bf16()) {  // the one-line refusal, before anything is written
