@@ -199,7 +199,8 @@ template <class T, int kRows> struct TilePatches {
         __m512 z[8];
         for (int j = 0; j < 8; ++j) {
             // A plain load where all 8 floats lie in the plane (then zero the columns
-            // past its edge): a masked load costs several times more on this CPU.
+            // past its edge) rather than a masked load for every row: a `mini` training
+            // step 3-7% faster in three alternating pairs on the development machine.
             auto row_of = [&](int l) {
                 const __mmask8 m = l < n && (row_ok[r] >> l & 1u) ? __mmask8(lane_cols[l]) : __mmask8(0);
                 if (l < n && (row_whole[r] >> l & 1u)) {
