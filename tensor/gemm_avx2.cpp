@@ -7,6 +7,8 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
+#include "tensor/avx2.h"
+
 namespace ddpm {
 
 namespace {
@@ -18,9 +20,22 @@ inline __m256i lanes(int64_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+// The tile's last vector, whole (a plain load or store) or cut to the lanes in
+// `last` (masked: AVX2's masked moves cost several times a plain one on some
+// CPUs; measured on AMD Zen 3, where masked stores were a quarter of a tile's time).
+template <bool Whole> inline __m256 load_last(const float* p, __m256i last) {
+    return Whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, last);
+}
+template <bool Whole> inline void store_last(float* p, __m256i last, __m256 v) {
+    if constexpr (Whole)
+        _mm256_storeu_ps(p, v);
+    else
+        _mm256_maskstore_ps(p, last, v);
+}
+
 // One MR x (NV vectors) tile of C, op(A)(i, k) = A[i rs + k cs], the last vector
-// limited to the lanes in `last`.
-template <int MR, int NV>
+// whole or limited to the lanes in `last`.
+template <int MR, int NV, bool Whole>
 void tile(int64_t K, const float* A, int64_t rs, int64_t cs, const float* B, int64_t ldb, float* C, int64_t ldc, __m256i last,
           bool accumulate) {
     __m256 c[MR][NV];
@@ -33,7 +48,7 @@ void tile(int64_t K, const float* A, int64_t rs, int64_t cs, const float* B, int
         __m256 bv[NV];
 #pragma GCC unroll 2
         for (int v = 0; v < NV - 1; ++v) bv[v] = _mm256_loadu_ps(b + v * kL);
-        bv[NV - 1] = _mm256_maskload_ps(b + (NV - 1) * kL, last);
+        bv[NV - 1] = load_last<Whole>(b + (NV - 1) * kL, last);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; ++i) {
             const __m256 a = _mm256_broadcast_ss(A + i * rs + k * cs);
@@ -41,24 +56,27 @@ void tile(int64_t K, const float* A, int64_t rs, int64_t cs, const float* B, int
             for (int v = 0; v < NV; ++v) c[i][v] = _mm256_fmadd_ps(a, bv[v], c[i][v]);
         }
     }
-    const __m256i all = _mm256_set1_epi32(-1);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
+        float* p = C + i * ldc;
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) {
-            float* p = C + i * ldc + v * kL;
-            const __m256i m = v == NV - 1 ? last : all;
-            if (accumulate) c[i][v] = _mm256_add_ps(c[i][v], _mm256_maskload_ps(p, m));
-            _mm256_maskstore_ps(p, m, c[i][v]);
+        for (int v = 0; v < NV - 1; ++v) {
+            if (accumulate) c[i][v] = _mm256_add_ps(c[i][v], _mm256_loadu_ps(p + v * kL));
+            _mm256_storeu_ps(p + v * kL, c[i][v]);
         }
+        if (accumulate) c[i][NV - 1] = _mm256_add_ps(c[i][NV - 1], load_last<Whole>(p + (NV - 1) * kL, last));
+        store_last<Whole>(p + (NV - 1) * kL, last, c[i][NV - 1]);
     }
 }
 
 using TileFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, __m256i, bool);
 
-template <int MR> constexpr TileFn row_of_tiles[kNV] = {tile<MR, 1>, tile<MR, 2>};
-constexpr const TileFn* kTiles[kMR] = {row_of_tiles<1>, row_of_tiles<2>, row_of_tiles<3>,
-                                       row_of_tiles<4>, row_of_tiles<5>, row_of_tiles<6>};
+// kTiles[whole][mr - 1][nv - 1]
+template <int MR, bool Whole> constexpr TileFn row_of_tiles[kNV] = {tile<MR, 1, Whole>, tile<MR, 2, Whole>};
+template <bool Whole>
+constexpr const TileFn* tiles_of[kMR] = {row_of_tiles<1, Whole>, row_of_tiles<2, Whole>, row_of_tiles<3, Whole>,
+                                         row_of_tiles<4, Whole>, row_of_tiles<5, Whole>, row_of_tiles<6, Whole>};
+constexpr const TileFn* const* kTiles[2] = {tiles_of<false>, tiles_of<true>};
 
 }  // namespace
 
@@ -70,32 +88,14 @@ void sgemm_avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, co
         const int64_t n = N - j0 < kNV * kL ? N - j0 : kNV * kL;
         const int64_t nv = (n + kL - 1) / kL;
         const __m256i last = lanes(n - (nv - 1) * kL);
+        const bool whole = n % kL == 0;
         for (int64_t i0 = 0; i0 < M; i0 += kMR) {
             const int64_t mr = M - i0 < kMR ? M - i0 : kMR;
-            kTiles[mr - 1][nv - 1](K, A + i0 * rs, rs, cs, B + j0, ldb, C + i0 * ldc + j0, ldc, last, accumulate);
+            kTiles[whole][mr - 1][nv - 1](K, A + i0 * rs, rs, cs, B + j0, ldb, C + i0 * ldc + j0, ldc, last, accumulate);
         }
     }
 }
 
-namespace {
-// Eight rows of eight floats -> their transpose, in registers.
-inline void transpose8x8(__m256 r[8]) {
-    __m256 t[8], u[8];
-    for (int i = 0; i < 4; ++i) {
-        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);      // (a0 b0 a1 b1 | a4 b4 a5 b5)
-        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);  // (a2 b2 a3 b3 | a6 b6 a7 b7)
-    }
-    for (int i = 0; i < 2; ++i)
-        for (int h = 0; h < 2; ++h) {
-            u[4 * i + 2 * h] = _mm256_shuffle_ps(t[4 * i + h], t[4 * i + 2 + h], 0x44);      // (a b c d) of one column
-            u[4 * i + 2 * h + 1] = _mm256_shuffle_ps(t[4 * i + h], t[4 * i + 2 + h], 0xEE);  // of the next
-        }
-    for (int j = 0; j < 4; ++j) {
-        r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);      // columns 0-3: low halves
-        r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);  // columns 4-7: high halves
-    }
-}
-}  // namespace
 
 // dst (cols x rows) = src (rows x cols, row length ld)^T, by 8 x 8 blocks in
 // registers (the plain loop for the ragged edges).

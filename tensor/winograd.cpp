@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "tensor/avx2.h"
 #include "tensor/avx512.h"
 #include "tensor/gemm_kernels.h"
 #include "tensor/matmul.h"
@@ -170,6 +171,10 @@ template <class T, int kRows> struct TilePatches {
     uint32_t row_ok[kRows] = {}, col_ok[kRows] = {};  // bit l: that patch row / column lies in the plane
     uint32_t row_whole[kRows] = {};  // bit l: 8 floats from that row's first column lie in the plane
     uint8_t lane_cols[kLanes] = {};                     // bit k: column k of lane l's patch lies in the plane
+    // The stretches [lo, hi) of a plane (from plane0) that hold the patches, consecutive lanes'
+    // stretches merged where they overlap: what prefetch() asks the cache for.
+    int64_t span_lo[kLanes], span_hi[kLanes];
+    int nspans = 0;
     int n;
     int64_t H, W;
 
@@ -184,6 +189,22 @@ template <class T, int kRows> struct TilePatches {
                 if (r0 + k >= 0 && c0 >= 0 && (r0 + k) * W + c0 + 8 <= H * W) row_whole[k] |= 1u << l;
                 if (c0 + k >= 0 && c0 + k < W) col_ok[k] |= 1u << l, lane_cols[l] |= 1u << k;
             }
+            const int64_t lo = offset[l], hi = offset[l] + (kRows - 1) * W + kRows;  // first row's start, last row's end
+            if (nspans > 0 && lo <= span_hi[nspans - 1]) {
+                span_hi[nspans - 1] = std::max(span_hi[nspans - 1], hi);
+            } else {
+                span_lo[nspans] = lo, span_hi[nspans] = hi, ++nspans;
+            }
+        }
+    }
+
+    // Asks the cache for this lane group's patches in `plane0` (the next channel's plane), one
+    // line of 16 floats at a time, so that its gather does not wait on memory. (A prefetch never
+    // faults: the stretches may start before the plane.)
+    void prefetch(const T* plane0) const {
+        for (int i = 0; i < nspans; ++i) {
+            for (int64_t f = span_lo[i]; f < span_hi[i]; f += 16) __builtin_prefetch(plane0 + f);
+            __builtin_prefetch(plane0 + span_hi[i] - 1);
         }
     }
 
@@ -231,10 +252,29 @@ template <class T, int kRows> struct TilePatches {
         for (int s = 0; s < kRows; ++s)
             _mm512_store_ps(d[s], _mm512_permutex2var_ps(u[s % 4], s < 4 ? first : second, u[4 + s % 4]));
     }
+#elif defined(__AVX2__)
+    // The same with AVX2, eight lanes at a time: lane l's row (8 floats from its
+    // corner, the columns outside the plane zeroed) is one register, and an 8x8
+    // transpose turns eight lanes' rows into eight columns' lanes.
+    __m256 lane_row(const float* plane0, int r, int l) const {
+        if (l >= n || !(row_ok[r] >> l & 1u)) return _mm256_setzero_ps();
+        const __m256i m = bit_mask8(lane_cols[l]);
+        const float* p = plane0 + offset[l] + r * W;
+        if (row_whole[r] >> l & 1u) return _mm256_and_ps(_mm256_loadu_ps(p), _mm256_castsi256_ps(m));
+        return _mm256_maskload_ps(lane_cols[l] ? p : plane0, m);  // masked-off floats are not read
+    }
+    void gather_row(const float* plane0, int r, float (*d)[kLanes]) const {
+        for (int g = 0; g < kLanes; g += 8) {
+            __m256 z[8];
+            for (int j = 0; j < 8; ++j) z[j] = lane_row(plane0, r, g + j);
+            transpose8x8(z);
+            for (int s = 0; s < kRows; ++s) _mm256_store_ps(&d[s][g], z[s]);
+        }
+    }
 #endif
 
     void gather(const T* plane0, T (*d)[kRows][kLanes]) const {
-#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+#if (defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)) || defined(__AVX2__)
         if constexpr (std::is_same_v<T, float> && kLanes == 16) {
             for (int r = 0; r < kRows; ++r) gather_row(plane0, r, d[r]);
             return;
@@ -287,6 +327,35 @@ template <class T, int kRows> struct TilePatches {
             }
             return;
         }
+#elif defined(__AVX2__)
+        // The same with AVX2, eight lanes at a time; a lane whose four columns all
+        // lie in the plane is stored plainly (a masked store is slow on some CPUs).
+        if constexpr (std::is_same_v<T, float> && kLanes % 8 == 0 && kRows == 4) {
+            const __m256 vadd = _mm256_set1_ps(add);
+            for (int r = 0; r < 4; ++r) {
+                if (!row_ok[r]) continue;
+                for (int g = 0; g < kLanes; g += 8) {
+                    __m256 a[4];
+                    for (int s = 0; s < 4; ++s) a[s] = _mm256_add_ps(_mm256_load_ps(&d[r][s][g]), vadd);
+                    const __m256 t0 = _mm256_unpacklo_ps(a[0], a[1]), t1 = _mm256_unpackhi_ps(a[0], a[1]);
+                    const __m256 t2 = _mm256_unpacklo_ps(a[2], a[3]), t3 = _mm256_unpackhi_ps(a[2], a[3]);
+                    // q[k]: the row of lane g + k in the low half, of lane g + 4 + k in the high half
+                    const __m256 q[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                                         _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+                    for (int k = 0; k < 8 && g + k < n; ++k) {
+                        const int l = g + k;
+                        if (!(row_ok[r] >> l & 1u)) continue;
+                        const __m128 v = k < 4 ? _mm256_castps256_ps128(q[k]) : _mm256_extractf128_ps(q[k - 4], 1);
+                        float* p = plane0 + offset[l] + r * W;
+                        if (lane_cols[l] == 0xF)
+                            _mm_storeu_ps(p, v);
+                        else
+                            _mm_maskstore_ps(p, _mm256_castsi256_si128(bit_mask8(lane_cols[l])), v);
+                    }
+                }
+            }
+            return;
+        }
 #endif
         for (int l = 0; l < n; ++l) {
             T* x = plane0 + offset[l];
@@ -304,6 +373,7 @@ template <class T> void input_transform(const T* x, const Tiling& t, int64_t p0,
         const TilePatches<T, 6> patches(LaneTiles(t, p0 + q, count - q), t.C * t.H * t.W, t.H, t.W, 1);
         for (int64_t c = 0; c < t.C; ++c) {
             alignas(64) T d[6][6][kLanes], tmp[6][6][kLanes];
+            if (c + 1 < t.C) patches.prefetch(x + (c + 1) * t.H * t.W);
             patches.gather(x + c * t.H * t.W, d);
             for (int s = 0; s < 6; ++s) bt6(&d[0][s][0], 6 * kLanes, &tmp[0][s][0], 6 * kLanes);  // columns
             for (int r = 0; r < 6; ++r)                                                          // rows
