@@ -199,7 +199,7 @@ template <class T, int kRows> struct TilePatches {
     }
 
     // Asks the cache for this lane group's patches in `plane0` (the next channel's plane), one
-    // line of 16 floats at a time, so that its gather does not wait on memory. A prefetch never
+    // 64-byte line (16 floats, 8 doubles) at a time, so that its gather does not wait on memory. A prefetch never
     // faults, and the stretches may reach a row past the tensor's ends: the addresses are
     // computed as integers, not as pointers outside the tensor.
     void prefetch(const T* plane0) const {
@@ -207,7 +207,7 @@ template <class T, int kRows> struct TilePatches {
             __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(plane0) + f * int64_t{sizeof(T)}));
         };
         for (int i = 0; i < nspans; ++i) {
-            for (int64_t f = span_lo[i]; f < span_hi[i]; f += 16) at(f);
+            for (int64_t f = span_lo[i]; f < span_hi[i]; f += 64 / int64_t{sizeof(T)}) at(f);
             at(span_hi[i] - 1);
         }
     }
