@@ -260,11 +260,15 @@ template <class T, int kRows> struct TilePatches {
     // The same with AVX2, eight lanes at a time: lane l's row (8 floats from its
     // corner, the columns outside the plane zeroed) is one register, and an 8x8
     // transpose turns eight lanes' rows into eight columns' lanes.
+    // (Floats past column kRows - 1 are loaded but never stored, so a lane whose kRows
+    // columns all lie in the plane needs no mask.)
     __m256 lane_row(const float* plane0, int r, int l) const {
         if (l >= n || !(row_ok[r] >> l & 1u)) return _mm256_setzero_ps();
-        const __m256i m = bit_mask8(lane_cols[l]);
         const float* p = plane0 + offset[l] + r * W;
-        if (row_whole[r] >> l & 1u) return _mm256_and_ps(_mm256_loadu_ps(p), _mm256_castsi256_ps(m));
+        const bool whole = row_whole[r] >> l & 1u;
+        if (whole && lane_cols[l] == (1u << kRows) - 1) return _mm256_loadu_ps(p);
+        const __m256i m = bit_mask8(lane_cols[l]);
+        if (whole) return _mm256_and_ps(_mm256_loadu_ps(p), _mm256_castsi256_ps(m));
         return _mm256_maskload_ps(lane_cols[l] ? p : plane0, m);  // masked-off floats are not read
     }
     void gather_row(const float* plane0, int r, float (*d)[kLanes]) const {
