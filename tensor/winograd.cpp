@@ -30,20 +30,26 @@ constexpr int64_t kLanes = 16;               // tiles transformed together (one 
 constexpr int64_t kBlockBytes = 768 * 1024;  // V and M of a block (float): inside L2 beside U; tuned by bench
 constexpr int kXi = 36;                      // points of the 6x6 transform grid
 
+constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 // The tiling of one convolution: TH x TW tiles of 4x4 outputs per image.
 struct Tiling {
     int64_t B, C, H, W, OC, TH, TW, P, block, ld, nblocks;
     Tiling(int64_t B_, int64_t C_, int64_t H_, int64_t W_, int64_t OC_, int nthreads)
         : B(B_), C(C_), H(H_), W(W_), OC(OC_), TH((H_ + 3) / 4), TW((W_ + 3) / 4) {
         P = B * TH * TW;
-        // Blocks that fit the cache, whole lane groups where possible, and
-        // enough of them for every thread. (Smaller blocks, several per
-        // thread, balance a shared CPU better but cost more on a quiet one.)
+        // Blocks that fit the cache, as many as a multiple of the threads (so
+        // that each thread gets the same number of tiles: 3 blocks on 2 threads
+        // would leave one idle a third of the time), of whole lane groups where
+        // possible. (Smaller blocks, several per thread, balance a shared CPU
+        // better but cost more on a quiet one.)
         const int64_t fit = kBlockBytes / (kXi * (C + OC) * static_cast<int64_t>(sizeof(float)));
         const int64_t cap = std::max<int64_t>(kLanes, fit / kLanes * kLanes);
-        block = std::clamp<int64_t>((P + nthreads - 1) / nthreads, 1, cap);
-        ld = (block + kLanes - 1) / kLanes * kLanes;  // a lane group never spills past a row
-        nblocks = (P + block - 1) / block;
+        const int64_t wanted = ceil_div(ceil_div(P, cap), nthreads) * nthreads;
+        const int64_t even = ceil_div(P, wanted);  // <= cap
+        block = even >= kLanes ? ceil_div(even, kLanes) * kLanes : std::max<int64_t>(even, 1);
+        ld = ceil_div(block, kLanes) * kLanes;  // a lane group never spills past a row
+        nblocks = ceil_div(P, block);
     }
 };
 
@@ -541,6 +547,8 @@ void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, in
         }
     };
     run_on_threads(nt, t.nblocks, run_blocks);
+    // Each (o, c) sums its slices in the same order whichever thread runs it.
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && OC * C >= 1024)
     for (int64_t o = 0; o < OC; ++o) {
         for (int64_t c = 0; c < C; ++c) {
             T du[kXi];
