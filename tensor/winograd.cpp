@@ -40,8 +40,8 @@ struct Tiling {
         P = B * TH * TW;
         // Blocks that fit the cache, as many as a multiple of the threads (so
         // that each thread gets the same number of tiles: 3 blocks on 2 threads
-        // would leave one idle a third of the time), of whole lane groups where
-        // possible. (Smaller blocks, several per thread, balance a shared CPU
+        // leave one thread idle while the other runs its second), of whole lane
+        // groups where possible. (Smaller blocks, several per thread, balance a shared CPU
         // better but cost more on a quiet one.)
         const int64_t fit = kBlockBytes / (kXi * (C + OC) * static_cast<int64_t>(sizeof(float)));
         const int64_t cap = std::max<int64_t>(kLanes, fit / kLanes * kLanes);
