@@ -28,7 +28,7 @@ struct TrainOptions {
     double label_dropout = 0.1; // the share of labels dropped to "no class" (classifier-free guidance)
     double grad_clip = 1.0;
     DiffusionSettings diffusion;
-    std::string timestep_sampler = "uniform";  // uniform | importance
+    std::string timestep_sampler = "uniform";  // uniform | importance | stratified
     bool flip = false;
     uint64_t seed = 0;
     int threads = 0;
@@ -80,8 +80,8 @@ struct TrainOptions {
           o.label_dropout);
         v(Field{.key = "grad_clip", .flag = "--grad-clip", .help = "clip the global gradient norm at this value"}, o.grad_clip);
         v(Field{.key = "diffusion"}, o.diffusion);
-        v(Field{.key = "timestep_sampler", .flag = "--timestep-sampler", .help = "uniform | importance",
-                .choices = "uniform|importance"},
+        v(Field{.key = "timestep_sampler", .flag = "--timestep-sampler", .help = "uniform | importance | stratified (one t in each 1/B of [0, T): less variance)",
+                .choices = "uniform|importance|stratified"},
           o.timestep_sampler);
         v(Field{.key = "flip", .flag = "--flip", .help = "random horizontal flips"}, o.flip);
         v(Field{.key = "seed", .flag = "--seed", .help = "seed of every random stream"}, o.seed);

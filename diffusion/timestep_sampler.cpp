@@ -19,7 +19,17 @@ void TimestepSampler::reserve_history() {
 TimestepSampler::Kind TimestepSampler::parse(const std::string& name) {
     if (name == "uniform") return Kind::Uniform;
     if (name == "importance") return Kind::Importance;
-    throw std::invalid_argument("unknown timestep sampler '" + name + "' (uniform or importance)");
+    if (name == "stratified") return Kind::Stratified;
+    throw std::invalid_argument("unknown timestep sampler '" + name + "' (uniform, importance or stratified)");
+}
+
+const char* TimestepSampler::name(Kind kind) {
+    switch (kind) {
+        case Kind::Uniform: return "uniform";
+        case Kind::Importance: return "importance";
+        case Kind::Stratified: return "stratified";
+    }
+    return "?";
 }
 
 std::vector<double> TimestepSampler::probabilities() const {
@@ -30,7 +40,7 @@ std::vector<double> TimestepSampler::probabilities() const {
 
 void TimestepSampler::probabilities_into(std::vector<double>& p) const {
     p.assign(static_cast<size_t>(T_), 1.0 / static_cast<double>(T_));
-    if (kind_ == Kind::Uniform) return;
+    if (kind_ != Kind::Importance) return;
     for (const auto& h : history_)
         if (h.size() < kHistory) return;  // still warming up
     double total = 0;
@@ -44,6 +54,7 @@ void TimestepSampler::probabilities_into(std::vector<double>& p) const {
     for (double& v : p) v = v / total * (1.0 - uniform) + uniform / static_cast<double>(T_);
 }
 
+// guide.md §9 and §12: t_b by the inverse CDF of p at u_b (u_b = frac(u_0 + b / B) when stratified).
 TimestepSampler::Draw TimestepSampler::sample(int64_t batch, Generator& gen, DType dtype) const {
     std::vector<double>& p = probs_;  // kept between calls: no allocation per draw
     probabilities_into(p);
@@ -51,10 +62,12 @@ TimestepSampler::Draw TimestepSampler::sample(int64_t batch, Generator& gen, DTy
     cdf.resize(p.size());
     double acc = 0;
     for (size_t i = 0; i < p.size(); ++i) cdf[i] = (acc += p[i]);
-    Tensor u = rand({batch}, gen, DType::F64);
+    const Tensor u = rand({batch}, gen, DType::F64);  // B draws whatever the kind: the later streams stay the same
     Draw d{Tensor({batch}, dtype), Tensor({batch}, dtype)};
     for (int64_t b = 0; b < batch; ++b) {
-        const double x = u.flat(b) * acc;
+        double u_b = u.flat(b);
+        if (kind_ == Kind::Stratified) u_b = std::fmod(u.flat(0) + static_cast<double>(b) / static_cast<double>(batch), 1.0);
+        const double x = u_b * acc;
         int64_t t = std::lower_bound(cdf.begin(), cdf.end(), x) - cdf.begin();
         t = std::min(t, T_ - 1);
         d.t.set_flat(b, static_cast<double>(t));
@@ -71,7 +84,7 @@ void TimestepSampler::update(const Tensor& t, const Tensor& losses) {
     }
 }
 
-nlohmann::json TimestepSampler::state() const { return {{"kind", kind_ == Kind::Uniform ? "uniform" : "importance"}, {"history", history_}}; }
+nlohmann::json TimestepSampler::state() const { return {{"kind", name(kind_)}, {"history", history_}}; }
 
 void TimestepSampler::load_state(const nlohmann::json& j) {
     auto h = j.at("history").get<std::vector<std::vector<double>>>();

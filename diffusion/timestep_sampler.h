@@ -11,11 +11,16 @@ namespace ddpm {
 // Draws t with probabilities p_t and returns the importance weights 1 / (T p_t),
 // so that mean(weights * loss) is an unbiased estimate of the uniform-t loss.
 // guide.md §12: p_t proportional to the RMS of recent losses, weights 1 / (T p_t).
+// Stratified: uniform p_t, but the batch's B draws u_b = frac(u_0 + b / B) share one
+// random offset u_0, so each of B equal slices of [0, T) holds exactly one t (the
+// low-discrepancy sampler of Kingma et al. 2021, VDM, appendix); each u_b alone is
+// still uniform, so the loss stays unbiased, with less variance (guide.md §9).
 class TimestepSampler {
 public:
-    enum class Kind { Uniform, Importance };
+    enum class Kind { Uniform, Importance, Stratified };
     TimestepSampler(Kind kind, int64_t T);
-    static Kind parse(const std::string& name);  // "uniform" | "importance"
+    static Kind parse(const std::string& name);  // "uniform" | "importance" | "stratified"
+    static const char* name(Kind kind);
 
     struct Draw {
         Tensor t, weights;  // (B) each

@@ -652,6 +652,32 @@ TEST_CASE("importance sampling: uniform until warmed up, then weighted by RMS lo
     CHECK(restored.probabilities() == p);
 }
 
+TEST_CASE("stratified timesteps: one t in each 1/B of [0, T), uniform over draws, weights 1") {
+    const int64_t T = 1000, B = 8, draws = 4000;
+    TimestepSampler s(TimestepSampler::Kind::Stratified, T), u(TimestepSampler::Kind::Uniform, T);
+    Generator gen(5), gen_u(5);
+    std::vector<int64_t> per_slice(B, 0);
+    double mean_t = 0;
+    for (int rep = 0; rep < draws; ++rep) {
+        const TimestepSampler::Draw d = s.sample(B, gen, DType::F64), du = u.sample(B, gen_u, DType::F64);
+        CHECK(d.t.flat(0) == du.t.flat(0));  // the offset is the uniform sampler's first draw
+        std::vector<int> in_slice(B, 0);
+        for (int64_t b = 0; b < B; ++b) {
+            const int64_t t = static_cast<int64_t>(d.t.flat(b));
+            REQUIRE(t >= 0);
+            REQUIRE(t < T);
+            CHECK(d.weights.flat(b) == 1.0);
+            ++in_slice[static_cast<size_t>(t * B / T)];
+            ++per_slice[static_cast<size_t>(t * B / T)];
+            mean_t += static_cast<double>(t) / static_cast<double>(draws * B);
+        }
+        for (int c : in_slice) REQUIRE(c == 1);
+    }
+    for (int64_t c : per_slice) CHECK(c == draws);
+    // E[t] = (T - 1) / 2; the offset's mean over 4,000 draws has sd (T / B) / sqrt(12 * 4000) = 0.57.
+    CHECK(std::abs(mean_t - (T - 1) / 2.0) < 4 * 0.57);
+}
+
 namespace {
 // A class-conditional Gaussian oracle: class y's data are N(mu_y, 0.04) per pixel, and the "no class"
 // label (the last mean) another Gaussian of the same variance. Its eps is exact at any timestep:
