@@ -652,7 +652,7 @@ TEST_CASE("importance sampling: uniform until warmed up, then weighted by RMS lo
     CHECK(restored.probabilities() == p);
 }
 
-TEST_CASE("stratified timesteps: one t in each 1/B of [0, T), uniform over draws, weights 1") {
+TEST_CASE("stratified timesteps: one t in each of B equal slices of 0..T-1, uniform over draws, weights 1") {
     const int64_t T = 1000, B = 8, draws = 4000;
     TimestepSampler s(TimestepSampler::Kind::Stratified, T), u(TimestepSampler::Kind::Uniform, T);
     Generator gen(5), gen_u(5);
