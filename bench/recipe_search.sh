@@ -9,7 +9,7 @@
 # for DPM-Solver++(2M) with 20 calls as an ODE (eta 0) and as an SDE (eta 0.5), and with
 # RECIPE_DDPM=1 for DDPM over 250 respaced steps too. RECIPE_SEEDS="1 2 3" draws each sampler's 1,000 images
 # with each of those sampling seeds (one row each, the seed after the sampler; default: seed 0 only), since one
-# score moves by 0.2-0.5 with the sampling seed alone. RECIPE_SCORE_ONLY=1 skips the training and scores the
+# score moves by 0.2-0.5 with the sampling seed alone. RECIPE_ODE_ONLY=1 skips the SDE. RECIPE_SCORE_ONLY=1 skips the training and scores the
 # run folder's last checkpoint again (for more seeds).
 # A fixed step count (not --minutes) makes each row independent of what else the machine
 # is doing; the time column says how long it took here.
@@ -32,6 +32,7 @@ seeds=${RECIPE_SEEDS:-0}
 for spec in "dpmpp2m 20 0" "dpmpp2m 20 0.5" "ddpm 250 0"; do
     set -- $spec
     [ "$1" = ddpm ] && [ -z "${RECIPE_DDPM:-}" ] && continue  # 250 DDPM steps: 5 minutes, on request
+    [ "$3" = 0.5 ] && [ -n "${RECIPE_ODE_ONLY:-}" ] && continue
     for s in $seeds; do
         base="$out/fid_$1_$2_$3_seed$s"
         s0=$(date +%s.%N)

@@ -37,11 +37,12 @@ def timestep_embedding(t, dim):
 
 
 class ResBlock(nn.Module):
-    def __init__(self, cin, cout, temb_ch, groups, dropout, eps):
+    def __init__(self, cin, cout, temb_ch, groups, dropout, eps, scale_shift=False):
         super().__init__()
         self.norm1 = nn.GroupNorm(groups, cin, eps=eps)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.temb_proj = nn.Linear(temb_ch, cout)
+        self.scale_shift = scale_shift  # temb gives [s, b]: norm2 becomes GN(h) (1 + s) + b
+        self.temb_proj = nn.Linear(temb_ch, 2 * cout if scale_shift else cout)
         self.norm2 = nn.GroupNorm(groups, cout, eps=eps)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.dropout = dropout
@@ -49,8 +50,13 @@ class ResBlock(nn.Module):
 
     def forward(self, x, temb_act):
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.temb_proj(temb_act)[:, :, None, None]
-        h = self.conv2(F.dropout(F.silu(self.norm2(h)), self.dropout, self.training))
+        emb = self.temb_proj(temb_act)[:, :, None, None]
+        if self.scale_shift:
+            s, b = emb.chunk(2, dim=1)
+            h = F.silu(self.norm2(h) * (1 + s) + b)
+        else:
+            h = F.silu(self.norm2(h + emb))
+        h = self.conv2(F.dropout(h, self.dropout, self.training))
         return (self.skip(x) if self.skip is not None else x) + h
 
 
@@ -105,7 +111,8 @@ class UNet(nn.Module):
         self.cfg = cfg
         C, levels = cfg["channels"], len(cfg["ch_mult"])
         temb_ch = 4 * C
-        mk_res = lambda i, o: ResBlock(i, o, temb_ch, cfg["groups"], cfg["dropout"], cfg["gn_eps"])
+        mk_res = lambda i, o: ResBlock(i, o, temb_ch, cfg["groups"], cfg["dropout"], cfg["gn_eps"],
+                                       cfg.get("scale_shift_norm", False))
         mk_attn = lambda c: AttnBlock(c, cfg["heads"], cfg["groups"], cfg["gn_eps"])
         self.time_embed = nn.Sequential(nn.Linear(C, temb_ch), nn.SiLU(), nn.Linear(temb_ch, temb_ch))
         self.conv_in = nn.Conv2d(cfg["in_channels"], C, 3, padding=1)

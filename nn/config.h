@@ -22,6 +22,9 @@ struct UNetConfig {
     double dropout = 0.1;
     int64_t heads = 1;
     double gn_eps = 1e-5;
+    // The timestep enters each ResBlock as a scale and shift of its second group norm,
+    // GN(h) (1 + s) + b, instead of as a bias added before it (guide.md §5).
+    bool scale_shift_norm = false;
     // Class conditioning (guide.md §16): 0 for an unconditional model; K > 0 adds a learned
     // embedding of K classes and a "no class" row to the timestep embedding.
     int64_t num_classes = 0;
@@ -41,6 +44,7 @@ struct UNetConfig {
         visit(Field{.key = "dropout"}, c.dropout);
         visit(Field{.key = "heads"}, c.heads);
         visit(Field{.key = "gn_eps"}, c.gn_eps);
+        visit(Field{.key = "scale_shift_norm", .optional = true}, c.scale_shift_norm);
         visit(Field{.key = "num_classes", .optional = true}, c.num_classes);
         visit(Field{.key = "class_names", .optional = true}, c.class_names);
     }

@@ -6,10 +6,11 @@
 namespace ddpm {
 
 ResBlock::ResBlock(int64_t in, int64_t out, int64_t temb_ch, int64_t groups, double dropout_, double eps,
-                   Initializer& init) {
+                   Initializer& init, bool scale_shift_)
+    : scale_shift(scale_shift_) {
     norm1 = register_module("norm1", std::make_shared<GroupNorm>(groups, in, init, eps));
     conv1 = register_module("conv1", std::make_shared<Conv2d>(in, out, 3, 1, 1, init));
-    temb_proj = register_module("temb_proj", std::make_shared<Linear>(temb_ch, out, init));
+    temb_proj = register_module("temb_proj", std::make_shared<Linear>(temb_ch, scale_shift ? 2 * out : out, init));
     norm2 = register_module("norm2", std::make_shared<GroupNorm>(groups, out, init, eps));
     dropout = register_module("dropout", std::make_shared<Dropout>(dropout_));
     conv2 = register_module("conv2", std::make_shared<Conv2d>(out, out, 3, 1, 1, init, /*zero_init=*/true));
@@ -20,8 +21,13 @@ ResBlock::ResBlock(int64_t in, int64_t out, int64_t temb_ch, int64_t groups, dou
 Variable ResBlock::forward(const Variable& x, const Variable& temb_act, Generator& gen) {
     Variable h = conv1->forward(norm1->forward_silu(x));
     const int64_t B = h.size(0), C = h.size(1);
-    h = h + reshape(temb_proj->forward(temb_act), {B, C, 1, 1});
-    h = conv2->forward(dropout->forward(norm2->forward_silu(h), gen));
+    const Variable emb = temb_proj->forward(temb_act);  // (B, C), or (B, 2C) = [s, b]
+    if (scale_shift) {
+        h = norm2->forward_scale_shift_silu(h, narrow(emb, 1, 0, C), narrow(emb, 1, C, C));  // silu(GN(h) (1 + s) + b)
+    } else {
+        h = norm2->forward_silu(h + reshape(emb, {B, C, 1, 1}));
+    }
+    h = conv2->forward(dropout->forward(h, gen));
     return (skip ? skip->forward(x) : x) + h;
 }
 

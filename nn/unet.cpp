@@ -39,7 +39,8 @@ bool UNet::has_attn(int64_t res) const {
 }
 
 std::shared_ptr<ResBlock> UNet::make_resblock(int64_t in, int64_t out, Initializer& init) const {
-    return std::make_shared<ResBlock>(in, out, 4 * config_.channels, config_.groups, config_.dropout, config_.gn_eps, init);
+    return std::make_shared<ResBlock>(in, out, 4 * config_.channels, config_.groups, config_.dropout, config_.gn_eps, init,
+                                      config_.scale_shift_norm);
 }
 
 std::shared_ptr<AttnBlock> UNet::make_attnblock(int64_t ch, Initializer& init) const {

@@ -21,6 +21,7 @@ namespace ddpm {
 namespace {
 struct GnGeom {
     int64_t B, C, HW, G, cpg;  // cpg: channels per group
+    int64_t affine_stride;     // gamma and beta: 0 when (C), C when (B,C) (one row per image)
 };
 
 GnGeom gn_geom(const Tensor& x, const Tensor& gamma, int64_t groups) {
@@ -28,9 +29,10 @@ GnGeom gn_geom(const Tensor& x, const Tensor& gamma, int64_t groups) {
     DDPM_CHECK(x.dim() >= 2, op, "input " + x.describe() + " is not (B,C,...)");
     const int64_t C = x.size(1);
     DDPM_CHECK(groups > 0 && C % groups == 0, op, fmt::format("{} channels not divisible into {} groups", C, groups));
-    DDPM_CHECK(gamma.shape() == Shape{C} && gamma.dtype() == x.dtype(), op,
+    const bool per_image = gamma.shape() == Shape{x.size(0), C};
+    DDPM_CHECK((gamma.shape() == Shape{C} || per_image) && gamma.dtype() == x.dtype(), op,
           fmt::format("gamma {} for input {}", gamma.describe(), x.describe()));
-    return {x.size(0), C, x.numel() / std::max<int64_t>(x.size(0) * C, 1), groups, C / groups};
+    return {x.size(0), C, x.numel() / std::max<int64_t>(x.size(0) * C, 1), groups, C / groups, per_image ? C : 0};
 }
 
 template <class T> T sigmoid_of(T y) { return T(1) / (T(1) + exp_kernel(-y)); }
@@ -51,14 +53,14 @@ GroupNormOut group_norm_forward_impl(const Tensor& x, const Tensor& gamma, const
     dispatch(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
         const T* px = x.data<T>();
-        const T* pg = gamma.data<T>();
-        const T* pb = beta.data<T>();
         T* py = out.y.data<T>();
         T* pm = out.mean.data<T>();
         T* pr = out.rstd.data<T>();
         const int64_t n = g.cpg * g.HW;  // elements per group, contiguous in memory
         parallel_for(g.B * g.G, std::max<int64_t>(1, kGrainElementwise / n), [&](int64_t bg) {
             const T* xg = px + bg * n;
+            const T* pg = gamma.data<T>() + bg / g.G * g.affine_stride;  // this image's gamma and beta
+            const T* pb = beta.data<T>() + bg / g.G * g.affine_stride;
             const double mean = block_sum<T>(n, [&](int64_t i) { return xg[i]; }) / n;
             const T mu = static_cast<T>(mean);
             const double var = block_sum<T>(n, [&](int64_t i) { const T d = xg[i] - mu; return d * d; }) / n;
@@ -138,17 +140,18 @@ GroupNormGrads group_norm_backward_impl(const Tensor& dz, const Tensor& x, const
     const GnGeom g = gn_geom(x, gamma, groups);
     DDPM_CHECK(dz.shape() == x.shape() && dz.dtype() == x.dtype(), "group_norm_backward",
                "dy " + dz.describe() + " for input " + x.describe());
-    GroupNormGrads grads{Tensor(x.shape(), x.dtype()), Tensor({g.C}, x.dtype()), Tensor({g.C}, x.dtype())};
+    GroupNormGrads grads{Tensor(x.shape(), x.dtype()), Tensor(gamma.shape(), x.dtype()), Tensor(gamma.shape(), x.dtype())};
     dispatch(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
-        const T *px = x.data<T>(), *pdz = dz.data<T>(), *pg = gamma.data<T>(), *pm = mean.data<T>(), *pr = rstd.data<T>();
-        const T* pb = kSilu ? beta.data<T>() : nullptr;
+        const T *px = x.data<T>(), *pdz = dz.data<T>(), *pm = mean.data<T>(), *pr = rstd.data<T>();
         // Per (image, channel) partial sums of dy*xhat and dy; each (b, g) task owns its rows.
         double* part_dg = thread_scratch<double, PartGammaTag>(static_cast<size_t>(g.B * g.C));
         double* part_db = thread_scratch<double, PartBetaTag>(static_cast<size_t>(g.B * g.C));
         const int64_t n = g.cpg * g.HW;
         parallel_for(g.B * g.G, std::max<int64_t>(1, kGrainElementwise / n), [&](int64_t bg) {
             const int64_t b = bg / g.G, c0 = (bg % g.G) * g.cpg;
+            const T* pg = gamma.data<T>() + b * g.affine_stride;  // this image's gamma (and beta)
+            const T* pb = kSilu ? beta.data<T>() + b * g.affine_stride : nullptr;
             const T* dyg = pdz + bg * n;
             if constexpr (kSilu) {
                 T* buf = thread_scratch<T, GroupBufTag>(static_cast<size_t>(n));
@@ -159,6 +162,10 @@ GroupNormGrads group_norm_backward_impl(const Tensor& dz, const Tensor& x, const
                                       part_dg + b * g.C + c0, part_db + b * g.C + c0);
         });
         T *pdg = grads.dgamma.data<T>(), *pdb = grads.dbeta.data<T>();
+        if (g.affine_stride) {  // per-image gamma and beta: the per-(image, channel) sums are their gradients
+            for (int64_t i = 0; i < g.B * g.C; ++i) pdg[i] = static_cast<T>(part_dg[i]), pdb[i] = static_cast<T>(part_db[i]);
+            return;
+        }
         for (int64_t c = 0; c < g.C; ++c) {
             double sg = 0, sb = 0;
             for (int64_t b = 0; b < g.B; ++b) sg += part_dg[b * g.C + c], sb += part_db[b * g.C + c];
@@ -204,7 +211,7 @@ GroupNormOut group_norm_reference(const Tensor& x, const Tensor& gamma, const Te
         for (int64_t i = 0; i < n; ++i) var += (x.flat(bg * n + i) - mu) * (x.flat(bg * n + i) - mu) / double(n);
         const double r = 1.0 / std::sqrt(var + eps);
         for (int64_t i = 0; i < n; ++i) {
-            const int64_t c = (bg % g.G) * g.cpg + i / g.HW;
+            const int64_t c = bg / g.G * g.affine_stride + (bg % g.G) * g.cpg + i / g.HW;  // index into gamma, beta
             const double xhat = (x.flat(bg * n + i) - mu) * r;
             out.y.set_flat(bg * n + i, gamma.flat(c) * xhat + beta.flat(c));
         }
@@ -220,11 +227,12 @@ GroupNormGrads group_norm_backward_reference(const Tensor& dy, const Tensor& x, 
                                              double eps) {
     const GnGeom g = gn_geom(x, gamma, groups);
     const int64_t n = g.cpg * g.HW;
-    const GroupNormOut fwd = group_norm_reference(x, gamma, Tensor::zeros({g.C}, x.dtype()), groups, eps);
-    GroupNormGrads grads{Tensor(x.shape(), x.dtype()), Tensor::zeros({g.C}, x.dtype()), Tensor::zeros({g.C}, x.dtype())};
+    const GroupNormOut fwd = group_norm_reference(x, gamma, Tensor::zeros(gamma.shape(), x.dtype()), groups, eps);
+    GroupNormGrads grads{Tensor(x.shape(), x.dtype()), Tensor::zeros(gamma.shape(), x.dtype()),
+                         Tensor::zeros(gamma.shape(), x.dtype())};
     for (int64_t bg = 0; bg < g.B * g.G; ++bg) {
         const double mu = fwd.mean.flat(bg), r = fwd.rstd.flat(bg);
-        auto channel = [&](int64_t i) { return (bg % g.G) * g.cpg + i / g.HW; };
+        auto channel = [&](int64_t i) { return bg / g.G * g.affine_stride + (bg % g.G) * g.cpg + i / g.HW; };
         auto xhat = [&](int64_t i) { return (x.flat(bg * n + i) - mu) * r; };
         double mean_g = 0, mean_gxhat = 0;
         for (int64_t i = 0; i < n; ++i) {

@@ -5,7 +5,8 @@
 
 namespace ddpm {
 
-// x is (B,C,...) with C divisible by `groups`; gamma, beta are (C).
+// x is (B,C,...) with C divisible by `groups`; gamma, beta are (C), or (B,C) for one
+// affine per image (the timestep's scale and shift of a ResBlock, guide.md §5).
 // y = (x - mean) * rstd * gamma[c] + beta[c], mean and rstd = 1/sqrt(var + eps)
 // taken over each group of C/groups channels and all spatial positions.
 // mean and rstd (B,groups) are returned for backward.
@@ -17,7 +18,8 @@ GroupNormOut group_norm_forward(const Tensor& x, const Tensor& gamma, const Tens
 
 // With xhat = (x - mean) * rstd and g = dy * gamma over one group of N elements:
 //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),
-//   dgamma[c] = sum dy * xhat, dbeta[c] = sum dy (over batch and positions).
+//   dgamma[c] = sum dy * xhat, dbeta[c] = sum dy (over batch and positions; over
+//   positions only when gamma and beta are (B,C)).
 struct GroupNormGrads {
     Tensor dx, dgamma, dbeta;
 };

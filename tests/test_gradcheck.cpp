@@ -120,6 +120,8 @@ TEST_CASE("gradcheck: group norm fused with SiLU") {
                 {rn({2, 4, 3, 3}, 80), rn({4}, 81), rn({4}, 82)});
     expect_grad("group_norm_silu 1 group, 300 elements", [](Vars v) { return group_norm_silu(v[0], v[1], v[2], 1, 1e-5); },
                 {rn({2, 3, 10, 10}, 83), rn({3}, 84), rn({3}, 85)});
+    expect_grad("group_norm_silu, gamma and beta per image", [](Vars v) { return group_norm_silu(v[0], v[1], v[2], 2, 1e-5); },
+                {rn({3, 4, 3, 3}, 86), rn({3, 4}, 87), rn({3, 4}, 88)});
 }
 
 TEST_CASE("gradcheck: shapes, slices, concat, upsampling, dropout") {

@@ -55,12 +55,15 @@ TEST_CASE_TEMPLATE("group norm's fused kernels equal the definitions as written,
     Generator gen(8);
     // Odd sizes: 3 channels per group and 7x9 positions (not a multiple of any vector width);
     // the U-Net's 8 groups at 28x28; groups of two 1x1 channels.
-    for (const Shape& shape : {Shape{2, 6, 7, 9}, Shape{1, 16, 28, 28}, Shape{3, 4, 1, 1}}) {
+    // Each also with one gamma and beta per image, (B,C), as a scale-shift ResBlock uses them.
+    for (const Shape& shape : {Shape{2, 6, 7, 9}, Shape{1, 16, 28, 28}, Shape{3, 4, 1, 1}})
+    for (const bool per_image : {false, true}) {
         const int64_t C = shape[1], groups = C == 6 ? 2 : C / 2;
         Tensor x = randn(shape, gen, dt), dy = randn(shape, gen, dt);
-        Tensor gamma = randn({C}, gen, dt), beta = randn({C}, gen, dt);
+        const Shape affine = per_image ? Shape{shape[0], C} : Shape{C};
+        Tensor gamma = randn(affine, gen, dt), beta = randn(affine, gen, dt);
         const double eps = 1e-5;
-        INFO(shape_str(shape));
+        INFO(shape_str(shape) << (per_image ? ", gamma and beta per image" : ""));
         GroupNormOut fast = group_norm_forward(x, gamma, beta, groups, eps), ref = group_norm_reference(x, gamma, beta, groups, eps);
         CHECK(ddpm::test::max_abs_diff(fast.y, ref.y) <= 10 * tol<T>());
         CHECK(ddpm::test::max_abs_diff(fast.mean, ref.mean) <= 10 * tol<T>());
@@ -69,6 +72,16 @@ TEST_CASE_TEMPLATE("group norm's fused kernels equal the definitions as written,
         CHECK(ddpm::test::max_abs_diff(gf.dx, gr.dx) <= 10 * tol<T>());
         CHECK(ddpm::test::max_abs_diff(gf.dgamma, gr.dgamma) <= 200 * tol<T>());  // sums over B x HW
         CHECK(ddpm::test::max_abs_diff(gf.dbeta, gr.dbeta) <= 200 * tol<T>());
+        CHECK(gf.dgamma.shape() == affine);
+        if (!per_image) continue;
+        // The fused SiLU variant with per-image gamma against silu of the reference and its backward.
+        GroupNormOut fused = group_norm_silu_forward(x, gamma, beta, groups, eps);
+        CHECK(ddpm::test::max_abs_diff(fused.y, silu(ref.y)) <= 10 * tol<T>());
+        GroupNormGrads gs = group_norm_silu_backward(dy, x, gamma, beta, fused.mean, fused.rstd, groups);
+        GroupNormGrads want = group_norm_backward_reference(silu_backward(ref.y, dy), x, gamma, groups, eps);
+        CHECK(ddpm::test::max_abs_diff(gs.dx, want.dx) <= 10 * tol<T>());
+        CHECK(ddpm::test::max_abs_diff(gs.dgamma, want.dgamma) <= 200 * tol<T>());
+        CHECK(ddpm::test::max_abs_diff(gs.dbeta, want.dbeta) <= 200 * tol<T>());
     }
 }
 

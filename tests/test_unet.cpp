@@ -107,14 +107,14 @@ TEST_CASE("configs: presets, JSON round trip, and errors that name the field") {
     CHECK_THROWS_AS(UNetConfig::from_json(j), std::invalid_argument);
 }
 
-TEST_CASE("whole-network gradient check in float64") {
-    // 8 base channels, ch_mult (1, 2), one res block, attention at 4x4 (two heads)
-    // and in the middle, groups 4, dropout on, input 2x1x8x8, conditioned on 3 classes
-    // (one image of class 2, one "no class": the class embedding's rows get gradients too).
+// 8 base channels, ch_mult (1, 2), one res block, attention at 4x4 (two heads)
+// and in the middle, groups 4, dropout on, input 2x1x8x8, conditioned on 3 classes
+// (one image of class 2, one "no class": the class embedding's rows get gradients too).
+static void check_unet_gradients(bool scale_shift_norm) {
     UNetConfig c;
     c.name = "gradcheck";
     c.image_size = 8, c.channels = 8, c.ch_mult = {1, 2}, c.num_res_blocks = 1, c.attn_resolutions = {4};
-    c.groups = 4, c.dropout = 0.1, c.heads = 2, c.num_classes = 3;
+    c.groups = 4, c.dropout = 0.1, c.heads = 2, c.num_classes = 3, c.scale_shift_norm = scale_shift_norm;
     UNet net(c, InitScheme::DDPM, 3, DType::F64);
     // Re-draw every parameter so that no gradient is trivially zero (the zero-initialised
     // output convs would otherwise block everything upstream).
@@ -157,6 +157,35 @@ TEST_CASE("whole-network gradient check in float64") {
     }
     CHECK(leaves.size() > 60);
     CHECK(names.back() == "label_emb.weight");
+}
+
+TEST_CASE("whole-network gradient check in float64") { check_unet_gradients(false); }
+
+TEST_CASE("whole-network gradient check in float64, the timestep as a scale and shift of the norm") {
+    check_unet_gradients(true);
+}
+
+TEST_CASE("scale_shift_norm: temb_proj gives 2C values, a fresh block still starts as the identity") {
+    UNetConfig c = UNetConfig::preset("mini");
+    const int64_t plain = UNet(c).num_parameters();
+    c.scale_shift_norm = true;
+    UNet net(c);
+    // Each ResBlock's temb_proj (4C -> C_out) doubles its outputs: weight and bias.
+    int64_t extra = 0;
+    for (auto& [name, v] : net.named_parameters())
+        if (name.find("temb_proj") != std::string::npos) extra += v.data().numel() / 2;
+    CHECK(net.num_parameters() == plain + extra);
+    for (auto& [name, v] : net.named_parameters())
+        if (name == "mid.block_1.temb_proj.weight") CHECK(v.data().size(0) == 2 * 32);
+    CHECK(UNetConfig::from_json(c.to_json()).scale_shift_norm);
+    // The scale and shift must be one row of channels per image.
+    Initializer init(InitScheme::DDPM, 0);
+    GroupNorm gn(2, 4, init);
+    Generator gen(1);
+    const Variable x(randn({2, 4, 3, 3}, gen)), s(randn({2, 3}, gen));
+    CHECK(test::error_message<TensorError>([&] { gn.forward_scale_shift_silu(x, s, s); })
+              .find("scale f32[2,3] and shift f32[2,3] for input f32[2,4,3,3]") != std::string::npos);
+    CHECK_FALSE(UNetConfig::from_json(UNetConfig::preset("mini").to_json()).scale_shift_norm);
 }
 
 TEST_CASE("class conditioning: a (K + 1)-row embedding added to the timestep embedding, labels checked") {
@@ -209,10 +238,10 @@ TEST_CASE("a layer trace lists every conv with its FLOPs") {
     CHECK(flops / 1e9 == doctest::Approx(0.6246).epsilon(1e-3));
 }
 
-TEST_CASE("the U-Net matches PyTorch number for number (fixture from tests/fixtures/make_unet_fixture.py)") {
-    // The fixture holds a PyTorch twin's random weights (in PyTorch's layouts and
-    // names), an input, timesteps, its output and the input gradient of sum(y * g).
-    SafeTensors st = load_safetensors(DDPM_SOURCE_DIR "/tests/fixtures/unet_torch.safetensors");
+// The fixture holds a PyTorch twin's random weights (in PyTorch's layouts and
+// names), an input, timesteps, its output and the input gradient of sum(y * g).
+static void check_against_torch_fixture(const std::string& file) {
+    SafeTensors st = load_safetensors(DDPM_SOURCE_DIR "/tests/fixtures/" + file);
     UNetConfig cfg = UNetConfig::from_json(nlohmann::json::parse(st.metadata.at("config")));
     UNet net(cfg, InitScheme::DDPM, 0, DType::F64);
     load_state_dict(net, st, "model.", "fixture");
@@ -226,6 +255,14 @@ TEST_CASE("the U-Net matches PyTorch number for number (fixture from tests/fixtu
     for (auto& [name, p] : net32.named_parameters()) p.data().copy_(st.at("model." + name).to(DType::F32));
     Variable y32 = net32.forward(Variable(st.at("x").to(DType::F32)), st.at("t").to(DType::F32));
     CHECK(test::max_abs_diff(y32.data().to(DType::F64), st.at("y")) < 1e-4);
+}
+
+TEST_CASE("the U-Net matches PyTorch number for number (fixture from tests/fixtures/make_unet_fixture.py)") {
+    check_against_torch_fixture("unet_torch.safetensors");
+}
+
+TEST_CASE("the scale-shift U-Net matches PyTorch number for number (the same script's second fixture)") {
+    check_against_torch_fixture("unet_torch_scale_shift.safetensors");
 }
 
 TEST_CASE("train and eval mode reach every submodule, and dropout acts only in training") {
