@@ -25,6 +25,7 @@ struct TrainOptions {
     double ema_sigma_rel = 0;   // > 0: the power-function EMA of this relative width instead of --ema
     double min_snr_gamma = 0;   // > 0: min-SNR-gamma loss weighting
     bool class_cond = false;    // a class-conditional model (num_classes from the data's labels)
+    bool scale_shift_norm = false;  // the config's scale_shift_norm on, whatever the config says
     double label_dropout = 0.1; // the share of labels dropped to "no class" (classifier-free guidance)
     double grad_clip = 1.0;
     DiffusionSettings diffusion;
@@ -74,6 +75,10 @@ struct TrainOptions {
                 .help = "condition on the data's class labels (a class embedding; sample with --class and --guidance)",
                 .optional = true},
           o.class_cond);
+        v(Field{.key = "scale_shift_norm", .flag = "--scale-shift-norm",
+                .help = "the timestep scales and shifts each ResBlock's second group norm (the config's scale_shift_norm)",
+                .optional = true},
+          o.scale_shift_norm);
         v(Field{.key = "label_dropout", .flag = "--label-dropout",
                 .help = "class-conditional: the share of labels replaced by \"no class\" (classifier-free guidance)",
                 .min = 0, .max = 1, .optional = true},

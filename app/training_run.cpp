@@ -45,6 +45,7 @@ Dataset training_data(const TrainOptions& opt) {
 UNetConfig model_config(const TrainOptions& opt, const Dataset& data) {
     UNetConfig cfg = UNetConfig::load(opt.config);
     if (opt.diffusion.loss == "hybrid") cfg.out_channels = 2 * cfg.in_channels;  // the mean and the variance interpolation
+    if (opt.scale_shift_norm) cfg.scale_shift_norm = true;
     if (!opt.class_cond && cfg.num_classes == 0) return cfg;
     if (data.labels.empty())
         throw std::invalid_argument(fmt::format("a class-conditional model needs labels, and {} has none{}", data.description,

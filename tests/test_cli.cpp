@@ -330,7 +330,8 @@ TEST_CASE("model files travel to PyTorch and back (skipped when python3-torch is
         MESSAGE("skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch to run this test)");
         return;
     }
-    for (const std::string cond : {"", " --class-cond"}) {  // unconditional, and with the class embedding
+    // Unconditional, with the class embedding, and with the timestep as the norms' scale and shift.
+    for (const std::string cond : {"", " --class-cond", " --scale-shift-norm"}) {
         INFO("flags:" << cond);
         const std::string run = scratch("torch_run");
         // A large first step, so that the zero-initialised convs (and with them the labels) already count.
@@ -355,13 +356,14 @@ TEST_CASE("model files travel to PyTorch and back (skipped when python3-torch is
         NoGradGuard ng;
         net->eval();
         const Tensor labels = p.contains("labels") ? p.at("labels").to(DType::F32) : Tensor();
-        CHECK(p.contains("labels") == !cond.empty());
+        CHECK(p.contains("labels") == (cond == " --class-cond"));
+        CHECK(net->config().scale_shift_norm == (cond == " --scale-shift-norm"));
         Tensor y = net->forward(Variable(p.at("x").to(DType::F32)), p.at("t").to(DType::F32), labels).data();
         CHECK(test::max_abs_diff(y.to(DType::F64), p.at("y")) < 1e-4);
         if (labels.defined())  // the probe's labels made a difference that both frameworks agree on
             CHECK(test::max_abs_diff(y, net->forward(Variable(p.at("x").to(DType::F32)), p.at("t").to(DType::F32)).data()) > 1e-3);
         CHECK(run_ddpm("sample --checkpoint " + back + " --num 1 --steps 2 --out " + scratch("from_torch") +
-                       (cond.empty() ? "" : " --class sneaker --guidance 1")).code == 0);
+                       (cond == " --class-cond" ? " --class sneaker --guidance 1" : "")).code == 0);
     }
 }
 
