@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <utility>
 
 namespace ddpm {
 
@@ -16,19 +17,24 @@ void TimestepSampler::reserve_history() {
     for (auto& h : history_) h.reserve(kHistory);
 }
 
+namespace {
+// The one table of the kinds' names, for parse() and name().
+constexpr std::pair<TimestepSampler::Kind, const char*> kKindNames[] = {
+    {TimestepSampler::Kind::Uniform, "uniform"},
+    {TimestepSampler::Kind::Importance, "importance"},
+    {TimestepSampler::Kind::Stratified, "stratified"},
+};
+}  // namespace
+
 TimestepSampler::Kind TimestepSampler::parse(const std::string& name) {
-    if (name == "uniform") return Kind::Uniform;
-    if (name == "importance") return Kind::Importance;
-    if (name == "stratified") return Kind::Stratified;
+    for (const auto& [kind, kind_name] : kKindNames)
+        if (name == kind_name) return kind;
     throw std::invalid_argument("unknown timestep sampler '" + name + "' (uniform, importance or stratified)");
 }
 
 const char* TimestepSampler::name(Kind kind) {
-    switch (kind) {
-        case Kind::Uniform: return "uniform";
-        case Kind::Importance: return "importance";
-        case Kind::Stratified: return "stratified";
-    }
+    for (const auto& [k, kind_name] : kKindNames)
+        if (k == kind) return kind_name;
     return "?";
 }
 
@@ -65,8 +71,9 @@ TimestepSampler::Draw TimestepSampler::sample(int64_t batch, Generator& gen, DTy
     const Tensor u = rand({batch}, gen, DType::F64);  // B draws whatever the kind: the later streams stay the same
     Draw d{Tensor({batch}, dtype), Tensor({batch}, dtype)};
     for (int64_t b = 0; b < batch; ++b) {
-        double u_b = u.flat(b);
-        if (kind_ == Kind::Stratified) u_b = std::fmod(u.flat(0) + static_cast<double>(b) / static_cast<double>(batch), 1.0);
+        const double u_b = kind_ == Kind::Stratified
+                               ? std::fmod(u.flat(0) + static_cast<double>(b) / static_cast<double>(batch), 1.0)
+                               : u.flat(b);
         const double x = u_b * acc;
         int64_t t = std::lower_bound(cdf.begin(), cdf.end(), x) - cdf.begin();
         t = std::min(t, T_ - 1);
