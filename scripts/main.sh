@@ -10,7 +10,8 @@ DDPM_BUILD_TARGET=ddpm bash scripts/setup.sh
 source scripts/openblas_env.sh
 run="runs/main-$(date +%Y%m%d-%H%M%S)"
 ./build/app/ddpm train --config mini --minutes 10 --batch 32 --lr 1e-3 --warmup 100 --lr-schedule cosine \
-    --min-snr-gamma 5 --prediction v --schedule cosine --adam-beta2 0.99 --timestep-sampler stratified --ema 0.999 --sample-every 0 --ckpt-every 1000 \
+    --min-snr-gamma 5 --prediction v --schedule cosine --adam-beta2 0.99 --timestep-sampler stratified --scale-shift-norm \
+    --ema 0.999 --sample-every 0 --ckpt-every 1000 \
     --log-every 200 --out "$run" "$@"
 ckpt=$(ls "$run"/checkpoint_*.safetensors | tail -n 1)
 ./build/app/ddpm sample --checkpoint "$ckpt" --sampler dpmpp2m --steps 20 --eta 0 --num 64 --strip --out "$run/samples"
