@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # guidance_table.sh: the class-conditional table of the README ("Class conditioning and guidance").
-# Trains the main job's recipe with --class-cond for ten minutes (or GUIDANCE_STEPS steps), then for
-# each guidance setting draws 100 images of each class (DPM-Solver++(2M), 20 calls, eta 0.5, as the
+# Trains the main job's recipe as it was when the table was made (before the cosine noise schedule,
+# beta2 0.99, stratified timesteps and --scale-shift-norm, kept so the table can be reproduced) with
+# --class-cond for ten minutes (or GUIDANCE_STEPS steps), then for
+# each guidance setting draws 100 images of each class (DPM-Solver++(2M), 20 calls, eta 0.5, as that
 # main job) with sampling seeds 1, 2 and 3, and scores each 1,000 with `ddpm fid --labels`: the FID
 # (ours) and the share the feature classifier puts in the class asked for. One FID of 1,000 samples
 # moves by about 0.2-0.3 between seeds, so each row gives the three and their mean.
