@@ -186,6 +186,11 @@ TEST_CASE("scale_shift_norm: temb_proj gives 2C values, a fresh block still star
     CHECK(test::error_message<TensorError>([&] { gn.forward_scale_shift_silu(x, s, s); })
               .find("scale f32[2,3] and shift f32[2,3] for input f32[2,4,3,3]") != std::string::npos);
     CHECK_FALSE(UNetConfig::from_json(UNetConfig::preset("mini").to_json()).scale_shift_norm);
+    // conv2 starts at zero, so a fresh scale-shift block (in = out) returns its input exactly.
+    ResBlock block(8, 8, 16, 2, 0.0, 1e-5, init, /*scale_shift=*/true);
+    const Variable h(randn({2, 8, 5, 5}, gen)), temb(randn({2, 16}, gen));
+    NoGradGuard ng;
+    CHECK(test::max_abs_diff(block.forward(h, temb, gen).data(), h.data()) == 0);
 }
 
 TEST_CASE("class conditioning: a (K + 1)-row embedding added to the timestep embedding, labels checked") {
