@@ -87,9 +87,10 @@ namespace {
 struct BtTag {};
 }  // namespace
 
-void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
-           int64_t ldc, bool accumulate, bool trans_a, bool trans_b) {
-    const SgemmKernel& k = gemm_precision() == GemmPrecision::BF16 ? bf16_kernel() : sgemm_kernel();
+namespace {
+// C (+)= op(A) op(B) with kernel family k.
+void run(const SgemmKernel& k, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+         int64_t ldb, float* C, int64_t ldc, bool accumulate, bool trans_a, bool trans_b) {
     if (trans_b) {  // B is N x K: B^T (K x N) into scratch, then the plain product
         static const auto transpose = k.name == "reference" || !cpu_has_avx2() ? transpose_reference : transpose_avx2;
         float* bt = thread_scratch<float, BtTag>(static_cast<size_t>(K * N));
@@ -97,6 +98,18 @@ void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const f
         B = bt, ldb = N;
     }
     k.fn(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a);
+}
+}  // namespace
+
+void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+           int64_t ldc, bool accumulate, bool trans_a, bool trans_b) {
+    const SgemmKernel& k = gemm_precision() == GemmPrecision::BF16 ? bf16_kernel() : sgemm_kernel();
+    run(k, M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a, trans_b);
+}
+
+void sgemm_fp32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+                int64_t ldc, bool accumulate, bool trans_a, bool trans_b) {
+    run(sgemm_kernel(), M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a, trans_b);
 }
 
 }  // namespace ddpm

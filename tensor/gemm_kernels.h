@@ -114,4 +114,9 @@ GemmPrecision parse_precision(const std::string& name);
 void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
            int64_t ldc, bool accumulate, bool trans_a = false, bool trans_b = false);
 
+// The same in fp32 whatever the precision set: the attention products, which
+// `--precision bf16` leaves in fp32.
+void sgemm_fp32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+                int64_t ldc, bool accumulate, bool trans_a = false, bool trans_b = false);
+
 }  // namespace ddpm

@@ -1,9 +1,12 @@
-// matmul.cpp: cblas_?gemm wrappers and batched matmul.
+// matmul.cpp: cblas_?gemm wrappers and batched matmul (float batches on our kernels).
 #include "tensor/matmul.h"
 
 #include <cblas.h>
 #include <fmt/format.h>
 
+#include <type_traits>
+
+#include "tensor/gemm_kernels.h"
 #include "tensor/parallel.h"
 
 namespace ddpm {
@@ -69,17 +72,23 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
         T* pc = out.data<T>();
         const int64_t lda = a.size(-1), ldb = b.size(-1);
         const int64_t sa = s.a_batched ? s.M * s.K : 0, sb = s.b_batched ? s.K * s.N : 0;
-        auto one = [&](int64_t i) {
-            gemm(ta, tb, s.M, s.N, s.K, T(1), pa + i * sa, lda, pb + i * sb, ldb, T(0),
-                 pc + i * s.M * s.N, s.N);
-        };
-        // Many small products: one per thread (BLAS runs single-threaded inside an
-        // OpenMP region). One large product: let BLAS use every thread.
+        // Many small products (attention's, one per image and head): one per thread,
+        // in float on our own GEMM kernels (gemm_kernels.h), so that their speed does
+        // not depend on the BLAS build either. One large product: BLAS on every thread.
         const bool small = 2.0 * s.M * s.N * s.K < 64e6;
-        if (s.batch >= 2 && small)
-            parallel_for(s.batch, 2, one);
-        else
-            for (int64_t i = 0; i < s.batch; ++i) one(i);
+        if (s.batch >= 2 && small) {
+            parallel_for(s.batch, 2, [&](int64_t i) {
+                if constexpr (std::is_same_v<T, float>)
+                    sgemm_fp32(s.M, s.N, s.K, pa + i * sa, lda, pb + i * sb, ldb, pc + i * s.M * s.N, s.N, false, ta,
+                               tb);
+                else
+                    gemm(ta, tb, s.M, s.N, s.K, T(1), pa + i * sa, lda, pb + i * sb, ldb, T(0), pc + i * s.M * s.N,
+                         s.N);
+            });
+        } else {
+            for (int64_t i = 0; i < s.batch; ++i)
+                gemm(ta, tb, s.M, s.N, s.K, T(1), pa + i * sa, lda, pb + i * sb, ldb, T(0), pc + i * s.M * s.N, s.N);
+        }
     });
     return out;
 }

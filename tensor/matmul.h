@@ -1,4 +1,5 @@
-// matmul.h: matrix products through BLAS (OpenBLAS, OpenMP build).
+// matmul.h: matrix products: batched float ones on our GEMM kernels
+// (gemm_kernels.h), single ones and float64 through BLAS (OpenBLAS, OpenMP build).
 #pragma once
 
 #include "tensor/tensor.h"

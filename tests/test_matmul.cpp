@@ -1,5 +1,6 @@
 // matmul: hand-computed products, transposes, batches, against the naive loop.
 #include "helpers.h"
+#include "tensor/gemm_kernels.h"
 #include "tensor/matmul.h"
 #include "tensor/random.h"
 
@@ -37,6 +38,20 @@ TEST_CASE_TEMPLATE("batched matmul, shared operands and the naive reference", T,
     CHECK(max_abs_diff(matmul(a, b), matmul_reference(a, b)) < 1e3 * tol<T>());
     Tensor big_a = randn({300, 200}, gen, dt), big_b = randn({200, 250}, gen, dt);
     CHECK(max_abs_diff(matmul(big_a, big_b), matmul_reference(big_a, big_b)) < 1e3 * tol<T>());
+}
+
+TEST_CASE("batched float matmul stays fp32 under bf16 precision (attention is not rounded)") {
+    // The batched products run on our GEMM kernels; --precision bf16 rounds the
+    // convolutions' operands only. (The bf16 reference family exists on every
+    // CPU, so the switch is exercised here even without AVX512_BF16.)
+    Generator gen(8);
+    Tensor a = randn({6, 64, 40}, gen), b = randn({6, 40, 33}, gen);
+    const Tensor want = matmul_reference(a, b);
+    set_gemm_precision(GemmPrecision::BF16);
+    const Tensor got = matmul(a, b);
+    set_gemm_precision(GemmPrecision::FP32);
+    // fp32 sums of 40 products: ~1e-5 of the scale; bf16 operands would err by ~1e-2.
+    CHECK(max_abs_diff(got, want) < 1e-4);
 }
 
 TEST_CASE("matmul shape errors name the shapes") {
