@@ -78,10 +78,18 @@ const char* Variable::op_name() const { return impl_->op; }
 void Variable::accumulate_grad(Tensor g) {
     DDPM_CHECK(g.shape() == shape() && g.dtype() == dtype(), "backward",
           "gradient " + g.describe() + " for the " + std::string(impl_->op) + " result " + data().describe());
-    if (!impl_->grad.defined())  // take g's buffer only if nobody else holds it
-        impl_->grad = g.storage_unique() ? std::move(g) : g.clone();
-    else
+    // A result's gradient is read by its backward rule and then dropped: it may
+    // share g's buffer (the same gradient often goes to both inputs of an add, or
+    // comes back as a view from a reshape), and a second gradient then makes a new
+    // sum instead of adding into a buffer someone else still reads. A leaf's is
+    // kept, and its user may change it in place (clipping, an allreduce), so it
+    // takes g's buffer only if nobody else holds it.
+    if (!impl_->grad.defined())
+        impl_->grad = g.storage_unique() || impl_->is_node() ? std::move(g) : g.clone();
+    else if (impl_->grad.storage_unique())
         add_(impl_->grad, g);
+    else
+        impl_->grad = ddpm::add(impl_->grad, g);
 }
 
 Variable Variable::detach() const { return Variable(data(), false); }

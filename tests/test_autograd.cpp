@@ -26,6 +26,20 @@ TEST_CASE("a leaf used many times gets the sum of every path (diamond graph)") {
     check_values(x.grad(), {2 * 0.5 + std::exp(0.5) + 1, -2 + std::exp(-1.0) + 1}, 1e-14);
 }
 
+TEST_CASE("results share one gradient buffer and a second gradient never writes into it") {
+    // s = a + b hands the same gradient buffer to a and b (both results, not
+    // leaves); a then gets a second gradient from t = s + a. Added in place, it
+    // would change b's too. t = 2x + 3x + 2x and u = 5 b = 15 x: dy/dx = 7 w + 15.
+    Variable x(Tensor::from_data({1, -2, 3}, {3}, DType::F64), true);
+    Variable w(Tensor::from_data({0.5, 2, -1}, {3}, DType::F64), false);
+    Variable a = mul_scalar(x, 2), b = mul_scalar(x, 3);
+    Variable s = a + b;
+    Variable t = s + a;
+    Variable y = sum(t * w) + sum(mul_scalar(b, 5));
+    y.backward();
+    check_values(x.grad(), {7 * 0.5 + 15, 7 * 2 + 15, 7 * -1 + 15}, 1e-14);
+}
+
 TEST_CASE("backward adds into a gradient buffer that is already filled") {
     Variable w(Tensor::from_data({1, 2}, {2}, DType::F64), true);
     w.set_grad(Tensor::from_data({100, 200}, {2}, DType::F64));
