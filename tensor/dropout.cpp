@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "tensor/avx2.h"
 #include "tensor/avx512.h"
 #include "tensor/parallel.h"
 
@@ -27,6 +28,17 @@ template <class T> inline void masked_scale(const T* in, T* out, int64_t m, uint
             return;
         }
     }
+#elif defined(__AVX2__)
+    if constexpr (std::is_same_v<T, float>) {
+        if (m == kChunk) {
+            for (int q = 0; q < 8; ++q) {
+                const __m256 kept = _mm256_castsi256_ps(bit_mask8(static_cast<unsigned>(word >> (8 * q)) & 0xFFu));
+                _mm256_storeu_ps(out + 8 * q, _mm256_and_ps(kept, _mm256_mul_ps(_mm256_loadu_ps(in + 8 * q),
+                                                                                 _mm256_set1_ps(scale))));
+            }
+            return;
+        }
+    }
 #endif
     for (int64_t k = 0; k < m; ++k) out[k] = (word >> k & 1u) ? in[k] * scale : T(0);
 }
@@ -39,6 +51,17 @@ inline uint64_t keep_bits(const uint32_t* x, int64_t m, uint32_t threshold) {
         const __m512i t = _mm512_set1_epi32(static_cast<int>(threshold));
         for (int q = 0; q < 4; ++q)
             word |= static_cast<uint64_t>(_mm512_cmpge_epu32_mask(_mm512_loadu_si512(x + 16 * q), t)) << (16 * q);
+        return word;
+    }
+#elif defined(__AVX2__)
+    if (m == kChunk) {
+        uint64_t word = 0;
+        const __m256i t = _mm256_set1_epi32(static_cast<int>(threshold));
+        for (int q = 0; q < 8; ++q) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 8 * q));
+            const __m256i ge = _mm256_cmpeq_epi32(_mm256_max_epu32(v, t), v);  // v >= t, unsigned
+            word |= static_cast<uint64_t>(static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(ge)))) << (8 * q);
+        }
         return word;
     }
 #endif

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "tensor/avx2.h"
 #include "tensor/avx512.h"
 #include "tensor/parallel.h"
 
@@ -51,6 +52,13 @@ inline void mulhilo16(__m512i a, __m512i b, __m512i& hi, __m512i& lo) {
     lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
     hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
 }
+#elif defined(__AVX2__)
+// The same for 8 lanes with AVX2.
+inline void mulhilo8(__m256i a, __m256i b, __m256i& hi, __m256i& lo) {
+    const __m256i even = _mm256_mul_epu32(a, b), odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), b);
+    lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+    hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
 #endif
 
 void philox_lanes(uint64_t first, uint64_t seed, Lanes& out) {
@@ -79,6 +87,35 @@ void philox_lanes(uint64_t first, uint64_t seed, Lanes& out) {
         _mm512_storeu_si512(out.x[1], c1);
         _mm512_storeu_si512(out.x[2], c2);
         _mm512_storeu_si512(out.x[3], c3);
+        return;
+    }
+#elif defined(__AVX2__)
+    if constexpr (kLanes % 8 == 0) {  // the rounds below with AVX2 intrinsics, 8 lanes at a time
+        for (int g = 0; g < kLanes; g += 8) {
+            alignas(32) uint32_t lo[8], hi[8];
+            for (int l = 0; l < 8; ++l) {
+                const uint64_t ctr = first + static_cast<uint64_t>(g + l);
+                lo[l] = static_cast<uint32_t>(ctr), hi[l] = static_cast<uint32_t>(ctr >> 32);
+            }
+            __m256i c0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo)),
+                    c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi)), c2 = _mm256_setzero_si256(),
+                    c3 = _mm256_setzero_si256();
+            const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kMul0)), m1 = _mm256_set1_epi32(static_cast<int>(kMul1));
+            uint32_t k0 = key0, k1 = key1;
+            for (int round = 0; round < 10; ++round) {
+                __m256i hi0, lo0, hi1, lo1;
+                mulhilo8(c0, m0, hi0, lo0);
+                mulhilo8(c2, m1, hi1, lo1);
+                c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(static_cast<int>(k0)));
+                c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(static_cast<int>(k1)));
+                c1 = lo1, c3 = lo0;
+                k0 += kWeyl0, k1 += kWeyl1;
+            }
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.x[0] + g), c0);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.x[1] + g), c1);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.x[2] + g), c2);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.x[3] + g), c3);
+        }
         return;
     }
 #endif
