@@ -45,11 +45,12 @@ int64_t block_bytes() {
 
 constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// The tiling of one convolution: TH x TW tiles of 4x4 outputs per image.
+// The tiling of one convolution: TH x TW tiles of 4x4 outputs per image, cut
+// into blocks whose V and M take about `bytes`.
 struct Tiling {
     int64_t B, C, H, W, OC, TH, TW, P, block, ld, nblocks;
     int64_t vxi, mxi;  // from one xi's matrix of V (C x ld), of M (OC x ld), to the next
-    Tiling(int64_t B_, int64_t C_, int64_t H_, int64_t W_, int64_t OC_, int nthreads)
+    Tiling(int64_t B_, int64_t C_, int64_t H_, int64_t W_, int64_t OC_, int nthreads, int64_t bytes = block_bytes())
         : B(B_), C(C_), H(H_), W(W_), OC(OC_), TH((H_ + 3) / 4), TW((W_ + 3) / 4) {
         P = B * TH * TW;
         // Blocks that fit the cache, as many as a multiple of the threads (so
@@ -57,7 +58,7 @@ struct Tiling {
         // leave one thread idle while the other runs its second), of whole lane
         // groups where possible. (Smaller blocks, several per thread, balance a shared CPU
         // better but cost more on a quiet one.)
-        const int64_t fit = block_bytes() / (kXi * (C + OC) * static_cast<int64_t>(sizeof(float)));
+        const int64_t fit = bytes / (kXi * (C + OC) * static_cast<int64_t>(sizeof(float)));
         const int64_t cap = std::max<int64_t>(kLanes, fit / kLanes * kLanes);
         const int64_t wanted = ceil_div(ceil_div(P, cap), nthreads) * nthreads;
         const int64_t even = ceil_div(P, wanted);  // <= cap
@@ -596,7 +597,12 @@ template <class T>
 void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, int64_t B, int64_t C, int64_t H,
                                   int64_t W, int64_t OC) {
     const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-    const Tiling t(B, C, H, W, OC, max_threads);
+    // Blocks twice the forward's: each block reads and writes all of its thread's
+    // dU once per xi, and its tiles are the products' inner size K, so longer
+    // blocks move dU (larger than L2) less per multiply. Measured on a Zen 3, 2
+    // threads, batch 64, the `small` U-Net's larger 3x3 layers: 5-9% less time
+    // than at 1x; 4x was no better.
+    const Tiling t(B, C, H, W, OC, max_threads, 2 * block_bytes());
     const int nt = static_cast<int>(std::min<int64_t>(max_threads, t.nblocks));
     const int64_t usize = kXi * OC * C;
     // dU and the bias sums, one slice per thread, added in a fixed order at the
