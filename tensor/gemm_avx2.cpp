@@ -45,6 +45,11 @@ void tile(int64_t K, const float* A, int64_t rs, int64_t cs, const float* B, int
         for (int v = 0; v < NV; ++v) c[i][v] = _mm256_setzero_ps();
     for (int64_t k = 0; k < K; ++k) {
         const float* b = B + k * ldb;
+        // The next column panel's piece of this row of B, asked for now: where B's rows
+        // lie far apart (a 1x1 convolution's, one image plane each) no hardware
+        // prefetcher follows so many streams, and the first tile of each panel waited on
+        // memory (measured: 1x1 96 -> 32 channels at 28x28, batch 64, forward 6.6 -> 4.0 ms).
+        _mm_prefetch(reinterpret_cast<const char*>(b + NV * kL), _MM_HINT_T0);
         __m256 bv[NV];
 #pragma GCC unroll 2
         for (int v = 0; v < NV - 1; ++v) bv[v] = _mm256_loadu_ps(b + v * kL);

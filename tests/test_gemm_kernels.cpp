@@ -54,7 +54,7 @@ void check_family(const SgemmKernel& kernel, Sizes s, bool accumulate, bool tran
 // Single rows and columns, every remainder of the 6-row tile and of the 8- and
 // 16-lane vectors, panels past 64 columns, K = 1, odd K (bf16 pairs k) and long K.
 const Sizes kSizes[] = {{1, 1, 1},    {1, 17, 3},   {7, 1, 5},    {5, 13, 1},    {6, 16, 32},  {13, 31, 9},
-                        {12, 64, 64}, {19, 65, 17}, {32, 80, 32}, {37, 100, 71}, {64, 33, 256}};
+                        {12, 64, 64}, {15, 24, 10}, {19, 65, 17}, {32, 80, 32}, {37, 100, 71}, {64, 33, 256}};
 
 }  // namespace
 
