@@ -62,6 +62,7 @@ MatmulShape matmul_shape(const Tensor& a, const Tensor& b, bool ta, bool tb) {
 }
 }  // namespace
 
+// guide.md §3: batched float products on our GEMM kernels, the rest through BLAS.
 Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
     MatmulShape s = matmul_shape(a, b, ta, tb);
     Tensor out(s.out, a.dtype());

@@ -35,10 +35,21 @@ constexpr int kXi = 36;         // points of the 6x6 transform grid
 // cache, so that they stay there beside a slice of U. Measured (`ddpm bench
 // --config small --batch 64`, 2 threads): 768 KiB best where L2 is 1 MiB
 // (AMD Zen 5); on a Zen 3 (512 KiB) 384 KiB took 3-4% less per step than 768.
-int64_t block_bytes() {
+int64_t l2_bytes() {
     static const int64_t bytes = [] {
         const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-        return (l2 > 0 ? int64_t{l2} : int64_t{1} << 20) * 3 / 4;
+        return l2 > 0 ? int64_t{l2} : int64_t{1} << 20;
+    }();
+    return bytes;
+}
+int64_t block_bytes() { return l2_bytes() * 3 / 4; }
+
+// The bytes of V and dM of one block that all threads share in a wide layer's
+// weight gradient (weight_grad_by_xi): a quarter of L3, at most 8 MiB.
+int64_t shared_block_bytes() {
+    static const int64_t bytes = [] {
+        const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+        return std::min<int64_t>(l3 > 0 ? int64_t{l3} / 4 : int64_t{4} << 20, int64_t{8} << 20);
     }();
     return bytes;
 }
@@ -533,9 +544,11 @@ template <class T> void winograd_products(const T* U, const T* V, T* M, const Ti
     }
 }
 
-// guide.md §3: dU[xi] (OC x C) += dM[xi] (OC x n) V[xi]^T (n x C).
-template <class T> void winograd_grad_products(const T* dM, const T* V, T* dU, const Tiling& t, int64_t count) {
-    for (int xi = 0; xi < kXi; ++xi) {
+// guide.md §3: dU[xi] (OC x C) += dM[xi] (OC x n) V[xi]^T (n x C), for xi in [xi0, xi1).
+template <class T>
+void winograd_grad_products(const T* dM, const T* V, T* dU, const Tiling& t, int64_t count, int xi0 = 0,
+                            int xi1 = kXi) {
+    for (int xi = xi0; xi < xi1; ++xi) {
         const T* dm = dM + xi * t.mxi;
         const T* v = V + xi * t.vxi;
         T* du = dU + xi * t.OC * t.C;
@@ -550,6 +563,8 @@ struct VTag {};
 struct MTag {};
 struct UTag {};
 struct BiasTag {};
+struct SharedVTag {};  // a wide layer's weight gradient: V and dM of a block all threads share
+struct SharedMTag {};
 
 // guide.md §3: the convolution of x with the transformed kernels U (OC x C at each xi).
 template <class T> void winograd_conv(const T* x, const T* U, const T* bias, T* out, const Tiling& t) {
@@ -593,37 +608,82 @@ void winograd_conv3x3_input_grad(const T* dout, const T* w, T* dx, int64_t B, in
     winograd_conv(dout, U, static_cast<const T*>(nullptr), dx, t);
 }
 
+// The weight gradient of a layer whose dU fits a core's L2: each thread takes
+// cache-sized blocks of tiles (twice the forward's: each block reads and writes
+// all of its thread's dU once per xi, and its tiles are the products' inner size,
+// so longer blocks move dU less per multiply; measured on a Zen 3, 2 threads,
+// batch 64, the `small` U-Net's 3x3 layers: 5-9% less time than at 1x, 4x no
+// better) and adds into its own slice of dU, nt slices of 36 OC C in all.
 template <class T>
-void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, int64_t B, int64_t C, int64_t H,
-                                  int64_t W, int64_t OC) {
-    const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-    // Blocks twice the forward's: each block reads and writes all of its thread's
-    // dU once per xi, and its tiles are the products' inner size K, so longer
-    // blocks move dU (larger than L2) less per multiply. Measured on a Zen 3, 2
-    // threads, batch 64, the `small` U-Net's larger 3x3 layers: 5-9% less time
-    // than at 1x; 4x was no better.
-    const Tiling t(B, C, H, W, OC, max_threads, 2 * block_bytes());
-    const int nt = static_cast<int>(std::min<int64_t>(max_threads, t.nblocks));
-    const int64_t usize = kXi * OC * C;
-    // dU and the bias sums, one slice per thread, added in a fixed order at the
-    // end: the result does not depend on timing. All slices start at zero, so a
-    // slice whose thread did not run adds nothing.
-    T* dU = thread_scratch<T, UTag>(static_cast<size_t>(nt * usize));
-    double* db = thread_scratch<double, BiasTag>(static_cast<size_t>(nt * OC));
-    std::fill(dU, dU + nt * usize, T(0));
-    std::fill(db, db + nt * OC, 0.0);
+void weight_grad_by_blocks(const T* x, const T* dout, T* dU, double* db, const Tiling& t, int nt) {
+    const int64_t usize = kXi * t.OC * t.C;
     auto run_blocks = [&](int k, int64_t first, int64_t last) {
         T* V = thread_scratch<T, VTag>(static_cast<size_t>(kXi * t.vxi));
         T* dM = thread_scratch<T, MTag>(static_cast<size_t>(kXi * t.mxi));
-        T* part = dU + k * usize;
         for (int64_t blk = first; blk < last; ++blk) {
             const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
             input_transform(x, t, p0, count, V);
-            output_grad_transform(dout, t, p0, count, dM, dbias ? db + k * OC : nullptr);
-            winograd_grad_products(dM, V, part, t, count);
+            output_grad_transform(dout, t, p0, count, dM, db ? db + k * t.OC : nullptr);
+            winograd_grad_products(dM, V, dU + k * usize, t, count);
         }
     };
     run_on_threads(nt, t.nblocks, run_blocks);
+}
+
+// The weight gradient of a wide layer, whose dU is several times a core's L2 (a
+// slice per thread, added into once per small block, would cross memory each
+// time): all threads take one large block of tiles at a time (its V and dM in L3),
+// transform its lane groups together, then each adds dU[xi] += dM[xi] V[xi]^T
+// for its own share of the 36 xi, over all the block's tiles at once. One dU,
+// each xi with one owner: no slices to clear and add up. (`cifar10`, batch 16,
+// 2 threads: 256 -> 256 channels at 8x8 took 3.7 ms forward but 16.6 ms for the
+// weight gradient by blocks.)
+template <class T>
+void weight_grad_by_xi(const T* x, const T* dout, T* dU, double* db, const Tiling& t, int nt) {
+    T* V = thread_scratch<T, SharedVTag>(static_cast<size_t>(kXi * t.vxi));
+    T* dM = thread_scratch<T, SharedMTag>(static_cast<size_t>(kXi * t.mxi));
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        const int k = omp_get_thread_num(), n = omp_get_num_threads();
+        for (int64_t blk = 0; blk < t.nblocks; ++blk) {
+            const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0), groups = ceil_div(count, kLanes);
+            for (int64_t g = groups * k / n; g < groups * (k + 1) / n; ++g) {
+                const int64_t q = g * kLanes, m = std::min(kLanes, count - q);
+                input_transform(x, t, p0 + q, m, V + q);
+                output_grad_transform(dout, t, p0 + q, m, dM + q, db ? db + k * t.OC : nullptr);
+            }
+#pragma omp barrier
+            winograd_grad_products(dM, V, dU, t, count, kXi * k / n, kXi * (k + 1) / n);
+#pragma omp barrier
+        }
+    }
+}
+
+template <class T>
+void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, int64_t B, int64_t C, int64_t H,
+                                  int64_t W, int64_t OC, WeightGradPlan plan) {
+    const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const int64_t usize = kXi * OC * C;
+    // Wide: dU more than four L2s (measured on a Zen 3, 512 KiB L2, 2 threads: 128
+    // -> 128 channels at 32x32 and wider went faster by xi, 13.6 ms against 15.4 at
+    // the narrowest, 17 against 40 at 256 -> 256, 16x16; 128 -> 64 and narrower
+    // faster by blocks, 7.4 ms against 7.8 for 128 -> 64 at 14x14).
+    const bool wide = plan == WeightGradPlan::Auto ? usize * int64_t{sizeof(float)} > 4 * l2_bytes()
+                                                   : plan == WeightGradPlan::ByXi;
+    const Tiling t(B, C, H, W, OC, wide ? 1 : max_threads, wide ? shared_block_bytes() : 2 * block_bytes());
+    const int nt = static_cast<int>(std::min<int64_t>(max_threads, wide ? kXi : t.nblocks));
+    const int slices = wide ? 1 : nt;
+    // dU (one slice, or one per thread) and the bias sums (one per thread), added
+    // in a fixed order at the end: the result does not depend on timing. All start
+    // at zero, so a slice whose thread did not run adds nothing.
+    T* dU = thread_scratch<T, UTag>(static_cast<size_t>(slices * usize));
+    double* db = thread_scratch<double, BiasTag>(static_cast<size_t>(nt * OC));
+    std::fill(dU, dU + slices * usize, T(0));
+    std::fill(db, db + nt * OC, 0.0);
+    if (wide)
+        weight_grad_by_xi(x, dout, dU, dbias ? db : nullptr, t, nt);
+    else
+        weight_grad_by_blocks(x, dout, dU, dbias ? db : nullptr, t, nt);
     // Each (o, c) sums its slices in the same order whichever thread runs it.
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && OC * C >= 1024)
     for (int64_t o = 0; o < OC; ++o) {
@@ -631,7 +691,7 @@ void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, in
             T du[kXi];
             for (int xi = 0; xi < kXi; ++xi) {
                 T s = 0;
-                for (int k = 0; k < nt; ++k) s += dU[k * usize + (xi * OC + o) * C + c];
+                for (int k = 0; k < slices; ++k) s += dU[k * usize + (xi * OC + o) * C + c];
                 du[xi] = s;
             }
             kernel_transform_adjoint(du, dw + (o * C + c) * 9);
@@ -653,8 +713,8 @@ template void winograd_conv3x3_input_grad<float>(const float*, const float*, flo
 template void winograd_conv3x3_input_grad<double>(const double*, const double*, double*, int64_t, int64_t, int64_t,
                                                   int64_t, int64_t);
 template void winograd_conv3x3_weight_grad<float>(const float*, const float*, float*, float*, int64_t, int64_t,
-                                                  int64_t, int64_t, int64_t);
+                                                  int64_t, int64_t, int64_t, WeightGradPlan);
 template void winograd_conv3x3_weight_grad<double>(const double*, const double*, double*, double*, int64_t, int64_t,
-                                                   int64_t, int64_t, int64_t);
+                                                   int64_t, int64_t, int64_t, WeightGradPlan);
 
 }  // namespace ddpm

@@ -38,11 +38,17 @@ template <class T>
 void winograd_conv3x3_input_grad(const T* dout, const T* w, T* dx, int64_t B, int64_t C, int64_t H, int64_t W,
                                  int64_t OC);
 
+// How the weight gradient shares its work among threads: by blocks of tiles,
+// each thread adding into its own slice of dU; or by xi, all threads on one
+// large block at a time, each with its own share of the 36 xi (for wide layers,
+// whose dU is several times a core's L2). Auto picks by that size.
+enum class WeightGradPlan { Auto, ByBlocks, ByXi };
+
 // dw (OC,C,3,3) = sum over the batch of dout (B,OC,H,W) correlated with x (B,C,H,W),
 // accumulated in the Winograd domain: dU[xi] = dM[xi] V[xi]^T, dw = G^T dU G.
 // dbias (OC, or null) = the sum of dout over the batch and the plane.
 template <class T>
 void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, int64_t B, int64_t C, int64_t H,
-                                  int64_t W, int64_t OC);
+                                  int64_t W, int64_t OC, WeightGradPlan plan = WeightGradPlan::Auto);
 
 }  // namespace ddpm

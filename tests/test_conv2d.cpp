@@ -117,6 +117,15 @@ TEST_CASE_TEMPLATE("Winograd 3x3 convolution matches the naive loops forward and
         CHECK(max_abs_diff(dx_only.dx, got.dx) == 0);
         Conv2dGrads db_only = conv2d_backward(dy, x, w, 1, 1, false, false, true);
         CHECK(max_abs_diff(db_only.dbias, want.dbias) <= rel * max_abs(want.dbias));
+        // Both ways of sharing out the weight gradient, whichever the size picks.
+        if (c.C >= 4)
+            for (WeightGradPlan plan : {WeightGradPlan::ByBlocks, WeightGradPlan::ByXi}) {
+                Tensor dw = Tensor::zeros(w.shape(), dt), db = Tensor::zeros({c.OC}, dt);
+                winograd_conv3x3_weight_grad(x.data<T>(), dy.data<T>(), dw.data<T>(), db.data<T>(), c.B, c.C, c.H,
+                                             c.W, c.OC, plan);
+                CHECK(max_abs_diff(dw, want.dweight) <= rel * max_abs(want.dweight));
+                CHECK(max_abs_diff(db, want.dbias) <= rel * max_abs(want.dbias));
+            }
     }
 }
 
