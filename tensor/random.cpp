@@ -44,77 +44,70 @@ constexpr int kLanes = kPhiloxLanes;
 struct Lanes {
     uint32_t x[4][kLanes];
 };
+#if defined(__AVX512F__) || defined(__AVX2__)
+// One register of lanes, as the rounds below need it: 16 with AVX-512, 8 with AVX2.
+// mulhilo gives the hi and lo words of the products a[l] * b (32 x 32 -> 64 bits):
+// the even and the odd lanes are multiplied separately (vpmuludq), then interleaved.
 #if defined(__AVX512F__)
-// hi and lo words of the 16 products a[l] * b (32 x 32 -> 64 bits): the
-// even and the odd lanes are multiplied separately (vpmuludq), then interleaved.
-inline void mulhilo16(__m512i a, __m512i b, __m512i& hi, __m512i& lo) {
-    const __m512i even = _mm512_mul_epu32(a, b), odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), b);
-    lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-    hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
-}
-#elif defined(__AVX2__)
-// The same for 8 lanes with AVX2.
-inline void mulhilo8(__m256i a, __m256i b, __m256i& hi, __m256i& lo) {
-    const __m256i even = _mm256_mul_epu32(a, b), odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), b);
-    lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
-    hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
-}
+struct Reg {
+    using V = __m512i;
+    static constexpr int kWidth = 16;
+    static V load(const uint32_t* p) { return _mm512_load_si512(p); }
+    static void store(uint32_t* p, V v) { _mm512_storeu_si512(p, v); }
+    static V zero() { return _mm512_setzero_si512(); }
+    static V all(uint32_t x) { return _mm512_set1_epi32(static_cast<int>(x)); }
+    static V xor3(V a, V b, V c) { return _mm512_xor_si512(_mm512_xor_si512(a, b), c); }
+    static void mulhilo(V a, V b, V& hi, V& lo) {
+        const V even = _mm512_mul_epu32(a, b), odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), b);
+        lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+        hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+    }
+};
+#else
+struct Reg {
+    using V = __m256i;
+    static constexpr int kWidth = 8;
+    static V load(const uint32_t* p) { return _mm256_load_si256(reinterpret_cast<const V*>(p)); }
+    static void store(uint32_t* p, V v) { _mm256_storeu_si256(reinterpret_cast<V*>(p), v); }
+    static V zero() { return _mm256_setzero_si256(); }
+    static V all(uint32_t x) { return _mm256_set1_epi32(static_cast<int>(x)); }
+    static V xor3(V a, V b, V c) { return _mm256_xor_si256(_mm256_xor_si256(a, b), c); }
+    static void mulhilo(V a, V b, V& hi, V& lo) {
+        const V even = _mm256_mul_epu32(a, b), odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), b);
+        lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+        hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    }
+};
+#endif
 #endif
 
 void philox_lanes(uint64_t first, uint64_t seed, Lanes& out) {
     const uint32_t key0 = static_cast<uint32_t>(seed), key1 = static_cast<uint32_t>(seed >> 32);
-#if defined(__AVX512F__)
-    if constexpr (kLanes == 16) {  // the rounds below with AVX-512 intrinsics
-        alignas(64) uint32_t lo[16], hi[16];
-        for (int l = 0; l < 16; ++l) {
-            const uint64_t ctr = first + static_cast<uint64_t>(l);
-            lo[l] = static_cast<uint32_t>(ctr), hi[l] = static_cast<uint32_t>(ctr >> 32);
-        }
-        __m512i c0 = _mm512_load_si512(lo), c1 = _mm512_load_si512(hi), c2 = _mm512_setzero_si512(),
-                c3 = _mm512_setzero_si512();
-        const __m512i m0 = _mm512_set1_epi32(static_cast<int>(kMul0)), m1 = _mm512_set1_epi32(static_cast<int>(kMul1));
-        uint32_t k0 = key0, k1 = key1;
-        for (int round = 0; round < 10; ++round) {
-            __m512i hi0, lo0, hi1, lo1;
-            mulhilo16(c0, m0, hi0, lo0);
-            mulhilo16(c2, m1, hi1, lo1);
-            c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
-            c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
-            c1 = lo1, c3 = lo0;
-            k0 += kWeyl0, k1 += kWeyl1;
-        }
-        _mm512_storeu_si512(out.x[0], c0);
-        _mm512_storeu_si512(out.x[1], c1);
-        _mm512_storeu_si512(out.x[2], c2);
-        _mm512_storeu_si512(out.x[3], c3);
-        return;
-    }
-#elif defined(__AVX2__)
-    if constexpr (kLanes % 8 == 0) {  // the rounds below with AVX2 intrinsics, 8 lanes at a time
-        for (int g = 0; g < kLanes; g += 8) {
-            alignas(32) uint32_t lo[8], hi[8];
-            for (int l = 0; l < 8; ++l) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+    if constexpr (kLanes % Reg::kWidth == 0) {  // the rounds below in registers, Reg::kWidth lanes at a time
+        using V = Reg::V;
+        for (int g = 0; g < kLanes; g += Reg::kWidth) {
+            alignas(64) uint32_t lo[Reg::kWidth], hi[Reg::kWidth];
+            for (int l = 0; l < Reg::kWidth; ++l) {
                 const uint64_t ctr = first + static_cast<uint64_t>(g + l);
                 lo[l] = static_cast<uint32_t>(ctr), hi[l] = static_cast<uint32_t>(ctr >> 32);
             }
-            __m256i c0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo)),
-                    c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi)), c2 = _mm256_setzero_si256(),
-                    c3 = _mm256_setzero_si256();
-            const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kMul0)), m1 = _mm256_set1_epi32(static_cast<int>(kMul1));
+            V c0 = Reg::load(lo), c1 = Reg::load(hi), c2 = Reg::zero(), c3 = Reg::zero();
+            const V m0 = Reg::all(kMul0), m1 = Reg::all(kMul1);
             uint32_t k0 = key0, k1 = key1;
             for (int round = 0; round < 10; ++round) {
-                __m256i hi0, lo0, hi1, lo1;
-                mulhilo8(c0, m0, hi0, lo0);
-                mulhilo8(c2, m1, hi1, lo1);
-                c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(static_cast<int>(k0)));
-                c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(static_cast<int>(k1)));
+                V hi0, lo0, hi1, lo1;
+                Reg::mulhilo(c0, m0, hi0, lo0);
+                Reg::mulhilo(c2, m1, hi1, lo1);
+                c0 = Reg::xor3(hi1, c1, Reg::all(k0));
+                c2 = Reg::xor3(hi0, c3, Reg::all(k1));
                 c1 = lo1, c3 = lo0;
                 k0 += kWeyl0, k1 += kWeyl1;
             }
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.x[0] + g), c0);
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.x[1] + g), c1);
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.x[2] + g), c2);
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.x[3] + g), c3);
+            Reg::store(out.x[0] + g, c0);
+            Reg::store(out.x[1] + g, c1);
+            Reg::store(out.x[2] + g, c2);
+            Reg::store(out.x[3] + g, c3);
         }
         return;
     }
