@@ -639,8 +639,8 @@ void weight_grad_by_blocks(const T* x, const T* dout, T* dU, double* db, const T
 // transform its lane groups together, then each adds dU[xi] += dM[xi] V[xi]^T
 // for its own share of the 36 xi, over all the block's tiles at once. One dU,
 // each xi with one owner: no slices to clear and add up. (`cifar10`, batch 16,
-// 2 threads: 256 -> 256 channels at 8x8 took 3.7 ms forward but 16.6 ms for the
-// weight gradient by blocks.)
+// 2 threads, 256 -> 256 channels at 8x8: 3.7 ms forward; the weight gradient
+// 16.6 ms by blocks, 7.3 ms by xi.)
 template <class T>
 void weight_grad_by_xi(const T* x, const T* dout, T* dU, double* db, const Tiling& t, int nt) {
     T* V = thread_scratch<T, SharedVTag>(static_cast<size_t>(kXi * t.vxi));
