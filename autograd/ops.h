@@ -69,6 +69,10 @@ Variable matmul(const Variable& a, const Variable& b, bool trans_a = false, bool
 Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias, int64_t stride = 1,
                 int64_t pad = 0);
 
+// Scaled dot-product attention (tensor/attention.h): q, k, v (batch, d, N) ->
+// (batch, d, N), out_i = sum_j softmax_j(<k_j, q_i> / sqrt(d)) v_j.
+Variable attention(const Variable& q, const Variable& k, const Variable& v);
+
 // Normalisation (ops_norm.cpp).
 Variable group_norm(const Variable& x, const Variable& gamma, const Variable& beta, int64_t groups,
                     double eps = 1e-5);

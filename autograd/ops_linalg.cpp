@@ -1,6 +1,7 @@
-// ops_linalg.cpp: matmul and conv2d with their gradients.
+// ops_linalg.cpp: matmul, conv2d and attention with their gradients.
 #include "autograd/ops.h"
 #include "autograd/profiler.h"
+#include "tensor/attention.h"
 #include "tensor/conv2d.h"
 #include "tensor/matmul.h"
 #include "tensor/reduce.h"
@@ -46,6 +47,24 @@ Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias,
             if (d.dbias.defined()) in[2].accumulate_grad(std::move(d.dbias));
         },
         "conv2d");
+}
+
+// guide.md §4: attention's forward and backward (tensor/attention.h); P^T is kept
+// for the backward only when a gradient will be asked for.
+Variable attention(const Variable& q, const Variable& k, const Variable& v) {
+    OpTimer timer("attention");
+    const bool keep = grad_mode_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+    Tensor pt;
+    Tensor out = attention_forward(q.data(), k.data(), v.data(), keep ? &pt : nullptr);
+    return Variable::make_result(
+        std::move(out), {q, k, v},
+        [pt](const Tensor& g, VariableList& in) {
+            AttentionGrads d = attention_backward(g, in[0].data(), in[1].data(), in[2].data(), pt);
+            if (in[0].requires_grad()) in[0].accumulate_grad(std::move(d.dq));
+            if (in[1].requires_grad()) in[1].accumulate_grad(std::move(d.dk));
+            if (in[2].requires_grad()) in[2].accumulate_grad(std::move(d.dv));
+        },
+        "attention");
 }
 
 }  // namespace ddpm

@@ -25,7 +25,7 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 std::string category(const std::string& op) {
     if (op == "conv2d") return "conv";
     if (op == "group_norm" || op == "group_norm_silu") return "group norm";
-    if (op == "matmul" || op == "softmax") return "attention (matmul, softmax)";
+    if (op == "attention" || op == "matmul" || op == "softmax") return "attention (and the linear layers)";
     return "element-wise and shape";
 }
 

@@ -1,9 +1,8 @@
-// attention.cpp: attention as two batched GEMMs around a softmax, one batch entry per (image, head).
+// attention.cpp: the attention block; its core, softmax(q^T k / sqrt(d)) v, is one op (tensor/attention.h).
 #include "nn/attention.h"
 
 #include <fmt/format.h>
 
-#include <cmath>
 
 #include "autograd/ops.h"
 #include "nn/trace.h"
@@ -26,13 +25,12 @@ Variable AttnBlock::forward(const Variable& x) {
     const int64_t B = x.size(0), H = x.size(2), W = x.size(3), N = H * W, d = ch / heads;
     Variable h = norm->forward(x);
     // (B, C, H, W) -> (B*heads, d, N): the channels of head j are a contiguous block.
-    Variable qh = mul_scalar(reshape(q->forward(h), {B * heads, d, N}), 1.0 / std::sqrt(static_cast<double>(d)));
+    Variable qh = reshape(q->forward(h), {B * heads, d, N});
     Variable kh = reshape(k->forward(h), {B * heads, d, N});
     Variable vh = reshape(v->forward(h), {B * heads, d, N});
-    Variable w = softmax(matmul(qh, kh, /*trans_a=*/true, false), -1);  // (B*heads, N queries, N keys)
-    Variable out = matmul(vh, w, false, /*trans_b=*/true);                // (B*heads, d, N)
+    Variable out = attention(qh, kh, vh);  // (B*heads, d, N); the weights (N queries x N keys) inside
     LayerTrace::record([&] {
-        return LayerRecord{name() + ".softmax(qk)v", "attention", w.shape(), 0, 2.0 * 2.0 * B * heads * N * N * d};
+        return LayerRecord{name() + ".softmax(qk)v", "attention", {B * heads, N, N}, 0, 2.0 * 2.0 * B * heads * N * N * d};
     });
     return x + proj_out->forward(reshape(out, {B, ch, H, W}));
 }

@@ -90,6 +90,14 @@ TEST_CASE("gradcheck: matmul, 2-D and batched, with transposes") {
         }
 }
 
+TEST_CASE("gradcheck: attention (q, k, v each), several entries, ragged sizes") {
+    // d = 3 and N = 5, 13: sizes off every vector width; 3 entries share the threads.
+    for (int64_t N : {5, 13}) {
+        Tensor q = rn({3, 3, N}, 44), k = rn({3, 3, N}, 45), v = rn({3, 3, N}, 46);
+        expect_grad("attention", [](Vars x) { return attention(x[0], x[1], x[2]); }, {q, k, v});
+    }
+}
+
 TEST_CASE("gradcheck: conv2d") {
     expect_grad("conv 3x3 stride 2 pad 1 with bias",
                 [](Vars v) { return conv2d(v[0], v[1], v[2], 2, 1); },

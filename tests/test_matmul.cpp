@@ -1,5 +1,8 @@
-// matmul: hand-computed products, transposes, batches, against the naive loop.
+// matmul: hand-computed products, transposes, batches, against the naive loop;
+// attention against its double loops.
 #include "helpers.h"
+#include "tensor/attention.h"
+#include "tensor/elementwise.h"
 #include "tensor/gemm_kernels.h"
 #include "tensor/matmul.h"
 #include "tensor/random.h"
@@ -59,4 +62,37 @@ TEST_CASE("matmul shape errors name the shapes") {
     CHECK_THROWS_WITH_AS(matmul(a, b), "matmul: inner sizes differ: f32[2,3] @ f32[4,5] (3 vs 4)", TensorError);
     CHECK_THROWS_AS(matmul(Tensor::zeros({2, 2, 3}), Tensor::zeros({3, 3, 4})), TensorError);
     CHECK_THROWS_AS(matmul(Tensor::zeros({3}), Tensor::zeros({3, 3})), TensorError);
+}
+
+TEST_CASE("attention in float matches the double loops forward, and the double kernels backward") {
+    // The U-Net's shapes (14 x 14 and 7 x 7 positions, 64 channels) and ragged ones.
+    Generator gen(31);
+    struct Case { int64_t batch, d, N; };
+    for (Case c : {Case{4, 64, 196}, Case{3, 64, 49}, Case{5, 5, 17}, Case{1, 1, 1}}) {
+        INFO("batch " << c.batch << " d " << c.d << " N " << c.N);
+        // Queries and keys of a trained layer's scale: softmax weights far from uniform.
+        Tensor q = mul_scalar(randn({c.batch, c.d, c.N}, gen), 2.0), k = mul_scalar(randn({c.batch, c.d, c.N}, gen), 2.0);
+        Tensor v = randn({c.batch, c.d, c.N}, gen), dout = randn({c.batch, c.d, c.N}, gen);
+        Tensor pt;
+        Tensor out = attention_forward(q, k, v, &pt);
+        CHECK(max_abs_diff(out, attention_reference(q, k, v)) <= 1e-5);
+        CHECK(max_abs_diff(attention_forward(q, k, v), out) == 0);  // P^T kept or not: the same bits
+        // Each column of P^T is a distribution over the keys.
+        for (int64_t i = 0; i < c.N; ++i) {
+            double z = 0;
+            for (int64_t j = 0; j < c.N; ++j) z += pt.flat(j * c.N + i);
+            CHECK(z == doctest::Approx(1.0).epsilon(1e-5));
+        }
+        Tensor pt64;
+        const Tensor q64 = q.to(DType::F64), k64 = k.to(DType::F64), v64 = v.to(DType::F64);
+        attention_forward(q64, k64, v64, &pt64);
+        const AttentionGrads got = attention_backward(dout, q, k, v, pt);
+        const AttentionGrads want = attention_backward(dout.to(DType::F64), q64, k64, v64, pt64);
+        CHECK(max_abs_diff(got.dq, want.dq) <= 1e-4);
+        CHECK(max_abs_diff(got.dk, want.dk) <= 1e-4);
+        CHECK(max_abs_diff(got.dv, want.dv) <= 1e-4);
+    }
+    CHECK_THROWS_WITH_AS(attention_forward(Tensor::zeros({2, 4, 9}), Tensor::zeros({2, 4, 8}), Tensor::zeros({2, 4, 9})),
+                         "attention: q f32[2,4,9] k f32[2,4,8] v f32[2,4,9]: each must be (batch, d, N), all alike",
+                         TensorError);
 }
