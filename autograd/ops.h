@@ -65,7 +65,7 @@ Variable log_softmax(const Variable& x, int64_t axis);
 
 // Linear algebra (ops_linalg.cpp).
 Variable matmul(const Variable& a, const Variable& b, bool trans_a = false, bool trans_b = false);
-// bias may be an undefined Variable.
+// bias is (OC), (B,OC) (one per image) or an undefined Variable.
 Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias, int64_t stride = 1,
                 int64_t pad = 0);
 

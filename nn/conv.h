@@ -12,6 +12,10 @@ public:
     Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t pad, Initializer& init,
            bool zero_init = false);
     Variable forward(const Variable& x);  // (B, in, H, W) -> (B, out, OH, OW)
+    // The same plus image_bias (B, out), one value per image and output channel
+    // added to every position (as x + image_bias[:, :, None, None] would, without
+    // a pass over the output of its own).
+    Variable forward(const Variable& x, const Variable& image_bias);
     Variable weight, bias;
     int64_t in, out, kernel, stride, pad;
 };

@@ -19,13 +19,15 @@ ResBlock::ResBlock(int64_t in, int64_t out, int64_t temb_ch, int64_t groups, dou
 
 // guide.md §5: GN, SiLU, conv, + temb, GN, SiLU, dropout, conv, + skip.
 Variable ResBlock::forward(const Variable& x, const Variable& temb_act, Generator& gen) {
-    Variable h = conv1->forward(norm1->forward_silu(x));
-    const int64_t B = h.size(0), C = h.size(1);
     const Variable emb = temb_proj->forward(temb_act);  // (B, C), or (B, 2C) = [s, b]
+    const Variable a = norm1->forward_silu(x);
+    Variable h;
     if (scale_shift) {
+        h = conv1->forward(a);
+        const int64_t C = h.size(1);
         h = norm2->forward_scale_shift_silu(h, narrow(emb, 1, 0, C), narrow(emb, 1, C, C));  // silu(GN(h) (1 + s) + b)
     } else {
-        h = norm2->forward_silu(h + reshape(emb, {B, C, 1, 1}));
+        h = norm2->forward_silu(conv1->forward(a, emb));  // conv1(a) + emb[:, :, None, None], one pass
     }
     h = conv2->forward(dropout->forward(h, gen));
     return (skip ? skip->forward(x) : x) + h;

@@ -27,6 +27,7 @@ namespace {
 
 struct Geom {
     int64_t B, C, H, W, OC, KH, KW, stride, pad, OH, OW;
+    bool per_image_bias;  // bias (B,OC) rather than (OC)
     int64_t ckk() const { return C * KH * KW; }
     int64_t ohw() const { return OH * OW; }
     bool is_pointwise() const { return KH == 1 && KW == 1 && stride == 1 && pad == 0; }
@@ -41,10 +42,13 @@ Geom conv_geom(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t str
           fmt::format("input {} weight {}: channels differ ({} vs {})", shape_str(x.shape()),
                       shape_str(w.shape()), x.size(1), w.size(1)));
     DDPM_CHECK(stride >= 1 && pad >= 0, op, fmt::format("stride {} pad {}", stride, pad));
+    const bool per_image = bias.defined() && bias.dim() == 2;
     if (bias.defined())
-        DDPM_CHECK(bias.dim() == 1 && bias.size(0) == w.size(0) && bias.dtype() == w.dtype(), op,
-              fmt::format("bias {} does not match weight {}", bias.describe(), w.describe()));
-    Geom g{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), stride, pad, 0, 0};
+        DDPM_CHECK((bias.shape() == Shape{w.size(0)} || bias.shape() == Shape{x.size(0), w.size(0)}) &&
+                       bias.dtype() == w.dtype(),
+                   op, fmt::format("bias {} does not match weight {} (it is (OC) or (B,OC))", bias.describe(),
+                                   w.describe()));
+    Geom g{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), stride, pad, 0, 0, per_image};
     DDPM_CHECK(g.H + 2 * pad >= g.KH && g.W + 2 * pad >= g.KW, op,
           fmt::format("kernel {}x{} larger than padded input {}", g.KH, g.KW, shape_str(x.shape())));
     g.OH = (g.H + 2 * pad - g.KH) / stride + 1;
@@ -144,8 +148,9 @@ template <class T> void im2col_forward(const Geom& g, const T* px, const T* pw, 
             im2col(xb, c, g);
             col = c;
         }
-        if (pb) {  // start from the bias and accumulate the product onto it
-            for (int64_t oc = 0; oc < g.OC; ++oc) std::fill(ob + oc * g.ohw(), ob + (oc + 1) * g.ohw(), pb[oc]);
+        if (pb) {  // start from the bias (this image's, if one per image) and accumulate the product onto it
+            const T* bb = g.per_image_bias ? pb + b * g.OC : pb;
+            for (int64_t oc = 0; oc < g.OC; ++oc) std::fill(ob + oc * g.ohw(), ob + (oc + 1) * g.ohw(), bb[oc]);
         }
         product(false, false, g.OC, g.ohw(), g.ckk(), pw, g.ckk(), col, g.ohw(), ob, g.ohw(), pb != nullptr);
     });
@@ -153,7 +158,7 @@ template <class T> void im2col_forward(const Geom& g, const T* px, const T* pw, 
 
 }  // namespace
 
-// guide.md §3: x (B,C,H,W), weight (OC,C,KH,KW), bias (OC) or undefined -> (B,OC,OH,OW). Routed once:
+// guide.md §3: x (B,C,H,W), weight (OC,C,KH,KW), bias (OC), (B,OC) or undefined -> (B,OC,OH,OW). Routed once:
 // 3x3 stride-1 convolutions to Winograd (winograd.h), every other one to im2col + GEMM.
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t pad) {
     const Geom g = conv_geom(x, weight, bias, stride, pad);
@@ -162,7 +167,8 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
         using T = decltype(tag);
         const T* pb = bias.defined() ? bias.data<T>() : nullptr;
         if (winograd_applies(g.KH, g.KW, g.stride, g.pad, g.C))
-            winograd_conv3x3_forward(x.data<T>(), weight.data<T>(), pb, out.data<T>(), g.B, g.C, g.H, g.W, g.OC);
+            winograd_conv3x3_forward(x.data<T>(), weight.data<T>(), pb, out.data<T>(), g.B, g.C, g.H, g.W, g.OC,
+                                     g.per_image_bias);
         else
             im2col_forward(g, x.data<T>(), weight.data<T>(), pb, out.data<T>());
     });
@@ -279,7 +285,7 @@ Tensor conv2d_reference(const Tensor& x, const Tensor& weight, const Tensor& bia
             for (int64_t oc = 0; oc < g.OC; ++oc)
                 for (int64_t oh = 0; oh < g.OH; ++oh)
                     for (int64_t ow = 0; ow < g.OW; ++ow) {
-                        double acc = bias.defined() ? bias.flat(oc) : 0.0;
+                        double acc = bias.defined() ? bias.flat(g.per_image_bias ? b * g.OC + oc : oc) : 0.0;
                         for (int64_t c = 0; c < g.C; ++c)
                             for (int64_t i = 0; i < g.KH; ++i)
                                 for (int64_t j = 0; j < g.KW; ++j) {

@@ -379,14 +379,14 @@ template <class T, int kRows> struct TilePatches {
         }
     }
 
-    // plane0[patch element] = d[r][s][lane] + add, inside the plane only.
-    void scatter(const T (*d)[kRows][kLanes], T add, T* plane0) const {
+    // plane0[patch element] = d[r][s][lane] + add[lane], inside the plane only.
+    void scatter(const T (*d)[kRows][kLanes], const T* add, T* plane0) const {
 #if defined(__AVX512F__) && defined(__AVX512VL__)
         // 4x4 tiles: each row of the 16 lanes' tiles is transposed in registers
         // so that a lane's four values are one 128-bit piece, stored with a
         // column mask. (A vector scatter per element was twice as slow.)
         if constexpr (std::is_same_v<T, float> && kLanes == 16 && kRows == 4) {
-            const __m512 vadd = _mm512_set1_ps(add);
+            const __m512 vadd = _mm512_load_ps(add);
             for (int r = 0; r < 4; ++r) {
                 if (!row_ok[r]) continue;
                 const __m512 a0 = _mm512_add_ps(_mm512_load_ps(&d[r][0][0]), vadd);
@@ -412,10 +412,10 @@ template <class T, int kRows> struct TilePatches {
         // The same with AVX2, eight lanes at a time; a lane whose four columns all
         // lie in the plane is stored plainly (a masked store is slow on some CPUs).
         if constexpr (std::is_same_v<T, float> && kLanes % 8 == 0 && kRows == 4) {
-            const __m256 vadd = _mm256_set1_ps(add);
             for (int r = 0; r < 4; ++r) {
                 if (!row_ok[r]) continue;
                 for (int g = 0; g < kLanes; g += 8) {
+                    const __m256 vadd = _mm256_load_ps(add + g);
                     __m256 a[4];
                     for (int s = 0; s < 4; ++s) a[s] = _mm256_add_ps(_mm256_load_ps(&d[r][s][g]), vadd);
                     const __m256 t0 = _mm256_unpacklo_ps(a[0], a[1]), t1 = _mm256_unpackhi_ps(a[0], a[1]);
@@ -442,7 +442,7 @@ template <class T, int kRows> struct TilePatches {
             T* x = plane0 + offset[l];
             for (int r = 0; r < kRows; ++r)
                 for (int s = 0; s < kRows; ++s)
-                    if (inside[l] || ((row_ok[r] & col_ok[s]) >> l & 1u)) x[r * W + s] = d[r][s][l] + add;
+                    if (inside[l] || ((row_ok[r] & col_ok[s]) >> l & 1u)) x[r * W + s] = d[r][s][l] + add[l];
         }
     }
 };
@@ -508,15 +508,20 @@ template <> void input_transform<float>(const float* x, const Tiling& t, int64_t
 #endif
 
 // Step 3. guide.md §3: out tile = A^T M A + bias, written where it lies inside the image.
+// The bias of output channel o is bias[o], or with bias_stride = OC (a bias per
+// image) bias[b OC + o] for a tile of image b.
 template <class T>
-void output_transform(const T* M, const T* bias, const Tiling& t, int64_t p0, int64_t count, T* out) {
+void output_transform(const T* M, const T* bias, int64_t bias_stride, const Tiling& t, int64_t p0, int64_t count,
+                      T* out) {
     for (int64_t q = 0; q < count; q += kLanes) {
-        const TilePatches<T, 4> patches(LaneTiles(t, p0 + q, count - q), t.OC * t.H * t.W, t.H, t.W, 0);
+        const LaneTiles lanes(t, p0 + q, count - q);
+        const TilePatches<T, 4> patches(lanes, t.OC * t.H * t.W, t.H, t.W, 0);
         for (int64_t o = 0; o < t.OC; ++o) {
-            alignas(64) T tmp[4][6][kLanes], y[4][4][kLanes];
+            alignas(64) T tmp[4][6][kLanes], y[4][4][kLanes], b[kLanes] = {};
             for (int s = 0; s < 6; ++s) at6(M + s * t.mxi + o * t.ld + q, 6 * t.mxi, &tmp[0][s][0], 6 * kLanes);
             for (int r = 0; r < 4; ++r) at6(&tmp[r][0][0], kLanes, &y[r][0][0], kLanes);
-            patches.scatter(y, bias ? bias[o] : T(0), out + o * t.H * t.W);
+            for (int l = 0; bias && l < lanes.n; ++l) b[l] = bias[lanes.image[l] * bias_stride + o];
+            patches.scatter(y, b, out + o * t.H * t.W);
         }
     }
 }
@@ -595,7 +600,8 @@ struct SharedVTag {};  // a wide layer's weight gradient: V and dM of a block al
 struct SharedMTag {};
 
 // guide.md §3: the convolution of x with the transformed kernels U (OC x C at each xi).
-template <class T> void winograd_conv(const T* x, const T* U, const T* bias, T* out, const Tiling& t) {
+template <class T>
+void winograd_conv(const T* x, const T* U, const T* bias, int64_t bias_stride, T* out, const Tiling& t) {
     // Blocks are independent and compute the same on any thread, so they are
     // handed out as threads come free (see tensor/parallel.h on sharing the CPU).
     const int nt = omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), t.nblocks));
@@ -606,7 +612,7 @@ template <class T> void winograd_conv(const T* x, const T* U, const T* bias, T* 
         const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
         input_transform(x, t, p0, count, V);
         winograd_products(U, V, M, t, count);
-        output_transform(M, bias, t, p0, count, out);
+        output_transform(M, bias, bias_stride, t, p0, count, out);
     }
 }
 
@@ -618,11 +624,11 @@ int64_t winograd_block_tiles(int64_t B, int64_t C, int64_t H, int64_t W, int64_t
 
 template <class T>
 void winograd_conv3x3_forward(const T* x, const T* w, const T* bias, T* out, int64_t B, int64_t C, int64_t H,
-                              int64_t W, int64_t OC) {
+                              int64_t W, int64_t OC, bool per_image_bias) {
     const Tiling t(B, C, H, W, OC, omp_in_parallel() ? 1 : omp_get_max_threads());
     T* U = thread_scratch<T, UTag>(static_cast<size_t>(kXi * t.uxi));
     transform_kernels(w, OC, C, false, U, t.uxi);
-    winograd_conv(x, U, bias, out, t);
+    winograd_conv(x, U, bias, per_image_bias ? OC : 0, out, t);
 }
 
 // guide.md §3: dx is the convolution of dout with the kernel flipped and its channels swapped.
@@ -633,7 +639,7 @@ void winograd_conv3x3_input_grad(const T* dout, const T* w, T* dx, int64_t B, in
     const Tiling t(B, OC, H, W, C, omp_in_parallel() ? 1 : omp_get_max_threads());
     T* U = thread_scratch<T, UTag>(static_cast<size_t>(kXi * t.uxi));
     transform_kernels(w, C, OC, true, U, t.uxi);
-    winograd_conv(dout, U, static_cast<const T*>(nullptr), dx, t);
+    winograd_conv(dout, U, static_cast<const T*>(nullptr), 0, dx, t);
 }
 
 // The weight gradient of a layer whose dU fits a core's L2: each thread takes
@@ -733,9 +739,9 @@ void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, in
 }
 
 template void winograd_conv3x3_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t,
-                                              int64_t, int64_t, int64_t);
+                                              int64_t, int64_t, int64_t, bool);
 template void winograd_conv3x3_forward<double>(const double*, const double*, const double*, double*, int64_t,
-                                               int64_t, int64_t, int64_t, int64_t);
+                                               int64_t, int64_t, int64_t, int64_t, bool);
 template void winograd_conv3x3_input_grad<float>(const float*, const float*, float*, int64_t, int64_t, int64_t,
                                                  int64_t, int64_t);
 template void winograd_conv3x3_input_grad<double>(const double*, const double*, double*, int64_t, int64_t, int64_t,

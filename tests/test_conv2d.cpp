@@ -42,6 +42,12 @@ TEST_CASE_TEMPLATE("conv2d matches the naive reference at U-Net-like shapes", T,
         Tensor b = randn({c.OC}, gen, dt);
         CHECK(max_abs_diff(conv2d_forward(x, w, b, c.stride, c.pad), conv2d_reference(x, w, b, c.stride, c.pad)) <
               1e3 * tol<T>());
+        // A bias per image: each image's output is that image's convolution with its own bias.
+        Tensor bi = randn({c.B, c.OC}, gen, dt), y = conv2d_forward(x, w, bi, c.stride, c.pad);
+        CHECK(max_abs_diff(y, conv2d_reference(x, w, bi, c.stride, c.pad)) < 1e3 * tol<T>());
+        for (int64_t i = 0; i < c.B; ++i)
+            CHECK(max_abs_diff(y.select(i), conv2d_forward(x.slice(i, i + 1), w, bi.select(i), c.stride, c.pad).select(0)) <
+                  1e3 * tol<T>());
     }
 }
 
@@ -77,6 +83,9 @@ TEST_CASE("conv2d errors name the shapes") {
                          "conv2d: input [64,32,28,28] weight [64,16,3,3]: channels differ (32 vs 16)", TensorError);
     CHECK_THROWS_AS(conv2d_forward(Tensor::zeros({32, 28, 28}), w, Tensor(), 1, 1), TensorError);
     CHECK_THROWS_AS(conv2d_forward(x, Tensor::zeros({8, 32, 3, 3}), Tensor::zeros({4}), 1, 1), TensorError);
+    CHECK_THROWS_WITH_AS(conv2d_forward(x, Tensor::zeros({8, 32, 3, 3}), Tensor::zeros({32, 8}), 1, 1),
+                         "conv2d: bias f32[32,8] does not match weight f32[8,32,3,3] (it is (OC) or (B,OC))",
+                         TensorError);
 }
 
 namespace {

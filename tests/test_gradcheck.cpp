@@ -110,6 +110,10 @@ TEST_CASE("gradcheck: conv2d") {
                 {rn({2, 4, 5, 6}, 61), rn({3, 4, 3, 3}, 62), rn({3}, 63)});
     expect_grad("conv 1x1", [](Vars v) { return conv2d(v[0], v[1], v[2], 1, 0); },
                 {rn({3, 4, 3, 3}, 55), rn({5, 4, 1, 1}, 56), rn({5}, 57)});
+    expect_grad("conv 3x3 Winograd, a bias per image", [](Vars v) { return conv2d(v[0], v[1], v[2], 1, 1); },
+                {rn({3, 4, 5, 6}, 64), rn({3, 4, 3, 3}, 65), rn({3, 3}, 66)});
+    expect_grad("conv 3x3 stride 2 (im2col), a bias per image", [](Vars v) { return conv2d(v[0], v[1], v[2], 2, 1); },
+                {rn({2, 3, 7, 6}, 67), rn({4, 3, 3, 3}, 68), rn({2, 4}, 69)});
     expect_grad("conv 2x2 stride 2 no pad", [](Vars v) { return conv2d(v[0], v[1], v[2], 2, 0); },
                 {rn({1, 2, 6, 4}, 58), rn({2, 2, 2, 2}, 59), rn({2}, 60)});
 }
