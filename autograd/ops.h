@@ -65,9 +65,10 @@ Variable log_softmax(const Variable& x, int64_t axis);
 
 // Linear algebra (ops_linalg.cpp).
 Variable matmul(const Variable& a, const Variable& b, bool trans_a = false, bool trans_b = false);
-// bias is (OC), (B,OC) (one per image) or an undefined Variable.
+// bias is (OC), (B,OC) (one per image) or an undefined Variable; a defined
+// residual (the output's shape) is added to the output as it is written.
 Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias, int64_t stride = 1,
-                int64_t pad = 0);
+                int64_t pad = 0, const Variable& residual = Variable());
 
 // Scaled dot-product attention (tensor/attention.h): q, k, v (batch, d, N) ->
 // (batch, d, N), out_i = sum_j softmax_j(<k_j, q_i> / sqrt(d)) v_j.

@@ -33,15 +33,17 @@ Variable matmul(const Variable& a, const Variable& b, bool ta, bool tb) {
 }
 
 // A bias per image (B,OC) gets dout summed over the plane; one shared (OC) bias gets
-// its gradient from conv2d_backward, beside the weight's.
-Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias, int64_t stride, int64_t pad) {
+// its gradient from conv2d_backward, beside the weight's. A residual gets dout itself.
+Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias, int64_t stride, int64_t pad,
+                const Variable& residual) {
     OpTimer timer("conv2d");
-    const bool has_bias = bias.defined(), per_image = has_bias && bias.dim() == 2;
-    VariableList inputs{x, weight};
-    if (has_bias) inputs.push_back(bias);
+    const bool has_bias = bias.defined(), per_image = has_bias && bias.dim() == 2, has_res = residual.defined();
+    VariableList inputs{x, weight, bias, residual};  // an undefined one stands for "none"
     return Variable::make_result(
-        conv2d_forward(x.data(), weight.data(), has_bias ? bias.data() : Tensor(), stride, pad), std::move(inputs),
-        [stride, pad, has_bias, per_image](const Tensor& g, VariableList& in) {
+        conv2d_forward(x.data(), weight.data(), has_bias ? bias.data() : Tensor(), stride, pad,
+                       has_res ? residual.data() : Tensor()),
+        std::move(inputs),
+        [stride, pad, has_bias, per_image, has_res](const Tensor& g, VariableList& in) {
             const bool need_db = has_bias && in[2].requires_grad();
             Conv2dGrads d = conv2d_backward(g, in[0].data(), in[1].data(), stride, pad, in[0].requires_grad(),
                                             in[1].requires_grad(), need_db && !per_image);
@@ -49,6 +51,7 @@ Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias,
             if (d.dweight.defined()) in[1].accumulate_grad(std::move(d.dweight));
             if (d.dbias.defined()) in[2].accumulate_grad(std::move(d.dbias));
             if (need_db && per_image) in[2].accumulate_grad(ddpm::sum(g, {2, 3}));
+            if (has_res && in[3].requires_grad()) in[3].accumulate_grad(g);
         },
         "conv2d");
 }

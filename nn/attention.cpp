@@ -32,7 +32,7 @@ Variable AttnBlock::forward(const Variable& x) {
     LayerTrace::record([&] {
         return LayerRecord{name() + ".softmax(qk)v", "attention", {B * heads, N, N}, 0, 2.0 * 2.0 * B * heads * N * N * d};
     });
-    return x + proj_out->forward(reshape(out, {B, ch, H, W}));
+    return proj_out->forward(reshape(out, {B, ch, H, W}), Variable(), x);  // x + proj_out(out), one pass
 }
 
 }  // namespace ddpm

@@ -16,9 +16,7 @@ Conv2d::Conv2d(int64_t in_, int64_t out_, int64_t kernel_, int64_t stride_, int6
     bias = register_parameter("bias", zero_init ? init.zeros({out}) : init.bias(out, in * kernel * kernel));
 }
 
-Variable Conv2d::forward(const Variable& x) { return forward(x, Variable()); }
-
-Variable Conv2d::forward(const Variable& x, const Variable& image_bias) {
+Variable Conv2d::forward(const Variable& x, const Variable& image_bias, const Variable& residual) {
     if (x.dim() != 4 || x.size(1) != in)
         fail("conv2d(" + name() + ")",
              fmt::format("input {} weight {}: channels differ", x.data().describe(), weight.data().describe()));
@@ -26,7 +24,7 @@ Variable Conv2d::forward(const Variable& x, const Variable& image_bias) {
         fail("conv2d(" + name() + ")", fmt::format("image bias {} for input {} and {} output channels",
                                                   image_bias.data().describe(), x.data().describe(), out));
     // bias (out) + image_bias (B, out): the (B, out) bias of each image, by broadcasting.
-    Variable y = conv2d(x, weight, image_bias.defined() ? image_bias + bias : bias, stride, pad);
+    Variable y = conv2d(x, weight, image_bias.defined() ? image_bias + bias : bias, stride, pad, residual);
     LayerTrace::record([&] {
         return LayerRecord{name(),      "conv2d", y.shape(), weight.numel() + bias.numel(),
                            2.0 * y.numel() * in * kernel * kernel, x.shape(), kernel, stride, pad};

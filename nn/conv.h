@@ -11,11 +11,13 @@ class Conv2d : public Module {
 public:
     Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t pad, Initializer& init,
            bool zero_init = false);
-    Variable forward(const Variable& x);  // (B, in, H, W) -> (B, out, OH, OW)
-    // The same plus image_bias (B, out), one value per image and output channel
-    // added to every position (as x + image_bias[:, :, None, None] would, without
-    // a pass over the output of its own).
-    Variable forward(const Variable& x, const Variable& image_bias);
+    // (B, in, H, W) -> (B, out, OH, OW), plus, where defined, image_bias (B, out):
+    // one value per image and output channel added at every position (as
+    // y + image_bias[:, :, None, None] would), and residual (B, out, OH, OW) (as
+    // residual + y would); both added as the output is written, with no pass over
+    // it of their own.
+    Variable forward(const Variable& x, const Variable& image_bias = Variable(),
+                     const Variable& residual = Variable());
     Variable weight, bias;
     int64_t in, out, kernel, stride, pad;
 };

@@ -29,8 +29,8 @@ Variable ResBlock::forward(const Variable& x, const Variable& temb_act, Generato
     } else {
         h = norm2->forward_silu(conv1->forward(a, emb));  // conv1(a) + emb[:, :, None, None], one pass
     }
-    h = conv2->forward(dropout->forward(h, gen));
-    return (skip ? skip->forward(x) : x) + h;
+    const Variable shortcut = skip ? skip->forward(x) : x;
+    return conv2->forward(dropout->forward(h, gen), Variable(), shortcut);  // shortcut + conv2(...), one pass
 }
 
 }  // namespace ddpm

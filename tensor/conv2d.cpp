@@ -138,7 +138,7 @@ struct DbPartTag {};  // per-thread partial bias gradients
 // guide.md §3: out[OC, OH OW] = W[OC, C K K] col, one image per thread when there are
 // enough images (BLAS then runs single-threaded inside each); else one after the other,
 // BLAS using every thread.
-template <class T> void im2col_forward(const Geom& g, const T* px, const T* pw, const T* pb, T* po) {
+template <class T> void im2col_forward(const Geom& g, const T* px, const T* pw, const T* pb, const T* pr, T* po) {
     parallel_for(g.B, omp_get_max_threads(), [&](int64_t b) {
         const T* xb = px + b * g.C * g.H * g.W;
         T* ob = po + b * g.OC * g.ohw();
@@ -148,29 +148,43 @@ template <class T> void im2col_forward(const Geom& g, const T* px, const T* pw, 
             im2col(xb, c, g);
             col = c;
         }
-        if (pb) {  // start from the bias (this image's, if one per image) and accumulate the product onto it
-            const T* bb = g.per_image_bias ? pb + b * g.OC : pb;
-            for (int64_t oc = 0; oc < g.OC; ++oc) std::fill(ob + oc * g.ohw(), ob + (oc + 1) * g.ohw(), bb[oc]);
+        // Start from the bias (this image's, if one per image) and the residual, and
+        // accumulate the product onto them (this image's output is in cache by then).
+        const T* bb = !pb ? nullptr : g.per_image_bias ? pb + b * g.OC : pb;
+        const T* rb = pr ? pr + b * g.OC * g.ohw() : nullptr;
+        for (int64_t oc = 0; (bb || rb) && oc < g.OC; ++oc) {
+            T* o = ob + oc * g.ohw();
+            if (rb && bb)
+                for (int64_t i = 0; i < g.ohw(); ++i) o[i] = bb[oc] + rb[oc * g.ohw() + i];
+            else if (rb)
+                std::copy(rb + oc * g.ohw(), rb + (oc + 1) * g.ohw(), o);
+            else
+                std::fill(o, o + g.ohw(), bb[oc]);
         }
-        product(false, false, g.OC, g.ohw(), g.ckk(), pw, g.ckk(), col, g.ohw(), ob, g.ohw(), pb != nullptr);
+        product(false, false, g.OC, g.ohw(), g.ckk(), pw, g.ckk(), col, g.ohw(), ob, g.ohw(), bb || rb);
     });
 }
 
 }  // namespace
 
-// guide.md §3: x (B,C,H,W), weight (OC,C,KH,KW), bias (OC), (B,OC) or undefined -> (B,OC,OH,OW). Routed once:
+// guide.md §3: x (B,C,H,W), weight (OC,C,KH,KW), bias (OC), (B,OC) or undefined, residual
+// (B,OC,OH,OW) or undefined -> (B,OC,OH,OW). Routed once:
 // 3x3 stride-1 convolutions to Winograd (winograd.h), every other one to im2col + GEMM.
-Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t pad) {
+Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t pad,
+                      const Tensor& residual) {
     const Geom g = conv_geom(x, weight, bias, stride, pad);
     Tensor out({g.B, g.OC, g.OH, g.OW}, x.dtype());
+    DDPM_CHECK(!residual.defined() || (residual.shape() == out.shape() && residual.dtype() == x.dtype()), "conv2d",
+               fmt::format("residual {} for output {}: shapes differ", residual.describe(), out.describe()));
     dispatch(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
         const T* pb = bias.defined() ? bias.data<T>() : nullptr;
+        const T* pr = residual.defined() ? residual.data<T>() : nullptr;
         if (winograd_applies(g.KH, g.KW, g.stride, g.pad, g.C))
             winograd_conv3x3_forward(x.data<T>(), weight.data<T>(), pb, out.data<T>(), g.B, g.C, g.H, g.W, g.OC,
-                                     g.per_image_bias);
+                                     g.per_image_bias, pr);
         else
-            im2col_forward(g, x.data<T>(), weight.data<T>(), pb, out.data<T>());
+            im2col_forward(g, x.data<T>(), weight.data<T>(), pb, pr, out.data<T>());
     });
     return out;
 }

@@ -7,9 +7,11 @@ namespace ddpm {
 
 // x is (B,C,H,W), weight is (OC,C,KH,KW), bias is (OC), (B,OC) (a bias per
 // image: the U-Net's timestep embedding, added with no pass of its own) or
-// undefined; returns (B,OC,OH,OW) with OH = (H + 2*pad - KH) / stride + 1.
-Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride,
-                      int64_t pad);
+// undefined; returns (B,OC,OH,OW) with OH = (H + 2*pad - KH) / stride + 1,
+// plus `residual` (that shape) if defined: a residual connection added as the
+// output is written.
+Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t pad,
+                      const Tensor& residual = Tensor());
 
 // Gradients of conv2d_forward given dout (B,OC,OH,OW); only the requested ones
 // are computed (the others are left undefined).

@@ -379,72 +379,87 @@ template <class T, int kRows> struct TilePatches {
         }
     }
 
-    // plane0[patch element] = d[r][s][lane] + add[lane], inside the plane only.
-    void scatter(const T (*d)[kRows][kLanes], const T* add, T* plane0) const {
+    // plane0[patch element] = d[r][s][lane] + add[lane], plus res0[the same
+    // element] if res0 is not null (a residual laid out like the output), inside
+    // the plane only.
+    void scatter(const T (*d)[kRows][kLanes], const T* add, T* plane0, const T* res0) const {
 #if defined(__AVX512F__) && defined(__AVX512VL__)
-        // 4x4 tiles: each row of the 16 lanes' tiles is transposed in registers
-        // so that a lane's four values are one 128-bit piece, stored with a
-        // column mask. (A vector scatter per element was twice as slow.)
-        if constexpr (std::is_same_v<T, float> && kLanes == 16 && kRows == 4) {
-            const __m512 vadd = _mm512_load_ps(add);
-            for (int r = 0; r < 4; ++r) {
-                if (!row_ok[r]) continue;
-                const __m512 a0 = _mm512_add_ps(_mm512_load_ps(&d[r][0][0]), vadd);
-                const __m512 a1 = _mm512_add_ps(_mm512_load_ps(&d[r][1][0]), vadd);
-                const __m512 a2 = _mm512_add_ps(_mm512_load_ps(&d[r][2][0]), vadd);
-                const __m512 a3 = _mm512_add_ps(_mm512_load_ps(&d[r][3][0]), vadd);
-                const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(a0, a1));  // 128-bit piece j: lanes 4j, 4j+1
-                const __m512d t1 = _mm512_castps_pd(_mm512_unpackhi_ps(a0, a1));  // lanes 4j+2, 4j+3
-                const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(a2, a3));
-                const __m512d t3 = _mm512_castps_pd(_mm512_unpackhi_ps(a2, a3));
-                alignas(64) float quad[4][16];  // quad[k][4j .. 4j+3]: the row of lane 4j + k
-                _mm512_store_ps(quad[0], _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2)));
-                _mm512_store_ps(quad[1], _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)));
-                _mm512_store_ps(quad[2], _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)));
-                _mm512_store_ps(quad[3], _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3)));
-                for (int l = 0; l < n; ++l)
-                    if (row_ok[r] >> l & 1u)
-                        _mm_mask_storeu_ps(plane0 + offset[l] + r * W, lane_cols[l], _mm_load_ps(&quad[l % 4][4 * (l / 4)]));
-            }
-            return;
-        }
+        if constexpr (std::is_same_v<T, float> && kLanes == 16 && kRows == 4) return scatter_avx512(d, add, plane0, res0);
 #elif defined(__AVX2__)
-        // The same with AVX2, eight lanes at a time; a lane whose four columns all
-        // lie in the plane is stored plainly (a masked store is slow on some CPUs).
-        if constexpr (std::is_same_v<T, float> && kLanes % 8 == 0 && kRows == 4) {
-            for (int r = 0; r < 4; ++r) {
-                if (!row_ok[r]) continue;
-                for (int g = 0; g < kLanes; g += 8) {
-                    const __m256 vadd = _mm256_load_ps(add + g);
-                    __m256 a[4];
-                    for (int s = 0; s < 4; ++s) a[s] = _mm256_add_ps(_mm256_load_ps(&d[r][s][g]), vadd);
-                    const __m256 t0 = _mm256_unpacklo_ps(a[0], a[1]), t1 = _mm256_unpackhi_ps(a[0], a[1]);
-                    const __m256 t2 = _mm256_unpacklo_ps(a[2], a[3]), t3 = _mm256_unpackhi_ps(a[2], a[3]);
-                    // q[k]: the row of lane g + k in the low half, of lane g + 4 + k in the high half
-                    const __m256 q[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
-                                         _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
-                    for (int k = 0; k < 8 && g + k < n; ++k) {
-                        const int l = g + k;
-                        if (!(row_ok[r] >> l & 1u)) continue;
-                        const __m128 v = k < 4 ? _mm256_castps256_ps128(q[k]) : _mm256_extractf128_ps(q[k - 4], 1);
-                        float* p = plane0 + offset[l] + r * W;
-                        if (lane_cols[l] == 0xF)
-                            _mm_storeu_ps(p, v);
-                        else
-                            _mm_maskstore_ps(p, _mm256_castsi256_si128(bit_mask8(lane_cols[l])), v);
-                    }
-                }
-            }
-            return;
-        }
+        if constexpr (std::is_same_v<T, float> && kLanes % 8 == 0 && kRows == 4) return scatter_avx2(d, add, plane0, res0);
 #endif
         for (int l = 0; l < n; ++l) {
             T* x = plane0 + offset[l];
+            const T* rx = res0 ? res0 + offset[l] : nullptr;
             for (int r = 0; r < kRows; ++r)
                 for (int s = 0; s < kRows; ++s)
-                    if (inside[l] || ((row_ok[r] & col_ok[s]) >> l & 1u)) x[r * W + s] = d[r][s][l] + add[l];
+                    if (inside[l] || ((row_ok[r] & col_ok[s]) >> l & 1u))
+                        x[r * W + s] = rx ? d[r][s][l] + add[l] + rx[r * W + s] : d[r][s][l] + add[l];
         }
     }
+
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+    // 4x4 tiles: each row of the 16 lanes' tiles is transposed in registers
+    // so that a lane's four values are one 128-bit piece, stored with a
+    // column mask. (A vector scatter per element was twice as slow.)
+    void scatter_avx512(const float (*d)[4][kLanes], const float* add, float* plane0, const float* res0) const {
+        const __m512 vadd = _mm512_load_ps(add);
+        for (int r = 0; r < 4; ++r) {
+            if (!row_ok[r]) continue;
+            const __m512 a0 = _mm512_add_ps(_mm512_load_ps(&d[r][0][0]), vadd);
+            const __m512 a1 = _mm512_add_ps(_mm512_load_ps(&d[r][1][0]), vadd);
+            const __m512 a2 = _mm512_add_ps(_mm512_load_ps(&d[r][2][0]), vadd);
+            const __m512 a3 = _mm512_add_ps(_mm512_load_ps(&d[r][3][0]), vadd);
+            const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(a0, a1));  // 128-bit piece j: lanes 4j, 4j+1
+            const __m512d t1 = _mm512_castps_pd(_mm512_unpackhi_ps(a0, a1));  // lanes 4j+2, 4j+3
+            const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(a2, a3));
+            const __m512d t3 = _mm512_castps_pd(_mm512_unpackhi_ps(a2, a3));
+            alignas(64) float quad[4][16];  // quad[k][4j .. 4j+3]: the row of lane 4j + k
+            _mm512_store_ps(quad[0], _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2)));
+            _mm512_store_ps(quad[1], _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)));
+            _mm512_store_ps(quad[2], _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)));
+            _mm512_store_ps(quad[3], _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3)));
+            for (int l = 0; l < n; ++l) {
+                if (!(row_ok[r] >> l & 1u)) continue;
+                const int64_t at = offset[l] + r * W;
+                __m128 v = _mm_load_ps(&quad[l % 4][4 * (l / 4)]);
+                if (res0) v = _mm_add_ps(v, _mm_maskz_loadu_ps(lane_cols[l], res0 + at));
+                _mm_mask_storeu_ps(plane0 + at, lane_cols[l], v);
+            }
+        }
+    }
+#elif defined(__AVX2__)
+    // The same with AVX2, eight lanes at a time; a lane whose four columns all
+    // lie in the plane is stored plainly (a masked store is slow on some CPUs).
+    void scatter_avx2(const float (*d)[4][kLanes], const float* add, float* plane0, const float* res0) const {
+        for (int r = 0; r < 4; ++r) {
+            if (!row_ok[r]) continue;
+            for (int g = 0; g < kLanes; g += 8) {
+                const __m256 vadd = _mm256_load_ps(add + g);
+                __m256 a[4];
+                for (int s = 0; s < 4; ++s) a[s] = _mm256_add_ps(_mm256_load_ps(&d[r][s][g]), vadd);
+                const __m256 t0 = _mm256_unpacklo_ps(a[0], a[1]), t1 = _mm256_unpackhi_ps(a[0], a[1]);
+                const __m256 t2 = _mm256_unpacklo_ps(a[2], a[3]), t3 = _mm256_unpackhi_ps(a[2], a[3]);
+                // q[k]: the row of lane g + k in the low half, of lane g + 4 + k in the high half
+                const __m256 q[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                                     _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+                for (int k = 0; k < 8 && g + k < n; ++k) {
+                    const int l = g + k;
+                    if (!(row_ok[r] >> l & 1u)) continue;
+                    const int64_t at = offset[l] + r * W;
+                    __m128 v = k < 4 ? _mm256_castps256_ps128(q[k]) : _mm256_extractf128_ps(q[k - 4], 1);
+                    const bool whole = lane_cols[l] == 0xF;
+                    const __m128i mask = _mm256_castsi256_si128(bit_mask8(lane_cols[l]));
+                    if (res0) v = _mm_add_ps(v, whole ? _mm_loadu_ps(res0 + at) : _mm_maskload_ps(res0 + at, mask));
+                    if (whole)
+                        _mm_storeu_ps(plane0 + at, v);
+                    else
+                        _mm_maskstore_ps(plane0 + at, mask, v);
+                }
+            }
+        }
+    }
+#endif
 };
 
 // Step 1. V[xi][c][q] (row length ld) for the block's tiles p0 .. p0 + count:
@@ -507,12 +522,12 @@ template <> void input_transform<float>(const float* x, const Tiling& t, int64_t
 }
 #endif
 
-// Step 3. guide.md §3: out tile = A^T M A + bias, written where it lies inside the image.
-// The bias of output channel o is bias[o], or with bias_stride = OC (a bias per
-// image) bias[b OC + o] for a tile of image b.
+// Step 3. guide.md §3: out tile = A^T M A + bias (+ residual), written where it lies inside
+// the image. The bias of output channel o is bias[o], or with bias_stride = OC (a
+// bias per image) bias[b OC + o] for a tile of image b.
 template <class T>
-void output_transform(const T* M, const T* bias, int64_t bias_stride, const Tiling& t, int64_t p0, int64_t count,
-                      T* out) {
+void output_transform(const T* M, const T* bias, int64_t bias_stride, const T* residual, const Tiling& t, int64_t p0,
+                      int64_t count, T* out) {
     for (int64_t q = 0; q < count; q += kLanes) {
         const LaneTiles lanes(t, p0 + q, count - q);
         const TilePatches<T, 4> patches(lanes, t.OC * t.H * t.W, t.H, t.W, 0);
@@ -521,7 +536,7 @@ void output_transform(const T* M, const T* bias, int64_t bias_stride, const Tili
             for (int s = 0; s < 6; ++s) at6(M + s * t.mxi + o * t.ld + q, 6 * t.mxi, &tmp[0][s][0], 6 * kLanes);
             for (int r = 0; r < 4; ++r) at6(&tmp[r][0][0], kLanes, &y[r][0][0], kLanes);
             for (int l = 0; bias && l < lanes.n; ++l) b[l] = bias[lanes.image[l] * bias_stride + o];
-            patches.scatter(y, b, out + o * t.H * t.W);
+            patches.scatter(y, b, out + o * t.H * t.W, residual ? residual + o * t.H * t.W : nullptr);
         }
     }
 }
@@ -601,7 +616,8 @@ struct SharedMTag {};
 
 // guide.md §3: the convolution of x with the transformed kernels U (OC x C at each xi).
 template <class T>
-void winograd_conv(const T* x, const T* U, const T* bias, int64_t bias_stride, T* out, const Tiling& t) {
+void winograd_conv(const T* x, const T* U, const T* bias, int64_t bias_stride, const T* residual, T* out,
+                   const Tiling& t) {
     // Blocks are independent and compute the same on any thread, so they are
     // handed out as threads come free (see tensor/parallel.h on sharing the CPU).
     const int nt = omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), t.nblocks));
@@ -612,7 +628,7 @@ void winograd_conv(const T* x, const T* U, const T* bias, int64_t bias_stride, T
         const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
         input_transform(x, t, p0, count, V);
         winograd_products(U, V, M, t, count);
-        output_transform(M, bias, bias_stride, t, p0, count, out);
+        output_transform(M, bias, bias_stride, residual, t, p0, count, out);
     }
 }
 
@@ -624,11 +640,11 @@ int64_t winograd_block_tiles(int64_t B, int64_t C, int64_t H, int64_t W, int64_t
 
 template <class T>
 void winograd_conv3x3_forward(const T* x, const T* w, const T* bias, T* out, int64_t B, int64_t C, int64_t H,
-                              int64_t W, int64_t OC, bool per_image_bias) {
+                              int64_t W, int64_t OC, bool per_image_bias, const T* residual) {
     const Tiling t(B, C, H, W, OC, omp_in_parallel() ? 1 : omp_get_max_threads());
     T* U = thread_scratch<T, UTag>(static_cast<size_t>(kXi * t.uxi));
     transform_kernels(w, OC, C, false, U, t.uxi);
-    winograd_conv(x, U, bias, per_image_bias ? OC : 0, out, t);
+    winograd_conv(x, U, bias, per_image_bias ? OC : 0, residual, out, t);
 }
 
 // guide.md §3: dx is the convolution of dout with the kernel flipped and its channels swapped.
@@ -639,7 +655,7 @@ void winograd_conv3x3_input_grad(const T* dout, const T* w, T* dx, int64_t B, in
     const Tiling t(B, OC, H, W, C, omp_in_parallel() ? 1 : omp_get_max_threads());
     T* U = thread_scratch<T, UTag>(static_cast<size_t>(kXi * t.uxi));
     transform_kernels(w, C, OC, true, U, t.uxi);
-    winograd_conv(dout, U, static_cast<const T*>(nullptr), 0, dx, t);
+    winograd_conv(dout, U, static_cast<const T*>(nullptr), 0, static_cast<const T*>(nullptr), dx, t);
 }
 
 // The weight gradient of a layer whose dU fits a core's L2: each thread takes
@@ -739,9 +755,9 @@ void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, in
 }
 
 template void winograd_conv3x3_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t,
-                                              int64_t, int64_t, int64_t, bool);
+                                              int64_t, int64_t, int64_t, bool, const float*);
 template void winograd_conv3x3_forward<double>(const double*, const double*, const double*, double*, int64_t,
-                                               int64_t, int64_t, int64_t, int64_t, bool);
+                                               int64_t, int64_t, int64_t, int64_t, bool, const double*);
 template void winograd_conv3x3_input_grad<float>(const float*, const float*, float*, int64_t, int64_t, int64_t,
                                                  int64_t, int64_t);
 template void winograd_conv3x3_input_grad<double>(const double*, const double*, double*, int64_t, int64_t, int64_t,

@@ -28,10 +28,11 @@ inline bool winograd_applies(int64_t KH, int64_t KW, int64_t stride, int64_t pad
 int64_t winograd_block_tiles(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int threads);
 
 // out (B,OC,H,W) = conv3x3(x (B,C,H,W), w (OC,C,3,3)) + bias (OC, or null;
-// with per_image_bias (B,OC): one bias per image and output channel).
+// with per_image_bias (B,OC): one bias per image and output channel)
+// + residual (B,OC,H,W, or null), added as each output tile is written.
 template <class T>
 void winograd_conv3x3_forward(const T* x, const T* w, const T* bias, T* out, int64_t B, int64_t C, int64_t H,
-                              int64_t W, int64_t OC, bool per_image_bias = false);
+                              int64_t W, int64_t OC, bool per_image_bias = false, const T* residual = nullptr);
 
 // dx (B,C,H,W) from dout (B,OC,H,W): the same convolution of dout with the
 // kernel flipped in space and its two channel axes swapped.

@@ -48,6 +48,11 @@ TEST_CASE_TEMPLATE("conv2d matches the naive reference at U-Net-like shapes", T,
         for (int64_t i = 0; i < c.B; ++i)
             CHECK(max_abs_diff(y.select(i), conv2d_forward(x.slice(i, i + 1), w, bi.select(i), c.stride, c.pad).select(0)) <
                   1e3 * tol<T>());
+        // A residual added as the output is written: with either kind of bias, and none.
+        Tensor r = randn(y.shape(), gen, dt);
+        for (const Tensor& bias : {b, bi, Tensor()})
+            CHECK(max_abs_diff(conv2d_forward(x, w, bias, c.stride, c.pad, r),
+                               add(conv2d_reference(x, w, bias, c.stride, c.pad), r)) < 1e3 * tol<T>());
     }
 }
 
@@ -83,6 +88,8 @@ TEST_CASE("conv2d errors name the shapes") {
                          "conv2d: input [64,32,28,28] weight [64,16,3,3]: channels differ (32 vs 16)", TensorError);
     CHECK_THROWS_AS(conv2d_forward(Tensor::zeros({32, 28, 28}), w, Tensor(), 1, 1), TensorError);
     CHECK_THROWS_AS(conv2d_forward(x, Tensor::zeros({8, 32, 3, 3}), Tensor::zeros({4}), 1, 1), TensorError);
+    CHECK_THROWS_WITH_AS(conv2d_forward(x, Tensor::zeros({64, 32, 3, 3}), Tensor(), 1, 1, x),
+                         "conv2d: residual f32[64,32,28,28] for output f32[64,64,28,28]: shapes differ", TensorError);
     CHECK_THROWS_WITH_AS(conv2d_forward(x, Tensor::zeros({8, 32, 3, 3}), Tensor::zeros({32, 8}), 1, 1),
                          "conv2d: bias f32[32,8] does not match weight f32[8,32,3,3] (it is (OC) or (B,OC))",
                          TensorError);

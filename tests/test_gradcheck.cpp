@@ -114,6 +114,11 @@ TEST_CASE("gradcheck: conv2d") {
                 {rn({3, 4, 5, 6}, 64), rn({3, 4, 3, 3}, 65), rn({3, 3}, 66)});
     expect_grad("conv 3x3 stride 2 (im2col), a bias per image", [](Vars v) { return conv2d(v[0], v[1], v[2], 2, 1); },
                 {rn({2, 3, 7, 6}, 67), rn({4, 3, 3, 3}, 68), rn({2, 4}, 69)});
+    expect_grad("conv 3x3 Winograd plus a residual", [](Vars v) { return conv2d(v[0], v[1], v[2], 1, 1, v[3]); },
+                {rn({2, 4, 5, 6}, 70), rn({3, 4, 3, 3}, 71), rn({3}, 72), rn({2, 3, 5, 6}, 73)});
+    expect_grad("conv 1x1 plus a residual, a bias per image",
+                [](Vars v) { return conv2d(v[0], v[1], v[2], 1, 0, v[3]); },
+                {rn({3, 4, 3, 3}, 74), rn({5, 4, 1, 1}, 75), rn({3, 5}, 76), rn({3, 5, 3, 3}, 77)});
     expect_grad("conv 2x2 stride 2 no pad", [](Vars v) { return conv2d(v[0], v[1], v[2], 2, 0); },
                 {rn({1, 2, 6, 4}, 58), rn({2, 2, 2, 2}, 59), rn({2}, 60)});
 }
