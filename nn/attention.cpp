@@ -3,7 +3,6 @@
 
 #include <fmt/format.h>
 
-
 #include "autograd/ops.h"
 #include "nn/trace.h"
 
