@@ -446,15 +446,16 @@ template <class T, int kRows> struct TilePatches {
                 for (int k = 0; k < 8 && g + k < n; ++k) {
                     const int l = g + k;
                     if (!(row_ok[r] >> l & 1u)) continue;
-                    const int64_t at = offset[l] + r * W;
+                    const int64_t at = row_at[r][l];
                     __m128 v = k < 4 ? _mm256_castps256_ps128(q[k]) : _mm256_extractf128_ps(q[k - 4], 1);
-                    const bool whole = lane_cols[l] == 0xF;
-                    const __m128i mask = _mm256_castsi256_si128(bit_mask8(lane_cols[l]));
-                    if (res0) v = _mm_add_ps(v, whole ? _mm_loadu_ps(res0 + at) : _mm_maskload_ps(res0 + at, mask));
-                    if (whole)
+                    if (lane_cols[l] == 0xF) {
+                        if (res0) v = _mm_add_ps(v, _mm_loadu_ps(res0 + at));
                         _mm_storeu_ps(plane0 + at, v);
-                    else
+                    } else {
+                        const __m128i mask = _mm256_castsi256_si128(row_mask[r][l]);  // its columns in the plane
+                        if (res0) v = _mm_add_ps(v, _mm_maskload_ps(res0 + at, mask));
                         _mm_maskstore_ps(plane0 + at, mask, v);
+                    }
                 }
             }
         }
