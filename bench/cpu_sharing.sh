@@ -7,8 +7,9 @@
 #   quiet       nothing else running
 #   busy        one single-threaded process computing all the time
 #   half-busy   one single-threaded process computing 5 ms, sleeping 5 ms
-# and the ratio of each to quiet. On 2 cores a fair share is 1.5 cores next to
-# the busy process (ratio 1.33) and 1.75 next to the half-busy one (1.14); a
+# and the ratio of each to quiet. On 2 cores a fair share is 4/3 of a core
+# next to the busy process (two threads of three: ratio 1.5) and 1.5 cores next
+# to the half-busy one (1.33); a
 # ratio far above that means our threads wait on each other (a static split of
 # work waits for the slowest thread; spinning threads burn the share they have).
 #

@@ -7,11 +7,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 #include <vector>
 
 #include "tensor/fast_exp.h"
-#include "tensor/gemm_kernels.h"
 #include "tensor/matmul.h"
 #include "tensor/parallel.h"
 #include "tensor/scratch.h"
@@ -32,15 +30,10 @@ AttnShape attn_shape(const Tensor& q, const Tensor& k, const Tensor& v) {
     return {q.size(0), q.size(1), q.size(2)};
 }
 
-// C (M x N) = op(A) op(B) for one entry, on this thread: floats on our GEMM
-// kernels in fp32 (whatever --precision says), doubles through BLAS.
+// C (M x N) = op(A) op(B) for one entry, on this thread (matmul.h).
 template <class T>
 void product(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C) {
-    const int64_t lda = ta ? M : K, ldb = tb ? K : N;
-    if constexpr (std::is_same_v<T, float>)
-        sgemm_fp32(M, N, K, A, lda, B, ldb, C, N, false, ta, tb);
-    else
-        gemm(ta, tb, M, N, K, T(1), A, lda, B, ldb, T(0), C, N);
+    small_product(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, C, N);
 }
 
 struct ColumnTag {};  // per-thread column statistics (max and sum, or the softmax backward's dot)

@@ -121,7 +121,7 @@ template <class T>
 void product(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
              int64_t ldb, T* C, int64_t ldc, bool accumulate) {
     if constexpr (std::is_same_v<T, float>) {
-        if (omp_in_parallel() || omp_get_max_threads() == 1) {
+        if (max_threads() == 1) {
             sgemm(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a, trans_b);
             return;
         }
@@ -139,7 +139,7 @@ struct DbPartTag {};  // per-thread partial bias gradients
 // enough images (BLAS then runs single-threaded inside each); else one after the other,
 // BLAS using every thread.
 template <class T> void im2col_forward(const Geom& g, const T* px, const T* pw, const T* pb, const T* pr, T* po) {
-    parallel_for(g.B, omp_get_max_threads(), [&](int64_t b) {
+    parallel_for(g.B, max_threads(), [&](int64_t b) {
         const T* xb = px + b * g.C * g.H * g.W;
         T* ob = po + b * g.OC * g.ohw();
         const T* col = xb;
@@ -222,31 +222,24 @@ void im2col_backward_image(const Geom& g, const T* xb, const T* pw, const T* dou
     col2im(dcol, dxb, g);
 }
 
-// The images split over threads; each thread sums dW and db of its own images into a
-// private slice, and the slices are added at the end, so no two threads write one element.
+// The images split into slices, one per thread; each slice sums dW and db of its own
+// images into a private partial, and the partials are added at the end in a fixed
+// order: no two threads write one element, and the result does not depend on timing.
 template <class T>
 void im2col_backward(const Geom& g, const T* px, const T* pw, const T* pd, T* dx, T* dw, T* dbias) {
-    const int nt = (g.B >= omp_get_max_threads()) ? omp_get_max_threads() : 1;
+    const int nt = (g.B >= max_threads()) ? max_threads() : 1;
     const int64_t wsize = g.OC * g.ckk();
     T* dw_part = dw ? thread_scratch<T, DwPartTag>(static_cast<size_t>(nt * wsize)) : nullptr;
     double* db_part = dbias ? thread_scratch<double, DbPartTag>(static_cast<size_t>(nt * g.OC)) : nullptr;
     if (dw_part) std::fill(dw_part, dw_part + nt * wsize, T(0));
     if (db_part) std::fill(db_part, db_part + nt * g.OC, 0.0);
-    auto image = [&](int64_t b, int t) {
-        im2col_backward_image(g, px + b * g.C * g.H * g.W, pw, pd + b * g.OC * g.ohw(),
-                              dx ? dx + b * g.C * g.H * g.W : nullptr, dw ? dw_part + t * wsize : nullptr,
-                              dbias ? db_part + t * g.OC : nullptr);
-    };
-    if (nt > 1 && !omp_in_parallel()) {
-#pragma omp parallel num_threads(nt)
-        {
-            const int t = omp_get_thread_num();
-            const int64_t k = omp_get_num_threads();
-            for (int64_t b = g.B * t / k; b < g.B * (t + 1) / k; ++b) image(b, t);
-        }
-    } else {
-        for (int64_t b = 0; b < g.B; ++b) image(b, 0);
-    }
+    // Slice k, the images [B k / nt, B (k + 1) / nt), sums into partial k, on whichever thread comes free.
+    parallel_pieces(nt, [&](int64_t k) {
+        for (int64_t b = g.B * k / nt; b < g.B * (k + 1) / nt; ++b)
+            im2col_backward_image(g, px + b * g.C * g.H * g.W, pw, pd + b * g.OC * g.ohw(),
+                                  dx ? dx + b * g.C * g.H * g.W : nullptr, dw ? dw_part + k * wsize : nullptr,
+                                  dbias ? db_part + k * g.OC : nullptr);
+    });
     for (int64_t i = 0; dw && i < wsize; ++i) {
         T s = 0;
         for (int t = 0; t < nt; ++t) s += dw_part[t * wsize + i];

@@ -4,7 +4,6 @@
 #include <cblas.h>
 #include <fmt/format.h>
 
-#include <type_traits>
 
 #include "tensor/gemm_kernels.h"
 #include "tensor/parallel.h"
@@ -25,6 +24,16 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const
     cblas_dgemm(CblasRowMajor, flag(ta), flag(tb), static_cast<int>(M), static_cast<int>(N),
                 static_cast<int>(K), alpha, A, static_cast<int>(lda), B, static_cast<int>(ldb), beta, C,
                 static_cast<int>(ldc));
+}
+
+void small_product(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                   int64_t ldb, float* C, int64_t ldc) {
+    sgemm_fp32(M, N, K, A, lda, B, ldb, C, ldc, false, ta, tb);
+}
+
+void small_product(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda,
+                   const double* B, int64_t ldb, double* C, int64_t ldc) {
+    gemm(ta, tb, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
 }
 
 namespace {
@@ -79,12 +88,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
         const bool small = 2.0 * s.M * s.N * s.K < 64e6;
         if (s.batch >= 2 && small) {
             parallel_for(s.batch, 2, [&](int64_t i) {
-                if constexpr (std::is_same_v<T, float>)
-                    sgemm_fp32(s.M, s.N, s.K, pa + i * sa, lda, pb + i * sb, ldb, pc + i * s.M * s.N, s.N, false, ta,
-                               tb);
-                else
-                    gemm(ta, tb, s.M, s.N, s.K, T(1), pa + i * sa, lda, pb + i * sb, ldb, T(0), pc + i * s.M * s.N,
-                         s.N);
+                small_product(ta, tb, s.M, s.N, s.K, pa + i * sa, lda, pb + i * sb, ldb, pc + i * s.M * s.N, s.N);
             });
         } else {
             for (int64_t i = 0; i < s.batch; ++i)

@@ -34,19 +34,16 @@ static Tensor reduce_into(const Tensor& x, const Shape& keep, double init, Combi
     auto plan = make_broadcast_plan<2>(x.shape(), {&x.shape(), &keep});
     const int64_t rows = plan.rows(), inner = plan.inner();
     const auto st = plan.inner_strides();
-    const int nt = (n_out * omp_get_max_threads() <= x.numel() &&
-                    x.numel() >= kGrainElementwise && rows >= 2)
-                       ? omp_get_max_threads() : 1;
+    const int nt = (n_out * max_threads() <= x.numel() && x.numel() >= kGrainElementwise && rows >= 2)
+                       ? max_threads() : 1;
     double* acc = thread_scratch<double, AccTag>(static_cast<size_t>(n_out * nt));
     std::fill(acc, acc + n_out * nt, init);
     dispatch(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
         const T* px = x.data<T>();
-#pragma omp parallel num_threads(nt) if (nt > 1)
-        {
-            const int t = omp_get_thread_num(), k = omp_get_num_threads();
-            double* a = acc + static_cast<int64_t>(t) * n_out;
-            for (int64_t r = rows * t / k; r < rows * (t + 1) / k; ++r) {
+        parallel_pieces(nt, [&](int64_t k) {  // slice k of the rows, summed into acc's slice k
+            double* a = acc + k * n_out;
+            for (int64_t r = rows * k / nt; r < rows * (k + 1) / nt; ++r) {
                 auto off = plan.row_offsets(r);
                 const T* row = px + off[0];
                 if (st[1] == 0) {
@@ -58,7 +55,7 @@ static Tensor reduce_into(const Tensor& x, const Shape& keep, double init, Combi
                         a[off[1] + i * st[1]] = combine(a[off[1] + i * st[1]], static_cast<double>(row[i * st[0]]));
                 }
             }
-        }
+        });
         T* po = out.data<T>();
         for (int64_t j = 0; j < n_out; ++j) {
             double v = acc[j];

@@ -10,7 +10,6 @@
 // work on kLanes tiles at once, one tile per vector lane.
 #include "tensor/winograd.h"
 
-#include <omp.h>
 
 #include <unistd.h>
 
@@ -204,8 +203,7 @@ void gather_kernels(const T* w, int64_t OC, int64_t C, int64_t o, int64_t c0, in
 // w[c][o][2 - i][2 - j] (w is then (C, OC, 3, 3)): the input-gradient convolution.
 // kLanes input channels are transformed together.
 template <bool kFlipped, class T> void transform_kernels(const T* w, int64_t OC, int64_t C, T* U, int64_t uxi) {
-#pragma omp parallel for schedule(static) if (OC * C >= 1024 && !omp_in_parallel())
-    for (int64_t o = 0; o < OC; ++o)
+    parallel_for(OC, ceil_div(1024, C), [&](int64_t o) {
         for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
             const int64_t n = std::min(kLanes, C - c0);
             alignas(64) T k[3][3][kLanes], u[kXi][kLanes];
@@ -217,6 +215,7 @@ template <bool kFlipped, class T> void transform_kernels(const T* w, int64_t OC,
             else
                 for (int xi = 0; xi < kXi; ++xi) std::copy(u[xi], u[xi] + n, dst + xi * uxi);
         }
+    });
 }
 template <class T> void transform_kernels(const T* w, int64_t OC, int64_t C, bool flipped, T* U, int64_t uxi) {
     if (flipped)
@@ -565,18 +564,10 @@ void output_grad_transform(const T* dout, const Tiling& t, int64_t p0, int64_t c
     }
 }
 
-// f(k, first, last) on nt threads: thread k takes blocks [nblocks k / nt, nblocks (k + 1) / nt).
-// (Run serially, thread 0 takes them all.)
-template <class F> void run_on_threads(int nt, int64_t nblocks, F f) {
-    if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        {
-            const int k = omp_get_thread_num(), n = omp_get_num_threads();
-            f(k, nblocks * k / n, nblocks * (k + 1) / n);
-        }
-    } else {
-        f(0, int64_t{0}, nblocks);
-    }
+// f(k, first, last) for the slices k < nt of the blocks: slice k is blocks
+// [nblocks k / nt, nblocks (k + 1) / nt), on whichever thread comes free.
+template <class F> void run_slices(int nt, int64_t nblocks, F f) {
+    parallel_pieces(nt, [&](int64_t k) { f(static_cast<int>(k), nblocks * k / nt, nblocks * (k + 1) / nt); });
 }
 
 // Step 2. guide.md §3: M[xi] (OC x n) = U[xi] (OC x C) V[xi] (C x n), n = count tiles.
@@ -621,16 +612,14 @@ void winograd_conv(const T* x, const T* U, const T* bias, int64_t bias_stride, c
                    const Tiling& t) {
     // Blocks are independent and compute the same on any thread, so they are
     // handed out as threads come free (see tensor/parallel.h on sharing the CPU).
-    const int nt = omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), t.nblocks));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t blk = 0; blk < t.nblocks; ++blk) {
+    parallel_pieces(t.nblocks, [&](int64_t blk) {
         T* V = thread_scratch<T, VTag>(static_cast<size_t>(kXi * t.vxi));
         T* M = thread_scratch<T, MTag>(static_cast<size_t>(kXi * t.mxi));
         const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
         input_transform(x, t, p0, count, V);
         winograd_products(U, V, M, t, count);
         output_transform(M, bias, bias_stride, residual, t, p0, count, out);
-    }
+    });
 }
 
 }  // namespace
@@ -642,7 +631,7 @@ int64_t winograd_block_tiles(int64_t B, int64_t C, int64_t H, int64_t W, int64_t
 template <class T>
 void winograd_conv3x3_forward(const T* x, const T* w, const T* bias, T* out, int64_t B, int64_t C, int64_t H,
                               int64_t W, int64_t OC, bool per_image_bias, const T* residual) {
-    const Tiling t(B, C, H, W, OC, omp_in_parallel() ? 1 : omp_get_max_threads());
+    const Tiling t(B, C, H, W, OC, max_threads());
     T* U = thread_scratch<T, UTag>(static_cast<size_t>(kXi * t.uxi));
     transform_kernels(w, OC, C, false, U, t.uxi);
     winograd_conv(x, U, bias, per_image_bias ? OC : 0, residual, out, t);
@@ -653,7 +642,7 @@ template <class T>
 void winograd_conv3x3_input_grad(const T* dout, const T* w, T* dx, int64_t B, int64_t C, int64_t H, int64_t W,
                                  int64_t OC) {
     // dx = conv3x3(dout, w') with w'[c][o][i][j] = w[o][c][2 - i][2 - j]: C outputs from OC inputs.
-    const Tiling t(B, OC, H, W, C, omp_in_parallel() ? 1 : omp_get_max_threads());
+    const Tiling t(B, OC, H, W, C, max_threads());
     T* U = thread_scratch<T, UTag>(static_cast<size_t>(kXi * t.uxi));
     transform_kernels(w, C, OC, true, U, t.uxi);
     winograd_conv(dout, U, static_cast<const T*>(nullptr), 0, static_cast<const T*>(nullptr), dx, t);
@@ -678,7 +667,7 @@ void weight_grad_by_blocks(const T* x, const T* dout, T* dU, double* db, const T
             winograd_grad_products(dM, V, dU + k * usize, t, count);
         }
     };
-    run_on_threads(nt, t.nblocks, run_blocks);
+    run_slices(nt, t.nblocks, run_blocks);
 }
 
 // The weight gradient of a wide layer, whose dU is several times a core's L2 (a
@@ -693,36 +682,32 @@ template <class T>
 void weight_grad_by_xi(const T* x, const T* dout, T* dU, double* db, const Tiling& t, int nt) {
     T* V = thread_scratch<T, SharedVTag>(static_cast<size_t>(kXi * t.vxi));
     T* dM = thread_scratch<T, SharedMTag>(static_cast<size_t>(kXi * t.mxi));
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        const int k = omp_get_thread_num(), n = omp_get_num_threads();
-        for (int64_t blk = 0; blk < t.nblocks; ++blk) {
-            const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0), groups = ceil_div(count, kLanes);
-            for (int64_t g = groups * k / n; g < groups * (k + 1) / n; ++g) {
+    for (int64_t blk = 0; blk < t.nblocks; ++blk) {
+        const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0), groups = ceil_div(count, kLanes);
+        parallel_pieces(nt, [&](int64_t k) {  // slice k of the lane groups, its bias sums in db's slice k
+            for (int64_t g = groups * k / nt; g < groups * (k + 1) / nt; ++g) {
                 const int64_t q = g * kLanes, m = std::min(kLanes, count - q);
                 input_transform(x, t, p0 + q, m, V + q);
                 output_grad_transform(dout, t, p0 + q, m, dM + q, db ? db + k * t.OC : nullptr);
             }
-#pragma omp barrier
-            winograd_grad_products(dM, V, dU, t, count, kXi * k / n, kXi * (k + 1) / n);
-#pragma omp barrier
-        }
+        });
+        parallel_pieces(kXi, [&](int64_t xi) { winograd_grad_products(dM, V, dU, t, count, int(xi), int(xi) + 1); });
     }
 }
 
 template <class T>
 void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, int64_t B, int64_t C, int64_t H,
                                   int64_t W, int64_t OC, WeightGradPlan plan) {
-    const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const int threads = max_threads();
     // Wide: dU more than four L2s (measured on a Zen 3, 512 KiB L2, 2 threads: 128
     // -> 128 channels at 32x32 and wider went faster by xi, 13.6 ms against 15.4 at
     // the narrowest, 17 against 40 at 256 -> 256, 16x16; 128 -> 64 and narrower
     // faster by blocks, 7.4 ms against 7.8 for 128 -> 64 at 14x14).
     const bool wide = plan == WeightGradPlan::Auto ? kXi * OC * C * int64_t{sizeof(float)} > 4 * l2_bytes()
                                                    : plan == WeightGradPlan::ByXi;
-    const Tiling t(B, C, H, W, OC, wide ? 1 : max_threads, wide ? shared_block_bytes() : 2 * block_bytes());
+    const Tiling t(B, C, H, W, OC, wide ? 1 : threads, wide ? shared_block_bytes() : 2 * block_bytes());
     const int64_t usize = kXi * t.uxi;
-    const int nt = static_cast<int>(std::min<int64_t>(max_threads, wide ? kXi : t.nblocks));
+    const int nt = static_cast<int>(std::min<int64_t>(threads, wide ? kXi : t.nblocks));
     const int slices = wide ? 1 : nt;
     // dU (one slice, or one per thread) and the bias sums (one per thread), added
     // in a fixed order at the end: the result does not depend on timing. All start
@@ -736,8 +721,7 @@ void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, in
     else
         weight_grad_by_blocks(x, dout, dU, dbias ? db : nullptr, t, nt);
     // Each (o, c) sums its slices in the same order whichever thread runs it.
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && OC * C >= 1024)
-    for (int64_t o = 0; o < OC; ++o) {
+    parallel_for(OC, ceil_div(1024, C), [&](int64_t o) {
         for (int64_t c = 0; c < C; ++c) {
             T du[kXi];
             for (int xi = 0; xi < kXi; ++xi) {
@@ -752,7 +736,7 @@ void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, in
             for (int k = 0; k < nt; ++k) s += db[k * OC + o];
             dbias[o] = static_cast<T>(s);
         }
-    }
+    });
 }
 
 template void winograd_conv3x3_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t,

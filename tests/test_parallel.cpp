@@ -1,0 +1,137 @@
+// The thread pool behind parallel_for / parallel_range / parallel_pieces
+// (tensor/parallel.h): every piece runs exactly once, on any thread count;
+// loops inside a piece run on that piece's thread; a second thread's loop
+// while one runs is run serially; thousands of short loops in a row (where a
+// worker that wakes late meets a later loop) lose or repeat no piece.
+#include <doctest/doctest.h>
+#include <omp.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "tensor/parallel.h"
+
+using namespace ddpm;
+
+namespace {
+
+// Sets OpenMP's thread count (which parallel.h reads) for a scope.
+struct Threads {
+    int saved = omp_get_max_threads();
+    explicit Threads(int n) { omp_set_num_threads(n); }
+    ~Threads() { omp_set_num_threads(saved); }
+};
+
+// How many times each of the n pieces ran.
+std::vector<int> run_counts(int64_t n) {
+    std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+    parallel_pieces(n, [&](int64_t p) { hits[static_cast<size_t>(p)].fetch_add(1); });
+    std::vector<int> out;
+    for (auto& h : hits) out.push_back(h.load());
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("parallel_pieces runs every piece exactly once on 1 to 4 threads") {
+    for (int threads : {1, 2, 3, 4}) {
+        Threads t(threads);
+        for (int64_t n : {0, 1, 2, 3, 7, 64, 1000}) {
+            CAPTURE(threads);
+            CAPTURE(n);
+            const std::vector<int> counts = run_counts(n);
+            CHECK(counts == std::vector<int>(static_cast<size_t>(n), 1));
+        }
+    }
+}
+
+TEST_CASE("parallel_for and parallel_range cover each index once in pieces no shorter than the grain") {
+    Threads t(2);
+    for (int64_t n : {1, 5, 100, 12345}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        parallel_for(n, 1, [&](int64_t i) { hits[static_cast<size_t>(i)].fetch_add(1); });
+        for (auto& h : hits) CHECK(h.exchange(0) == 1);
+        std::atomic<int64_t> shortest{n};
+        parallel_range(n, 16, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+            int64_t s = shortest.load();
+            while (e - b < s && !shortest.compare_exchange_weak(s, e - b)) {
+            }
+        });
+        for (auto& h : hits) CHECK(h.load() == 1);
+        CHECK(shortest.load() >= std::min<int64_t>(n, 16));
+    }
+}
+
+TEST_CASE("a loop inside a piece runs on the piece's own thread") {
+    Threads t(2);
+    CHECK_FALSE(in_parallel_piece());
+    CHECK(max_threads() == 2);
+    std::atomic<int> inner_elsewhere{0}, not_marked{0}, total{0};
+    parallel_pieces(8, [&](int64_t) {
+        if (!in_parallel_piece() || max_threads() != 1) not_marked.fetch_add(1);
+        const std::thread::id me = std::this_thread::get_id();
+        parallel_for(100, 1, [&](int64_t) {
+            if (std::this_thread::get_id() != me) inner_elsewhere.fetch_add(1);
+            total.fetch_add(1);
+        });
+    });
+    CHECK(not_marked.load() == 0);
+    CHECK(inner_elsewhere.load() == 0);
+    CHECK(total.load() == 800);
+    CHECK_FALSE(in_parallel_piece());
+}
+
+TEST_CASE("the pool's threads take part and follow a change of thread count") {
+    for (int threads : {2, 3}) {
+        Threads t(threads);
+        std::mutex m;
+        std::set<std::thread::id> seen;
+        // Pieces long enough (a spin of 2 ms each) that every thread wakes up in time for some.
+        parallel_pieces(64, [&](int64_t) {
+            const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
+            while (std::chrono::steady_clock::now() < until) {
+            }
+            std::lock_guard<std::mutex> lock(m);
+            seen.insert(std::this_thread::get_id());
+        });
+        CHECK(seen.size() >= 2);
+        CHECK(seen.size() <= static_cast<size_t>(threads));
+    }
+}
+
+TEST_CASE("two threads starting loops at once both get every piece done") {
+    Threads t(2);
+    auto many_loops = [](int64_t* sum) {
+        omp_set_num_threads(2);  // each std::thread starts from OpenMP's default
+        for (int rep = 0; rep < 200; ++rep) {
+            std::atomic<int64_t> s{0};
+            parallel_pieces(16, [&](int64_t p) { s.fetch_add(p + 1); });
+            *sum += s.load();
+        }
+    };
+    int64_t a = 0, b = 0;
+    std::thread ta(many_loops, &a), tb(many_loops, &b);
+    ta.join();
+    tb.join();
+    CHECK(a == 200 * 136);
+    CHECK(b == 200 * 136);
+}
+
+TEST_CASE("thousands of short loops in a row lose and repeat no piece") {
+    Threads t(2);
+    int64_t wrong = 0;
+    for (int rep = 0; rep < 20000; ++rep) {
+        const int64_t n = 2 + rep % 5;  // the piece count changes from loop to loop
+        std::atomic<int64_t> mask{0};
+        parallel_pieces(n, [&](int64_t p) { mask.fetch_add(int64_t{1} << (p * 8)); });
+        int64_t want = 0;
+        for (int64_t p = 0; p < n; ++p) want += int64_t{1} << (p * 8);
+        wrong += mask.load() != want;
+    }
+    CHECK(wrong == 0);
+}
