@@ -21,6 +21,7 @@
 #include "tensor/parallel.h"
 
 #include <omp.h>
+#include <pthread.h>
 
 #include <atomic>
 #include <climits>
@@ -84,7 +85,7 @@ public:
 private:
     void set_workers(int n);
     void work(uint32_t seen);
-    void take_pieces();
+    void take_pieces() noexcept;  // a piece that throws ends the program, as in an OpenMP region
     void start_loop();
 
     std::mutex loop_;                    // one loop at a time (others run serially)
@@ -101,7 +102,7 @@ private:
 // Claims and runs pieces of the current loop until none is left to claim.
 // While it runs pieces a thread asks OpenMP for one thread: a BLAS call inside a
 // piece (OpenBLAS's OpenMP build reads omp_get_max_threads()) then stays on it.
-void Pool::take_pieces() {
+void Pool::take_pieces() noexcept {
     const int openmp_threads = omp_get_max_threads();
     omp_set_num_threads(1);
     t_in_piece = true;
@@ -160,9 +161,18 @@ void Pool::run(int64_t pieces, detail::PieceFn fn, const void* body, int threads
     for (uint32_t r; (r = remaining_.load(std::memory_order_acquire)) != 0;) wait_while(remaining_, r, sleeping_caller_);
 }
 
+// Never destroyed: its workers sleep until the process ends. A child made by
+// fork() has none of them (only the forking thread is copied): it starts a pool
+// of its own, leaving the parent's copy untouched.
+Pool* the_pool = nullptr;
+
 Pool& pool() {
-    static Pool* p = new Pool;  // never destroyed: its workers sleep until the process ends
-    return *p;
+    static const bool once = [] {
+        the_pool = new Pool;
+        return pthread_atfork(nullptr, nullptr, [] { the_pool = new Pool; }) == 0;
+    }();
+    (void)once;
+    return *the_pool;
 }
 
 }  // namespace

@@ -19,7 +19,8 @@
 // depend on the split, nor on which thread ran which piece. The number of
 // threads is OpenMP's setting (OMP_NUM_THREADS, `--threads`), read on the
 // calling thread; a loop started inside a piece runs on its own thread.
-// Pieces must not throw.
+// Pieces must not throw: an exception out of a piece ends the program (as out
+// of an OpenMP region).
 #pragma once
 
 #include <algorithm>
