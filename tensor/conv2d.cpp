@@ -131,8 +131,8 @@ void product(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const 
 
 struct ColTag {};     // im2col's columns
 struct DcolTag {};    // the gradient of the columns
-struct DwPartTag {};  // per-thread partial weight gradients
-struct DbPartTag {};  // per-thread partial bias gradients
+struct DwPartTag {};  // partial weight gradients, one per slice of the images
+struct DbPartTag {};  // partial bias gradients, one per slice of the images
 
 
 // guide.md §3: out[OC, OH OW] = W[OC, C K K] col, one image per thread when there are

@@ -10,7 +10,6 @@
 // work on kLanes tiles at once, one tile per vector lane.
 #include "tensor/winograd.h"
 
-
 #include <unistd.h>
 
 #include <algorithm>
