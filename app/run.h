@@ -75,9 +75,9 @@ void prune_checkpoints(const std::string& run_dir, size_t keep);
 // takes the core the other program (or our slower thread) needs: a training
 // step took 3.4x its quiet time next to one busy process (bench/cpu_sharing.sh),
 // when our loops ran on OpenMP's threads. They now run on our own pool
-// (tensor/parallel.h), which polls as briefly; OpenBLAS's threads are still OpenMP's.
+// (tensor/parallel.h), which polls about 50 microseconds; OpenBLAS's threads are still OpenMP's.
 // Unless GOMP_SPINCOUNT or OMP_WAIT_POLICY is set, this sets GOMP_SPINCOUNT=1000
-// (a few microseconds of polling, then sleep) and re-executes the program with
+// (some 25 microseconds of polling, then sleep) and re-executes the program with
 // it, since libgomp reads it only when it loads. Call first thing in main().
 void wait_briefly_at_barriers(char** argv);
 

@@ -10,7 +10,7 @@
 // counts the pieces not yet done; the thread that started the loop returns
 // when it reaches 0.
 //
-// Waiting: a worker with nothing to do polls for a new loop for a few
+// Waiting: a worker with nothing to do polls for a new loop for about 50
 // microseconds (the next loop of a training step usually starts sooner than
 // a sleeping thread could be woken), then sleeps on the loop counter (a Linux
 // futex; a thread about to sleep says so first, so that starting a loop costs
@@ -40,8 +40,8 @@ namespace {
 
 thread_local bool t_in_piece = false;
 
-// Polls of a waiting thread before it sleeps: each is a pause (a few to tens
-// of cycles) and a load, a few microseconds in all.
+// Polls of a waiting thread before it sleeps: each is a pause and a load, about
+// 25 ns on a Zen 3, 50 microseconds in all.
 constexpr int kPolls = 2000;
 
 inline void cpu_relax() {
