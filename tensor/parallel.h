@@ -3,6 +3,9 @@
 // A loop is cut into pieces. The threads of a small pool (parallel.cpp) and
 // the thread that started the loop each take the next piece as they come
 // free, and the loop returns when every piece is done, whoever did them.
+// Work is only split when it is large enough that handing it out (waking a
+// thread: microseconds) costs less than it saves: `grain` is the smallest
+// number of iterations worth giving a second thread.
 //
 // Why not OpenMP's parallel regions: a region ends only when every thread of
 // its team has reached its end. On a CPU shared with another program the
