@@ -1,5 +1,6 @@
 // Crash safety of `ddpm train`: SIGKILL at random moments (checkpoint writes included)
 // and resume, an unwritable run folder, a full disk (a file-size limit stands in for it).
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -21,16 +22,26 @@ using namespace ddpm;
 namespace fs = std::filesystem;
 
 namespace {
+// In a forked child, before exec: standard output and error go to the file `log`.
+// Only system calls here: stdio would write out the parent's unflushed buffer a
+// second time, and the child of a threaded process may not call malloc.
+void redirect_output(const char* log) {
+    const int fd = ::open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) ::_exit(126);
+    ::dup2(fd, STDOUT_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    ::close(fd);
+}
+
 // Starts `ddpm ARGS...` with its output in log; returns the child's pid.
 pid_t spawn_ddpm(const std::vector<std::string>& args, const std::string& log) {
+    std::vector<char*> argv{const_cast<char*>(DDPM_BINARY)};  // built before the fork, for the same reason
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-        FILE* f = std::freopen(log.c_str(), "w", stdout);
-        if (f) ::dup2(::fileno(stdout), STDERR_FILENO);
-        std::vector<char*> argv{const_cast<char*>(DDPM_BINARY)};
-        for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
+        redirect_output(log.c_str());
         ::execv(DDPM_BINARY, argv.data());
         ::_exit(127);
     }
@@ -79,6 +90,18 @@ std::vector<std::string> loss_rows(const fs::path& csv) {
     return rows;
 }
 
+// Polls `done` every millisecond until it holds, for at most a minute or until the
+// child `pid` has ended (it is not reaped here).
+template <class Done>
+void wait_for(pid_t pid, Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+        siginfo_t info{};
+        if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
 bool has_temporaries(const fs::path& dir) {
     for (auto& e : fs::directory_iterator(dir))
         if (e.path().filename().string().find(".tmp.") != std::string::npos) return true;
@@ -91,20 +114,27 @@ TEST_CASE("SIGKILL at 20 random moments: every resume works, no file is corrupt,
     const std::string data = small_dataset(root);
     const std::string run = (root / "run").string(), ref = (root / "ref").string();
     std::mt19937 rng(2026);  // fixed, so that a failure replays
-    std::uniform_int_distribution<int> delay_ms(50, 900);
+    std::uniform_int_distribution<int> delay_ms(0, 300);
     int kills = 0, during_write = 0, before_first = 0, launches = 0;
     while (kills < 20) {
-        const bool resume = !list_checkpoints(run).empty();
-        std::vector<std::string> args = resume ? std::vector<std::string>{"train", "--resume", run, "--steps", "100000"}
-                                               : train_args(data, run, 100000);
+        const std::vector<std::string> before = list_checkpoints(run);
+        std::vector<std::string> args = !before.empty() ? std::vector<std::string>{"train", "--resume", run, "--steps", "100000"}
+                                                        : train_args(data, run, 100000);
         const pid_t pid = spawn_ddpm(args, (root / fmt::format("log{}", launches++)).string());
-        // The first launch dies at once (before any checkpoint); then odd kills land at a
-        // random time, even ones at a random time and then as soon as a checkpoint's
-        // temporary file appears, so that many land inside write, fsync or rename.
+        // When each kill lands is set by what the run has done, not by the clock alone, so
+        // that a slow build (the sanitizers) or a busy machine kills at the same kinds of
+        // moments: the first launch at once (before any checkpoint); even launches at a
+        // random time and then as soon as a checkpoint's temporary file appears (inside
+        // write, fsync or rename); launches 3, 7, 11, ... at a random time (start-up and
+        // restore included); launches 5, 9, 13, ... at a random time after a new
+        // checkpoint is whole, so that the run always gets on.
+        if (launches % 4 == 1 && launches > 1)
+            wait_for(pid, [&] {
+                const std::vector<std::string> now = list_checkpoints(run);
+                return !now.empty() && (before.empty() || now.back() > before.back());
+            });
         std::this_thread::sleep_for(std::chrono::milliseconds(launches == 1 ? 20 : delay_ms(rng)));
-        if (launches % 2 == 0)
-            for (int spin = 0; spin < 20000 && fs::exists(run) && !has_temporaries(run); ++spin)
-                std::this_thread::sleep_for(std::chrono::microseconds(100));
+        if (launches % 2 == 0) wait_for(pid, [&] { return fs::exists(run) && has_temporaries(run); });
         ::kill(pid, SIGKILL);
         const int code = wait_exit(pid);
         INFO("launch " << launches << " log: " << slurp(root / fmt::format("log{}", launches - 1)));
@@ -158,18 +188,18 @@ TEST_CASE("an unwritable run folder or a full disk: a clear error, the previous 
     REQUIRE(wait_exit(spawn_ddpm(train_args(data, run, 2), (root / "log1").string())) == 0);
     const std::string ckpt = list_checkpoints(run).back();
     const std::string before = slurp(ckpt);
+    const std::string log2 = (root / "log2").string();
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         rlimit lim{1 << 20, 1 << 20};
         ::setrlimit(RLIMIT_FSIZE, &lim);
-        FILE* f = std::freopen((root / "log2").c_str(), "w", stdout);
-        if (f) ::dup2(::fileno(stdout), STDERR_FILENO);
+        redirect_output(log2.c_str());
         ::execl(DDPM_BINARY, DDPM_BINARY, "train", "--resume", run.c_str(), "--steps", "4", static_cast<char*>(nullptr));
         ::_exit(127);
     }
     CHECK(wait_exit(pid) == 1);
-    const std::string log = slurp(root / "log2");
+    const std::string log = slurp(log2);
     INFO(log);
     CHECK(log.find("ddpm: error:") != std::string::npos);
     CHECK(log.find("File too large") != std::string::npos);

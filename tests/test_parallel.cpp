@@ -91,17 +91,23 @@ TEST_CASE("a loop inside a piece runs on the piece's own thread") {
     CHECK(omp_get_max_threads() == 2);
 }
 
-// How many threads ran pieces of a loop whose pieces (2 ms of spinning each)
-// last long enough that every thread wakes up in time for some.
+// How many threads ran pieces of a loop in which each piece waits, up to 10 s from
+// the start, until a second thread has begun one: so a worker that the kernel
+// schedules late (a busy machine, a sanitizer's build) still gets its turn.
 size_t threads_taking_part() {
     std::mutex m;
     std::set<std::thread::id> seen;
-    parallel_pieces(64, [&](int64_t) {
-        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
-        while (std::chrono::steady_clock::now() < until) {
-        }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    auto seen_count = [&] {
         std::lock_guard<std::mutex> lock(m);
-        seen.insert(std::this_thread::get_id());
+        return seen.size();
+    };
+    parallel_pieces(64, [&](int64_t) {
+        {
+            std::lock_guard<std::mutex> lock(m);
+            seen.insert(std::this_thread::get_id());
+        }
+        while (seen_count() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
     });
     return seen.size();
 }
