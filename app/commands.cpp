@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
@@ -287,7 +288,17 @@ double median(std::vector<double> v) {
 struct BenchTimes {
     std::vector<double> step, forward, ddim, comm;
     int64_t tensor_allocs = 0, heap_allocs = 0, counted = 0;
+    std::map<std::string, OpStats> train_profile, forward_profile;  // with --profile: the last round's ops
 };
+
+// The per-op times of what `run` does (the profiler switched on around it).
+template <class F> std::map<std::string, OpStats> op_times(F run) {
+    profiler::reset();
+    profiler::enable(true);
+    run();
+    profiler::enable(false);
+    return profiler::snapshot();
+}
 
 BenchTimes time_rounds(Trainer& tr, const Tensor& x0, const BenchCommand& c, Distributed& dist) {
     using clock = std::chrono::steady_clock;
@@ -300,12 +311,11 @@ BenchTimes time_rounds(Trainer& tr, const Tensor& x0, const BenchCommand& c, Dis
         const bool timed = i >= 2, profiled = c.profile && i == c.steps + 1;
         const int64_t allocs_before = allocator_stats().system_allocations, news_before = heap_allocations();
         const double comm_before = dist.comm_seconds;
-        if (profiled) profiler::enable(true);
         tr.model.train();
         const auto t0 = clock::now();
-        tr.step(x0, Tensor(), 2e-4, &dist);
+        if (profiled) bt.train_profile = op_times([&] { tr.step(x0, Tensor(), 2e-4, &dist); });
+        else tr.step(x0, Tensor(), 2e-4, &dist);
         const auto t1 = clock::now();
-        if (profiled) profiler::enable(false);
         if (timed && !profiled) {
             bt.tensor_allocs += allocator_stats().system_allocations - allocs_before;
             bt.heap_allocs += heap_allocations() - news_before;
@@ -315,7 +325,8 @@ BenchTimes time_rounds(Trainer& tr, const Tensor& x0, const BenchCommand& c, Dis
         const Tensor t = randint(tr.diffusion.num_timesteps(), {x0.size(0)}, tr.gen);
         NoGradGuard ng;
         const auto f0 = clock::now();
-        tr.model.forward(Variable(x0), t);
+        if (profiled) bt.forward_profile = op_times([&] { tr.model.forward(Variable(x0), t); });
+        else tr.model.forward(Variable(x0), t);
         const auto f1 = clock::now();
         ddim_sample(ddim, net, x0, 25, tr.gen, 0.0, true);
         const auto f2 = clock::now();
@@ -327,13 +338,12 @@ BenchTimes time_rounds(Trainer& tr, const Tensor& x0, const BenchCommand& c, Dis
     return bt;
 }
 
-void print_profile() {
-    auto stats = profiler::snapshot();
+void print_profile(std::map<std::string, OpStats> stats, const std::string& what) {
     double total = 0;
     std::vector<std::pair<double, std::string>> ops;
     for (auto& [op, st] : stats) ops.push_back({st.forward_s + st.backward_s, op}), total += st.forward_s + st.backward_s;
     std::sort(ops.rbegin(), ops.rend());
-    fmt::print("\nper-op profile of one training step ({:.3f} s in ops):\n{:<22} {:>6} {:>12} {:>12} {:>7}\n", total, "op",
+    fmt::print("\nper-op profile of {} ({:.3f} s in ops):\n{:<22} {:>6} {:>12} {:>12} {:>7}\n", what, total, "op",
                "calls", "forward s", "backward s", "share");
     for (auto& [tm, op] : ops)
         fmt::print("{:<22} {:>6} {:>12.4f} {:>12.4f} {:>6.1f}%\n", op, stats[op].forward_calls, stats[op].forward_s,
@@ -376,7 +386,10 @@ int run_bench(const BenchCommand& c) {
         {"steps_timed", c.steps}, {"gemm_kernels", c.precision == "bf16" ? bf16_kernel().name : sgemm_kernel().name}, {"precision", c.precision}, {"blas_core", blas_core_name()}};
     if (!dist.is_root()) return 0;
     fmt::print("{}\n", j.dump());
-    if (c.profile) print_profile();
+    if (c.profile) {
+        print_profile(bt.train_profile, "one training step");
+        print_profile(bt.forward_profile, "one no-grad forward, what a sampling step calls,");
+    }
     return 0;
 }
 

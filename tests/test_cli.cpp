@@ -129,7 +129,10 @@ TEST_CASE("ddpm train, sample, eval and info on a tiny model") {
                           "tensor_allocations_per_step"})
         CHECK_MESSAGE(bj.contains(k), k);
     CHECK(bj["train_step_s"].get<double>() > 0);
-    CHECK(bench.out.find("conv2d") != std::string::npos);  // the per-op profile
+    CHECK(bench.out.find("conv2d") != std::string::npos);  // the per-op profiles, of training and sampling
+    const size_t sampling = bench.out.find("per-op profile of one no-grad forward");
+    REQUIRE(sampling != std::string::npos);
+    CHECK(bench.out.find("conv2d", sampling) != std::string::npos);
 
     // After the warm-up steps a training step takes nothing from the system heap:
     // tensor buffers come from their cache, shapes, graph nodes and closures
