@@ -29,6 +29,8 @@
 #include <thread>
 #include <vector>
 
+#include "tensor/scratch.h"
+
 #if defined(__linux__)
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -103,6 +105,7 @@ private:
 // While it runs pieces a thread asks OpenMP for one thread: a BLAS call inside a
 // piece (OpenBLAS's OpenMP build reads omp_get_max_threads()) then stays on it.
 void Pool::take_pieces() noexcept {
+    grow_thread_scratch();  // a piece then finds its work buffers grown (scratch.h)
     const int openmp_threads = omp_get_max_threads();
     omp_set_num_threads(1);
     t_in_piece = true;

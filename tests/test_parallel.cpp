@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tensor/parallel.h"
+#include "tensor/scratch.h"
 
 using namespace ddpm;
 
@@ -119,6 +120,42 @@ TEST_CASE("the pool's threads take part and follow a change of thread count") {
         CHECK(n >= 2);
         CHECK(n <= static_cast<size_t>(threads));
     }
+}
+
+TEST_CASE("a thread joining a loop finds its scratch buffers grown to the largest size any thread asked for") {
+    // So that a worker's first piece of some kind, late (a busy machine), allocates nothing.
+    struct LateTag {};
+    using S = detail::Scratch<float, LateTag>;
+    Threads t(2);
+    CHECK(run_counts(8) == std::vector<int>(8, 1));  // the workers exist before the buffer kind does
+    thread_scratch<float, LateTag>(5000);              // asked for on this thread only
+    std::mutex m;
+    std::set<std::thread::id> threads;
+    std::vector<size_t> sizes;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    parallel_pieces(64, [&](int64_t) {
+        const size_t before = S::buffer().size();  // this thread's, before it asks
+        {
+            std::lock_guard<std::mutex> lock(m);
+            threads.insert(std::this_thread::get_id());
+            sizes.push_back(before);
+        }
+        while (std::chrono::steady_clock::now() < deadline) {  // until the worker has taken a piece too
+            std::lock_guard<std::mutex> lock(m);
+            if (threads.size() >= 2) break;
+        }
+    });
+    // A second thread's first use, outside the pool: grow_thread_scratch() is what the pool calls.
+    size_t outside_before = 1, outside_after = 0;
+    std::thread([&] {
+        outside_before = S::buffer().size();
+        grow_thread_scratch();
+        outside_after = S::buffer().size();
+    }).join();
+    CHECK(threads.size() == 2);
+    for (size_t n : sizes) CHECK(n >= 5000);
+    CHECK(outside_before == 0);
+    CHECK(outside_after >= 5000);
 }
 
 TEST_CASE("two threads starting loops at once both get every piece done") {
