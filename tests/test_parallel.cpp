@@ -92,10 +92,11 @@ TEST_CASE("a loop inside a piece runs on the piece's own thread") {
     CHECK(omp_get_max_threads() == 2);
 }
 
-// How many threads ran pieces of a loop in which each piece waits, up to 10 s from
-// the start, until a second thread has begun one: so a worker that the kernel
-// schedules late (a busy machine, a sanitizer's build) still gets its turn.
-size_t threads_taking_part() {
+// Runs f() in each of 64 pieces of one loop, each piece then waiting, up to 10 s
+// from the start, until a second thread has begun one: so a worker that the
+// kernel schedules late (a busy machine, a sanitizer's build) still gets its
+// turn. Returns how many threads ran pieces.
+template <class F> size_t run_on_two_threads(F f) {
     std::mutex m;
     std::set<std::thread::id> seen;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -104,6 +105,7 @@ size_t threads_taking_part() {
         return seen.size();
     };
     parallel_pieces(64, [&](int64_t) {
+        f();
         {
             std::lock_guard<std::mutex> lock(m);
             seen.insert(std::this_thread::get_id());
@@ -112,6 +114,8 @@ size_t threads_taking_part() {
     });
     return seen.size();
 }
+
+size_t threads_taking_part() { return run_on_two_threads([] {}); }
 
 TEST_CASE("the pool's threads take part and follow a change of thread count") {
     for (int threads : {2, 3}) {
@@ -130,20 +134,11 @@ TEST_CASE("a thread joining a loop finds its scratch buffers grown to the larges
     CHECK(run_counts(8) == std::vector<int>(8, 1));  // the workers exist before the buffer kind does
     thread_scratch<float, LateTag>(5000);              // asked for on this thread only
     std::mutex m;
-    std::set<std::thread::id> threads;
     std::vector<size_t> sizes;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    parallel_pieces(64, [&](int64_t) {
+    const size_t threads = run_on_two_threads([&] {
         const size_t before = S::buffer().size();  // this thread's, before it asks
-        {
-            std::lock_guard<std::mutex> lock(m);
-            threads.insert(std::this_thread::get_id());
-            sizes.push_back(before);
-        }
-        while (std::chrono::steady_clock::now() < deadline) {  // until the worker has taken a piece too
-            std::lock_guard<std::mutex> lock(m);
-            if (threads.size() >= 2) break;
-        }
+        std::lock_guard<std::mutex> lock(m);
+        sizes.push_back(before);
     });
     // A second thread's first use, outside the pool: grow_thread_scratch() is what the pool calls.
     size_t outside_before = 1, outside_after = 0;
@@ -152,7 +147,7 @@ TEST_CASE("a thread joining a loop finds its scratch buffers grown to the larges
         grow_thread_scratch();
         outside_after = S::buffer().size();
     }).join();
-    CHECK(threads.size() == 2);
+    CHECK(threads == 2);
     for (size_t n : sizes) CHECK(n >= 5000);
     CHECK(outside_before == 0);
     CHECK(outside_after >= 5000);
