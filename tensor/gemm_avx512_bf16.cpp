@@ -33,7 +33,7 @@ inline __mmask16 lanes(int64_t n) { return static_cast<__mmask16>(n >= kL ? 0xFF
 
 // Ap (M x K2 pairs) from op(A)(i, k) = A[i rs + k cs].
 void pack_a(int64_t M, int64_t K, const float* A, int64_t rs, int64_t cs, uint32_t* Ap) {
-    const int64_t K2 = (K + 1) / 2;
+    const int64_t K2 = bf16_pairs(K);
     for (int64_t i = 0; i < M; ++i) {
         const float* a = A + i * rs;
         uint32_t* dst = Ap + i * K2;
@@ -114,18 +114,28 @@ struct BpTag {};
 
 }  // namespace
 
-// guide.md §3: pack both operands into this thread's scratch, then the register
-// tiles of the fp32 family (gemm_tiles.h).
-void sgemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                       float* C, int64_t ldc, bool accumulate, bool trans_a) {
-    const int64_t K2 = (K + 1) / 2, N16 = (N + kL - 1) / kL * kL;
-    uint32_t* Ap = thread_scratch<uint32_t, ApTag>(static_cast<size_t>(M * K2));
-    uint32_t* Bp = thread_scratch<uint32_t, BpTag>(static_cast<size_t>(K2 * N16));
+void pack_bf16_a_avx512(int64_t M, int64_t K, const float* A, int64_t lda, bool trans_a, uint32_t* Ap) {
     pack_a(M, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, Ap);
+}
+
+// guide.md §3: B packed into this thread's scratch, then the register tiles of
+// the fp32 family (gemm_tiles.h) on the pairs.
+void sgemm_bf16_packed_avx512(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb,
+                              float* C, int64_t ldc, bool accumulate) {
+    const int64_t K2 = bf16_pairs(K), N16 = (N + kL - 1) / kL * kL;
+    uint32_t* Bp = thread_scratch<uint32_t, BpTag>(static_cast<size_t>(K2 * N16));
     pack_b(K, N, B, ldb, Bp, N16);
     gemm_tiles::for_each_tile(M, N, [&](int nv, int mr, int64_t i0, int64_t j0, int64_t tail) {
         kTiles[nv - 1][mr - 1](K2, Ap + i0 * K2, Bp + j0, N16, C + i0 * ldc + j0, ldc, lanes(tail), accumulate);
     });
+}
+
+// guide.md §3: both operands packed for this one product.
+void sgemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                       float* C, int64_t ldc, bool accumulate, bool trans_a) {
+    uint32_t* Ap = thread_scratch<uint32_t, ApTag>(static_cast<size_t>(M * bf16_pairs(K)));
+    pack_bf16_a_avx512(M, K, A, lda, trans_a, Ap);
+    sgemm_bf16_packed_avx512(M, N, K, Ap, B, ldb, C, ldc, accumulate);
 }
 
 }  // namespace ddpm
@@ -136,6 +146,13 @@ namespace ddpm {
 void sgemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                        float* C, int64_t ldc, bool accumulate, bool trans_a) {
     sgemm_bf16_reference(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a);
+}
+void pack_bf16_a_avx512(int64_t M, int64_t K, const float* A, int64_t lda, bool trans_a, uint32_t* Ap) {
+    pack_bf16_a_reference(M, K, A, lda, trans_a, Ap);
+}
+void sgemm_bf16_packed_avx512(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb,
+                              float* C, int64_t ldc, bool accumulate) {
+    sgemm_bf16_packed_reference(M, N, K, Ap, B, ldb, C, ldc, accumulate);
 }
 }  // namespace ddpm
 

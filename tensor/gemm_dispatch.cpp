@@ -107,6 +107,19 @@ void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const f
     run(k, M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a, trans_b);
 }
 
+namespace {
+bool bf16_fast() { return bf16_kernel().name != "reference"; }
+}  // namespace
+
+void pack_bf16_a(int64_t M, int64_t K, const float* A, int64_t lda, bool trans_a, uint32_t* Ap) {
+    (bf16_fast() ? pack_bf16_a_avx512 : pack_bf16_a_reference)(M, K, A, lda, trans_a, Ap);
+}
+
+void sgemm_bf16_packed(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb, float* C,
+                       int64_t ldc, bool accumulate) {
+    (bf16_fast() ? sgemm_bf16_packed_avx512 : sgemm_bf16_packed_reference)(M, N, K, Ap, B, ldb, C, ldc, accumulate);
+}
+
 void sgemm_fp32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
                 int64_t ldc, bool accumulate, bool trans_a, bool trans_b) {
     run(sgemm_kernel(), M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a, trans_b);

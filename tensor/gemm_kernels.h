@@ -66,6 +66,21 @@ void sgemm_bf16_reference(int64_t M, int64_t N, int64_t K, const float* A, int64
 void sgemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                        float* C, int64_t ldc, bool accumulate, bool trans_a);
 
+// Pairs of bfloat16 along k: ceil(K / 2) (an odd K pairs its last k with a zero).
+inline int64_t bf16_pairs(int64_t K) { return (K + 1) / 2; }
+
+// The same product with op(A) packed to bfloat16 pairs beforehand, once for many
+// products (Winograd's U is the A of every block's products):
+//   Ap[i K2 + k2] = bf16(op(A)(i, 2 k2)) | bf16(op(A)(i, 2 k2 + 1)) << 16    (M x K2)
+//   C (M x N) (+)= bf16(op(A)) bf16(B)
+// Same bits as the unpacked entry point of the family.
+void pack_bf16_a_reference(int64_t M, int64_t K, const float* A, int64_t lda, bool trans_a, uint32_t* Ap);
+void pack_bf16_a_avx512(int64_t M, int64_t K, const float* A, int64_t lda, bool trans_a, uint32_t* Ap);
+void sgemm_bf16_packed_reference(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb,
+                                 float* C, int64_t ldc, bool accumulate);
+void sgemm_bf16_packed_avx512(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb,
+                              float* C, int64_t ldc, bool accumulate);
+
 // The bfloat16 bits of x (its top 16), rounded to nearest even as vcvtneps2bf16
 // does; a NaN stays a NaN.
 inline uint32_t bf16_bits(float x) {
@@ -74,13 +89,15 @@ inline uint32_t bf16_bits(float x) {
     if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (u >> 16) | 0x40u;
     return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
 }
-// x rounded to bfloat16, as a float.
-inline float bf16_round(float x) {
-    const uint32_t u = bf16_bits(x) << 16;
+// The float whose top 16 bits are `bits` (a bfloat16's value).
+inline float bf16_value(uint32_t bits) {
+    const uint32_t u = bits << 16;
     float r;
     std::memcpy(&r, &u, 4);
     return r;
 }
+// x rounded to bfloat16, as a float.
+inline float bf16_round(float x) { return bf16_value(bf16_bits(x)); }
 
 struct SgemmKernel {
     std::string name;  // "reference", "avx2", "avx512"
@@ -113,6 +130,11 @@ GemmPrecision parse_precision(const std::string& name);
 // guide.md §3: C = (C +) op(A) op(B) with the family in use, in the precision set.
 void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
            int64_t ldc, bool accumulate, bool trans_a = false, bool trans_b = false);
+
+// The packed-A bfloat16 product with the bf16 family in use (bf16_kernel()).
+void pack_bf16_a(int64_t M, int64_t K, const float* A, int64_t lda, bool trans_a, uint32_t* Ap);
+void sgemm_bf16_packed(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb, float* C,
+                       int64_t ldc, bool accumulate);
 
 // The same in fp32 whatever the precision set: the attention products, which
 // `--precision bf16` leaves in fp32.

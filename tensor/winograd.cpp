@@ -59,6 +59,7 @@ constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 struct Tiling {
     int64_t B, C, H, W, OC, TH, TW, P, block, ld, nblocks;
     int64_t vxi, mxi, uxi;  // from one xi's matrix of V (C x ld), of M (OC x ld), of U (OC x C), to the next
+    int64_t pxi;            // from one xi's U packed to bfloat16 pairs (OC x ceil(C / 2)) to the next
     Tiling(int64_t B_, int64_t C_, int64_t H_, int64_t W_, int64_t OC_, int nthreads, int64_t bytes = block_bytes())
         : B(B_), C(C_), H(H_), W(W_), OC(OC_), TH((H_ + 3) / 4), TW((W_ + 3) / 4) {
         P = B * TH * TW;
@@ -78,7 +79,7 @@ struct Tiling {
         // multiple of 4 KiB) a transform's 36 stores per channel would all fall into
         // one set of the L1 cache and evict each other (the input transform took
         // 2-3x as long).
-        vxi = C * ld + 16, mxi = OC * ld + 16, uxi = OC * C + 16;
+        vxi = C * ld + 16, mxi = OC * ld + 16, uxi = OC * C + 16, pxi = OC * bf16_pairs(C) + 16;
     }
 };
 
@@ -570,17 +571,38 @@ template <class F> void run_slices(int nt, int64_t nblocks, F f) {
 }
 
 // Step 2. guide.md §3: M[xi] (OC x n) = U[xi] (OC x C) V[xi] (C x n), n = count tiles.
-// float runs our own kernels (gemm_kernels.h); double (the gradient checks) the BLAS.
-template <class T> void winograd_products(const T* U, const T* V, T* M, const Tiling& t, int64_t count) {
+// float runs our own kernels (gemm_kernels.h), with U's bfloat16 pairs Up under
+// --precision bf16; double (the gradient checks) the BLAS.
+template <class T>
+void winograd_products(const T* U, const uint32_t* Up, const T* V, T* M, const Tiling& t, int64_t count) {
     for (int xi = 0; xi < kXi; ++xi) {
         const T* u = U + xi * t.uxi;
         const T* v = V + xi * t.vxi;
         T* m = M + xi * t.mxi;
-        if constexpr (std::is_same_v<T, float>)
-            sgemm(t.OC, count, t.C, u, t.C, v, t.ld, m, t.ld, false);
-        else
+        if constexpr (std::is_same_v<T, float>) {
+            if (Up)
+                sgemm_bf16_packed(t.OC, count, t.C, Up + xi * t.pxi, v, t.ld, m, t.ld, false);
+            else
+                sgemm(t.OC, count, t.C, u, t.C, v, t.ld, m, t.ld, false);
+        } else {
             gemm(false, false, t.OC, count, t.C, T(1), u, t.C, v, t.ld, T(0), m, t.ld);
+        }
     }
+}
+
+struct UPairsTag {};
+
+// guide.md §3: under --precision bf16, U packed to bfloat16 pairs once for all blocks'
+// products (gemm_kernels.h), rather than once per product; otherwise null.
+template <class T> const uint32_t* pack_kernels_bf16(const T* U, const Tiling& t) {
+    if constexpr (std::is_same_v<T, float>) {
+        if (gemm_precision() == GemmPrecision::BF16) {
+            uint32_t* Up = thread_scratch<uint32_t, UPairsTag>(static_cast<size_t>(kXi * t.pxi));
+            parallel_for(kXi, 1, [&](int64_t xi) { pack_bf16_a(t.OC, t.C, U + xi * t.uxi, t.C, false, Up + xi * t.pxi); });
+            return Up;
+        }
+    }
+    return nullptr;
 }
 
 // guide.md §3: dU[xi] (OC x C) += dM[xi] (OC x n) V[xi]^T (n x C), for xi in [xi0, xi1).
@@ -611,12 +633,13 @@ void winograd_conv(const T* x, const T* U, const T* bias, int64_t bias_stride, c
                    const Tiling& t) {
     // Blocks are independent and compute the same on any thread, so they are
     // handed out as threads come free (see tensor/parallel.h on sharing the CPU).
+    const uint32_t* Up = pack_kernels_bf16(U, t);
     parallel_pieces(t.nblocks, [&](int64_t blk) {
         T* V = thread_scratch<T, VTag>(static_cast<size_t>(kXi * t.vxi));
         T* M = thread_scratch<T, MTag>(static_cast<size_t>(kXi * t.mxi));
         const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
         input_transform(x, t, p0, count, V);
-        winograd_products(U, V, M, t, count);
+        winograd_products(U, Up, V, M, t, count);
         output_transform(M, bias, bias_stride, residual, t, p0, count, out);
     });
 }

@@ -2,6 +2,8 @@
 // sizes that leave ragged edges in every direction.
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <vector>
 
 #include "helpers.h"
 #include "tensor/gemm_kernels.h"
@@ -90,6 +92,42 @@ TEST_CASE("every bfloat16 GEMM family matches the reference on the same rounded 
             for (bool accumulate : {false, true})
                 for (bool trans_a : {false, true})
                     check_family(kernel, s, accumulate, trans_a, gen, sgemm_bf16_reference, bf16_round);
+}
+
+namespace {
+// The packed-A entry points of each bf16 family, as an SgemmFn: A packed to pairs, then the product.
+template <void (*Pack)(int64_t, int64_t, const float*, int64_t, bool, uint32_t*),
+          void (*Product)(int64_t, int64_t, int64_t, const uint32_t*, const float*, int64_t, float*, int64_t, bool)>
+void pack_then_multiply(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                        float* C, int64_t ldc, bool accumulate, bool trans_a) {
+    std::vector<uint32_t> Ap(static_cast<size_t>(M * bf16_pairs(K)) + 1);
+    Pack(M, K, A, lda, trans_a, Ap.data());
+    Product(M, N, K, Ap.data(), B, ldb, C, ldc, accumulate);
+}
+}  // namespace
+
+TEST_CASE("A packed once to bfloat16 pairs: the same products, and the same bits as the unpacked entry") {
+    std::vector<SgemmKernel> packed = {
+        {"reference", pack_then_multiply<pack_bf16_a_reference, sgemm_bf16_packed_reference>}};
+    if (cpu_has_avx512_bf16())
+        packed.push_back({"avx512_bf16", pack_then_multiply<pack_bf16_a_avx512, sgemm_bf16_packed_avx512>});
+    const std::vector<SgemmKernel> unpacked = available_bf16_kernels();
+    REQUIRE(packed.size() == unpacked.size());
+    Generator gen(7);
+    for (size_t f = 0; f < packed.size(); ++f)
+        for (Sizes s : kSizes)
+            for (bool trans_a : {false, true}) {
+                check_family(packed[f], s, true, trans_a, gen, sgemm_bf16_reference, bf16_round);
+                INFO(packed[f].name << " M " << s.M << " N " << s.N << " K " << s.K << (trans_a ? " trans_a" : ""));
+                const int64_t lda = trans_a ? s.M : s.K;
+                Tensor a = randn({trans_a ? s.K : s.M, lda}, gen), b = randn({s.K, s.N}, gen);
+                Tensor c1 = Tensor::zeros({s.M, s.N}), c2 = Tensor::zeros({s.M, s.N});
+                packed[f].fn(s.M, s.N, s.K, a.data<float>(), lda, b.data<float>(), s.N, c1.data<float>(), s.N, false,
+                             trans_a);
+                unpacked[f].fn(s.M, s.N, s.K, a.data<float>(), lda, b.data<float>(), s.N, c2.data<float>(), s.N,
+                               false, trans_a);
+                CHECK(std::memcmp(c1.data<float>(), c2.data<float>(), sizeof(float) * s.M * s.N) == 0);
+            }
 }
 
 TEST_CASE("bf16 rounding is to nearest, ties to even, keeps NaN and infinity") {
