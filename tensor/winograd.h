@@ -30,27 +30,30 @@ int64_t winograd_block_tiles(int64_t B, int64_t C, int64_t H, int64_t W, int64_t
 // out (B,OC,H,W) = conv3x3(x (B,C,H,W), w (OC,C,3,3)) + bias (OC, or null;
 // with per_image_bias (B,OC): one bias per image and output channel)
 // + residual (B,OC,H,W, or null), added as each output tile is written.
+// How a Winograd convolution shares its work among threads: by blocks of
+// tiles, each thread transforming and multiplying its own (the weight gradient
+// adding into its own slice of dU); or by xi, all threads on one large block at
+// a time, the transforms shared by lane groups and the products by xi (for wide
+// layers, whose U or dU is several times a core's L2 and would otherwise cross
+// memory for every small block). Auto picks by that size.
+enum class WinogradPlan { Auto, ByBlocks, ByXi };
+
 template <class T>
 void winograd_conv3x3_forward(const T* x, const T* w, const T* bias, T* out, int64_t B, int64_t C, int64_t H,
-                              int64_t W, int64_t OC, bool per_image_bias = false, const T* residual = nullptr);
+                              int64_t W, int64_t OC, bool per_image_bias = false, const T* residual = nullptr,
+                              WinogradPlan plan = WinogradPlan::Auto);
 
 // dx (B,C,H,W) from dout (B,OC,H,W): the same convolution of dout with the
 // kernel flipped in space and its two channel axes swapped.
 template <class T>
 void winograd_conv3x3_input_grad(const T* dout, const T* w, T* dx, int64_t B, int64_t C, int64_t H, int64_t W,
-                                 int64_t OC);
-
-// How the weight gradient shares its work among threads: by blocks of tiles,
-// each thread adding into its own slice of dU; or by xi, all threads on one
-// large block at a time, each with its own share of the 36 xi (for wide layers,
-// whose dU is several times a core's L2). Auto picks by that size.
-enum class WeightGradPlan { Auto, ByBlocks, ByXi };
+                                 int64_t OC, WinogradPlan plan = WinogradPlan::Auto);
 
 // dw (OC,C,3,3) = sum over the batch of dout (B,OC,H,W) correlated with x (B,C,H,W),
 // accumulated in the Winograd domain: dU[xi] = dM[xi] V[xi]^T, dw = G^T dU G.
 // dbias (OC, or null) = the sum of dout over the batch and the plane.
 template <class T>
 void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, int64_t B, int64_t C, int64_t H,
-                                  int64_t W, int64_t OC, WeightGradPlan plan = WeightGradPlan::Auto);
+                                  int64_t W, int64_t OC, WinogradPlan plan = WinogradPlan::Auto);
 
 }  // namespace ddpm

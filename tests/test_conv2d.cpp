@@ -133,9 +133,19 @@ TEST_CASE_TEMPLATE("Winograd 3x3 convolution matches the naive loops forward and
         CHECK(max_abs_diff(dx_only.dx, got.dx) == 0);
         Conv2dGrads db_only = conv2d_backward(dy, x, w, 1, 1, false, false, true);
         CHECK(max_abs_diff(db_only.dbias, want.dbias) <= rel * max_abs(want.dbias));
-        // Both ways of sharing out the weight gradient, whichever the size picks.
+        // Both ways of sharing out the work, whichever the size picks.
         if (c.C >= 4)
-            for (WeightGradPlan plan : {WeightGradPlan::ByBlocks, WeightGradPlan::ByXi}) {
+            for (WinogradPlan plan : {WinogradPlan::ByBlocks, WinogradPlan::ByXi}) {
+                INFO(std::string(plan == WinogradPlan::ByXi ? "by xi" : "by blocks"));
+                // (with a residual added as the output tiles are written)
+                Tensor out = Tensor::zeros(y.shape(), dt), dx = Tensor::zeros(x.shape(), dt);
+                Generator rgen(22);  // its own stream: the cases' x, w and dy stay as they were
+                Tensor residual = randn(y.shape(), rgen, dt), want_out = add(y_ref, residual);
+                winograd_conv3x3_forward(x.data<T>(), w.data<T>(), b.data<T>(), out.data<T>(), c.B, c.C, c.H, c.W,
+                                         c.OC, false, static_cast<const T*>(residual.data<T>()), plan);
+                CHECK(max_abs_diff(out, want_out) <= rel * max_abs(want_out));
+                winograd_conv3x3_input_grad(dy.data<T>(), w.data<T>(), dx.data<T>(), c.B, c.C, c.H, c.W, c.OC, plan);
+                CHECK(max_abs_diff(dx, want.dx) <= rel * max_abs(want.dx));
                 Tensor dw = Tensor::zeros(w.shape(), dt), db = Tensor::zeros({c.OC}, dt);
                 winograd_conv3x3_weight_grad(x.data<T>(), dy.data<T>(), dw.data<T>(), db.data<T>(), c.B, c.C, c.H,
                                              c.W, c.OC, plan);
