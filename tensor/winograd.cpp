@@ -625,7 +625,7 @@ struct VTag {};
 struct MTag {};
 struct UTag {};
 struct BiasTag {};
-struct SharedVTag {};  // a wide layer's weight gradient: V and dM of a block all threads share
+struct SharedVTag {};  // a wide layer's V and M (or dM) of the one block all threads share
 struct SharedMTag {};
 
 // guide.md §3: the convolution of x with the transformed kernels U (OC x C at
