@@ -108,7 +108,11 @@ void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const f
 }
 
 namespace {
-bool bf16_fast() { return bf16_kernel().name != "reference"; }
+// Whether the bf16 family in use is AVX512_BF16's (decided once, as bf16_kernel() is).
+bool bf16_fast() {
+    static const bool fast = bf16_kernel().name != "reference";
+    return fast;
+}
 }  // namespace
 
 void pack_bf16_a(int64_t M, int64_t K, const float* A, int64_t lda, bool trans_a, uint32_t* Ap) {
