@@ -302,7 +302,7 @@ template <class T, int kRows> struct TilePatches {
     // lane's columns" into "a column's lanes". (Measured against 36 gathers per
     // channel: a 32 -> 32 channel forward at 28x28, batch 64, one thread,
     // 4.5-5.4 ms against 5.8-6.0.)
-    void gather_row(const float* plane0, int r, float (*d)[kLanes]) const {
+    void gather_row(const float* plane0, int r, __m512 d[kRows]) const {
         __m512 z[8];
         for (int j = 0; j < 8; ++j) {
             // A plain load where all 8 floats lie in the plane (then zero the columns
@@ -335,8 +335,12 @@ template <class T, int kRows> struct TilePatches {
         // Column s: blocks (low lanes 0-3, 4-7, high lanes 8-11, 12-15) from u[s % 4] and u[4 + s % 4].
         const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
         const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(4));
-        for (int s = 0; s < kRows; ++s)
-            _mm512_store_ps(d[s], _mm512_permutex2var_ps(u[s % 4], s < 4 ? first : second, u[4 + s % 4]));
+        for (int s = 0; s < kRows; ++s) d[s] = _mm512_permutex2var_ps(u[s % 4], s < 4 ? first : second, u[4 + s % 4]);
+    }
+    void gather_row(const float* plane0, int r, float (*d)[kLanes]) const {
+        __m512 z[kRows];
+        gather_row(plane0, r, z);
+        for (int s = 0; s < kRows; ++s) _mm512_store_ps(d[s], z[s]);
     }
 #elif defined(__AVX2__)
     // The same with AVX2, eight lanes at a time: lane l's row (from row_at, its
@@ -519,6 +523,46 @@ template <> void input_transform<float>(const float* x, const Tiling& t, int64_t
                     bt6(a, o);
                     for (int r = 0; r < 6; ++r) _mm256_storeu_ps(V + (r * 6 + k) * t.vxi + c * t.ld + q + g, o[r]);
                 }
+        }
+    }
+}
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+// bt6 on sixteen lanes held in registers: o = B^T a.
+inline void bt6(const __m512 a[6], __m512 o[6]) {
+    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), five = _mm512_set1_ps(5);
+    o[0] = _mm512_fmadd_ps(four, a[0], _mm512_fnmadd_ps(five, a[2], a[4]));                    // 4 a0 - 5 a2 + a4
+    o[1] = _mm512_fnmadd_ps(four, _mm512_add_ps(a[1], a[2]), _mm512_add_ps(a[3], a[4]));     // -4 (a1 + a2) + a3 + a4
+    o[2] = _mm512_fmadd_ps(four, _mm512_sub_ps(a[1], a[2]), _mm512_sub_ps(a[4], a[3]));      // 4 (a1 - a2) - a3 + a4
+    o[3] = _mm512_fmadd_ps(two, _mm512_sub_ps(a[3], a[1]), _mm512_sub_ps(a[4], a[2]));       // 2 (a3 - a1) - a2 + a4
+    o[4] = _mm512_fmadd_ps(two, _mm512_sub_ps(a[1], a[3]), _mm512_sub_ps(a[4], a[2]));       // 2 (a1 - a3) - a2 + a4
+    o[5] = _mm512_fmadd_ps(four, a[1], _mm512_fnmadd_ps(five, a[3], a[5]));                    // 4 a1 - 5 a3 + a5
+}
+
+// Step 1 on AVX-512: as on AVX2, each patch row transformed in registers as it is
+// gathered (t = d B), then down the columns (B^T t) from a small buffer into V:
+// two passes over the buffer fewer than the portable loop (`small`, batch 64,
+// 2 threads, a Zen 5, the whole forward alternating the two in one process: 4% faster).
+template <> void input_transform<float>(const float* x, const Tiling& t, int64_t p0, int64_t count, float* V) {
+    for (int64_t q = 0; q < count; q += kLanes) {
+        const TilePatches<float, 6> patches(LaneTiles(t, p0 + q, count - q), t.C * t.H * t.W, t.H, t.W, 1);
+        for (int64_t c = 0; c < t.C; ++c) {
+            if (c + 1 < t.C) patches.prefetch(x + (c + 1) * t.H * t.W);
+            const float* plane0 = x + c * t.H * t.W;
+            alignas(64) float rows[6][6][kLanes];  // rows[r][k]: (d B)[r][k] of every lane
+            for (int r = 0; r < 6; ++r) {
+                __m512 z[6], o[6];
+                patches.gather_row(plane0, r, z);
+                bt6(z, o);
+                for (int k = 0; k < 6; ++k) _mm512_store_ps(rows[r][k], o[k]);
+            }
+            for (int k = 0; k < 6; ++k) {
+                __m512 a[6], o[6];
+                for (int r = 0; r < 6; ++r) a[r] = _mm512_load_ps(rows[r][k]);
+                bt6(a, o);
+                for (int r = 0; r < 6; ++r) _mm512_storeu_ps(V + (r * 6 + k) * t.vxi + c * t.ld + q, o[r]);
+            }
         }
     }
 }
