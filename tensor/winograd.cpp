@@ -388,9 +388,7 @@ template <class T, int kRows> struct TilePatches {
     // element] if res0 is not null (a residual laid out like the output), inside
     // the plane only.
     void scatter(const T (*d)[kRows][kLanes], const T* add, T* plane0, const T* res0) const {
-#if defined(__AVX512F__) && defined(__AVX512VL__)
-        if constexpr (std::is_same_v<T, float> && kLanes == 16 && kRows == 4) return scatter_avx512(d, add, plane0, res0);
-#elif defined(__AVX2__)
+#if defined(__AVX2__) && !(defined(__AVX512F__) && defined(__AVX512VL__))
         if constexpr (std::is_same_v<T, float> && kLanes % 8 == 0 && kRows == 4) return scatter_avx2(d, add, plane0, res0);
 #endif
         for (int l = 0; l < n; ++l) {
@@ -404,33 +402,27 @@ template <class T, int kRows> struct TilePatches {
     }
 
 #if defined(__AVX512F__) && defined(__AVX512VL__)
-    // 4x4 tiles: each row of the 16 lanes' tiles is transposed in registers
-    // so that a lane's four values are one 128-bit piece, stored with a
-    // column mask. (A vector scatter per element was twice as slow.)
-    void scatter_avx512(const float (*d)[4][kLanes], const float* add, float* plane0, const float* res0) const {
-        const __m512 vadd = _mm512_load_ps(add);
-        for (int r = 0; r < 4; ++r) {
-            if (!row_ok[r]) continue;
-            const __m512 a0 = _mm512_add_ps(_mm512_load_ps(&d[r][0][0]), vadd);
-            const __m512 a1 = _mm512_add_ps(_mm512_load_ps(&d[r][1][0]), vadd);
-            const __m512 a2 = _mm512_add_ps(_mm512_load_ps(&d[r][2][0]), vadd);
-            const __m512 a3 = _mm512_add_ps(_mm512_load_ps(&d[r][3][0]), vadd);
-            const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(a0, a1));  // 128-bit piece j: lanes 4j, 4j+1
-            const __m512d t1 = _mm512_castps_pd(_mm512_unpackhi_ps(a0, a1));  // lanes 4j+2, 4j+3
-            const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(a2, a3));
-            const __m512d t3 = _mm512_castps_pd(_mm512_unpackhi_ps(a2, a3));
-            alignas(64) float quad[4][16];  // quad[k][4j .. 4j+3]: the row of lane 4j + k
-            _mm512_store_ps(quad[0], _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2)));
-            _mm512_store_ps(quad[1], _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)));
-            _mm512_store_ps(quad[2], _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)));
-            _mm512_store_ps(quad[3], _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3)));
-            for (int l = 0; l < n; ++l) {
-                if (!(row_ok[r] >> l & 1u)) continue;
-                const int64_t at = offset[l] + r * W;
-                __m128 v = _mm_load_ps(&quad[l % 4][4 * (l / 4)]);
-                if (res0) v = _mm_add_ps(v, _mm_maskz_loadu_ps(lane_cols[l], res0 + at));
-                _mm_mask_storeu_ps(plane0 + at, lane_cols[l], v);
-            }
+    // Row r of the 16 lanes' 4x4 tiles, y[s][lane] (bias already added), plus
+    // res0's values if res0 is not null: transposed in registers so that a lane's
+    // four values are one 128-bit piece, stored with a column mask. (A vector
+    // scatter per element was twice as slow.)
+    void scatter_row(int r, const __m512 y[4], float* plane0, const float* res0) const {
+        if (!row_ok[r]) return;
+        const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(y[0], y[1]));  // 128-bit piece j: lanes 4j, 4j+1
+        const __m512d t1 = _mm512_castps_pd(_mm512_unpackhi_ps(y[0], y[1]));  // lanes 4j+2, 4j+3
+        const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(y[2], y[3]));
+        const __m512d t3 = _mm512_castps_pd(_mm512_unpackhi_ps(y[2], y[3]));
+        alignas(64) float quad[4][16];  // quad[k][4j .. 4j+3]: the row of lane 4j + k
+        _mm512_store_ps(quad[0], _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2)));
+        _mm512_store_ps(quad[1], _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)));
+        _mm512_store_ps(quad[2], _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)));
+        _mm512_store_ps(quad[3], _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3)));
+        for (int l = 0; l < n; ++l) {
+            if (!(row_ok[r] >> l & 1u)) continue;
+            const int64_t at = offset[l] + r * W;
+            __m128 v = _mm_load_ps(&quad[l % 4][4 * (l / 4)]);
+            if (res0) v = _mm_add_ps(v, _mm_maskz_loadu_ps(lane_cols[l], res0 + at));
+            _mm_mask_storeu_ps(plane0 + at, lane_cols[l], v);
         }
     }
 #elif defined(__AVX2__)
@@ -571,6 +563,16 @@ template <> void input_transform<float>(const float* x, const Tiling& t, int64_t
 // Step 3. guide.md §3: out tile = A^T M A + bias (+ residual), written where it lies inside
 // the image. The bias of output channel o is bias[o], or with bias_stride = OC (a
 // bias per image) bias[b OC + o] for a tile of image b.
+// The residual and output patches of output channel o + 1, asked for while channel o is
+// transformed, so that its scatter does not wait on memory (`small`, batch 64,
+// 2 threads, a Zen 5: a forward 8-9% faster).
+template <class T>
+void prefetch_next_channel(const TilePatches<T, 4>& patches, const T* residual, const T* out, const Tiling& t, int64_t o) {
+    if (o + 1 >= t.OC) return;
+    if (residual) patches.prefetch(residual + (o + 1) * t.H * t.W);
+    patches.template prefetch<1>(out + (o + 1) * t.H * t.W);
+}
+
 template <class T>
 void output_transform(const T* M, const T* bias, int64_t bias_stride, const T* residual, const Tiling& t, int64_t p0,
                       int64_t count, T* out) {
@@ -581,17 +583,55 @@ void output_transform(const T* M, const T* bias, int64_t bias_stride, const T* r
             alignas(64) T tmp[4][6][kLanes], y[4][4][kLanes], b[kLanes] = {};
             for (int s = 0; s < 6; ++s) at6(M + s * t.mxi + o * t.ld + q, 6 * t.mxi, &tmp[0][s][0], 6 * kLanes);
             for (int r = 0; r < 4; ++r) at6(&tmp[r][0][0], kLanes, &y[r][0][0], kLanes);
-            // The next channel's residual and output patches, asked for now so that its scatter
-            // does not wait on memory (`small`, batch 64, 2 threads, a Zen 5: a forward 8-9% faster).
-            if (o + 1 < t.OC) {
-                if (residual) patches.prefetch(residual + (o + 1) * t.H * t.W);
-                patches.template prefetch<1>(out + (o + 1) * t.H * t.W);
-            }
+            prefetch_next_channel(patches, residual, out, t, o);
             for (int l = 0; bias && l < lanes.n; ++l) b[l] = bias[lanes.image[l] * bias_stride + o];
             patches.scatter(y, b, out + o * t.H * t.W, residual ? residual + o * t.H * t.W : nullptr);
         }
     }
 }
+
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+// at6 on sixteen lanes held in registers: o = A^T a.
+inline void at6(const __m512 a[6], __m512 o[4]) {
+    const __m512 s12 = _mm512_add_ps(a[1], a[2]), d12 = _mm512_sub_ps(a[1], a[2]);
+    const __m512 s34 = _mm512_add_ps(a[3], a[4]), d34 = _mm512_sub_ps(a[3], a[4]);
+    o[0] = _mm512_add_ps(_mm512_add_ps(a[0], s12), s34);                        // a0 + s12 + s34
+    o[1] = _mm512_fmadd_ps(_mm512_set1_ps(2), d34, d12);                        // d12 + 2 d34
+    o[2] = _mm512_fmadd_ps(_mm512_set1_ps(4), s34, s12);                        // s12 + 4 s34
+    o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8), d34, d12), a[5]);   // d12 + 8 d34 + a5
+}
+
+// Step 3 on AVX-512: the same, down the columns of M into a small buffer (A^T M),
+// then each row of the output tiles transformed in registers ((A^T M) A) and
+// written from there.
+template <>
+void output_transform<float>(const float* M, const float* bias, int64_t bias_stride, const float* residual,
+                             const Tiling& t, int64_t p0, int64_t count, float* out) {
+    for (int64_t q = 0; q < count; q += kLanes) {
+        const LaneTiles lanes(t, p0 + q, count - q);
+        const TilePatches<float, 4> patches(lanes, t.OC * t.H * t.W, t.H, t.W, 0);
+        for (int64_t o = 0; o < t.OC; ++o) {
+            alignas(64) float tmp[4][6][kLanes], b[kLanes] = {};  // tmp[r][s]: (A^T M)[r][s] of every lane
+            for (int s = 0; s < 6; ++s) {
+                __m512 a[6], y[4];
+                for (int r = 0; r < 6; ++r) a[r] = _mm512_loadu_ps(M + (r * 6 + s) * t.mxi + o * t.ld + q);
+                at6(a, y);
+                for (int r = 0; r < 4; ++r) _mm512_store_ps(tmp[r][s], y[r]);
+            }
+            prefetch_next_channel(patches, residual, out, t, o);
+            for (int l = 0; bias && l < lanes.n; ++l) b[l] = bias[lanes.image[l] * bias_stride + o];
+            const __m512 vb = _mm512_load_ps(b);
+            for (int r = 0; r < 4; ++r) {
+                __m512 a[6], y[4];
+                for (int s = 0; s < 6; ++s) a[s] = _mm512_load_ps(tmp[r][s]);
+                at6(a, y);
+                for (int s = 0; s < 4; ++s) y[s] = _mm512_add_ps(y[s], vb);
+                patches.scatter_row(r, y, out + o * t.H * t.W, residual ? residual + o * t.H * t.W : nullptr);
+            }
+        }
+    }
+}
+#endif
 
 // Weight-gradient step: guide.md §3: dM = A dy A^T for each 4x4 output-gradient tile (zero
 // past the image's edge), stored like M. The tiles' sums are added to dbias
