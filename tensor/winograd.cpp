@@ -560,9 +560,6 @@ template <> void input_transform<float>(const float* x, const Tiling& t, int64_t
 }
 #endif
 
-// Step 3. guide.md §3: out tile = A^T M A + bias (+ residual), written where it lies inside
-// the image. The bias of output channel o is bias[o], or with bias_stride = OC (a
-// bias per image) bias[b OC + o] for a tile of image b.
 // The residual and output patches of output channel o + 1, asked for while channel o is
 // transformed, so that its scatter does not wait on memory (`small`, batch 64,
 // 2 threads, a Zen 5: a forward 8-9% faster).
@@ -573,6 +570,9 @@ void prefetch_next_channel(const TilePatches<T, 4>& patches, const T* residual, 
     patches.template prefetch<1>(out + (o + 1) * t.H * t.W);
 }
 
+// Step 3. guide.md §3: out tile = A^T M A + bias (+ residual), written where it lies inside
+// the image. The bias of output channel o is bias[o], or with bias_stride = OC (a
+// bias per image) bias[b OC + o] for a tile of image b.
 template <class T>
 void output_transform(const T* M, const T* bias, int64_t bias_stride, const T* residual, const Tiling& t, int64_t p0,
                       int64_t count, T* out) {
