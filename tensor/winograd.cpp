@@ -421,8 +421,14 @@ template <class T, int kRows> struct TilePatches {
             if (!(row_ok[r] >> l & 1u)) continue;
             const int64_t at = offset[l] + r * W;
             __m128 v = _mm_load_ps(&quad[l % 4][4 * (l / 4)]);
-            if (res0) v = _mm_add_ps(v, _mm_maskz_loadu_ps(lane_cols[l], res0 + at));
-            _mm_mask_storeu_ps(plane0 + at, lane_cols[l], v);
+            if (lane_cols[l] == 0xF) {  // all four columns in the plane: plain accesses (masked
+                                        // ones everywhere: a `small` forward 3% slower on a Zen 5)
+                if (res0) v = _mm_add_ps(v, _mm_loadu_ps(res0 + at));
+                _mm_storeu_ps(plane0 + at, v);
+            } else {
+                if (res0) v = _mm_add_ps(v, _mm_maskz_loadu_ps(lane_cols[l], res0 + at));
+                _mm_mask_storeu_ps(plane0 + at, lane_cols[l], v);
+            }
         }
     }
 #elif defined(__AVX2__)
