@@ -3,11 +3,28 @@
 
 #include <atomic>
 #include <cstddef>
+#include <new>
 #include <vector>
 
 namespace ddpm {
 
 namespace detail {
+// Storage that starts on a cache line (64 bytes). A scratch buffer shared by
+// threads (a wide layer's Winograd V and M) has each thread write its own
+// 64-byte stretches of a row; shifted off the cache lines by malloc's 16-byte
+// alignment, every stretch shared a line with its neighbour's thread, and the
+// input transform of `cifar10`'s 256 -> 256 layers took 2.4x as long on 2
+// threads as on one (a Zen 5).
+template <class T> struct CacheLineAllocator {
+    using value_type = T;
+    static constexpr std::align_val_t kAlign{64};
+    CacheLineAllocator() = default;
+    template <class U> CacheLineAllocator(const CacheLineAllocator<U>&) {}
+    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+    void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+    template <class U> bool operator==(const CacheLineAllocator<U>&) const { return true; }
+};
+
 // Every buffer kind (T, Tag) in use registers, once, a function that grows the
 // calling thread's buffer of that kind to the largest size asked for so far;
 // `scratch_generation` counts the times some kind's largest size grew.
@@ -17,12 +34,12 @@ extern std::atomic<unsigned> scratch_generation;
 
 template <class T, class Tag> struct Scratch {
     static inline std::atomic<size_t> largest{0};
-    static std::vector<T>& buffer() {
-        thread_local std::vector<T> buf;
+    static std::vector<T, CacheLineAllocator<T>>& buffer() {
+        thread_local std::vector<T, CacheLineAllocator<T>> buf;
         return buf;
     }
     static void grow() {
-        std::vector<T>& buf = buffer();
+        std::vector<T, CacheLineAllocator<T>>& buf = buffer();
         const size_t want = largest.load(std::memory_order_relaxed);
         if (buf.size() < want) buf.resize(want);
     }
