@@ -105,13 +105,15 @@ private:
 // While it runs pieces a thread asks OpenMP for one thread: a BLAS call inside a
 // piece (OpenBLAS's OpenMP build reads omp_get_max_threads()) then stays on it.
 void Pool::take_pieces() noexcept {
-    grow_thread_scratch();  // a piece then finds its work buffers grown (scratch.h)
     const int openmp_threads = omp_get_max_threads();
     omp_set_num_threads(1);
     t_in_piece = true;
     uint64_t t = ticket_.load(std::memory_order_acquire);
     while ((t & 0xffffffffu) < (t >> 32)) {
         if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acquire)) continue;  // t reloaded
+        // The piece then finds its work buffers grown (scratch.h). Before each piece, not once:
+        // a thread that ends the last piece of one loop may go straight on to the next loop's.
+        grow_thread_scratch();
         fn_.load(std::memory_order_relaxed)(body_.load(std::memory_order_relaxed), static_cast<int64_t>(t & 0xffffffffu));
         if (remaining_.fetch_sub(1, std::memory_order_seq_cst) == 1 && sleeping_caller_.load() > 0) wake_all(remaining_);
         t = ticket_.load(std::memory_order_acquire);
