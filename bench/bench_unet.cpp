@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <map>
+#include <stdexcept>
 
 #include "autograd/ops.h"
 #include "autograd/profiler.h"
@@ -63,19 +65,19 @@ void print_profile(int threads, std::map<std::string, OpStats>& stats) {
 std::pair<double, double> time_passes(UNet& net, const Variable& x, const Tensor& t, const Tensor& target, int iters,
                                       std::map<std::string, OpStats>& profile) {
     std::vector<double> fwd, step;
-    for (int i = 0; i < iters + 1; ++i) {  // the first run warms up
+    for (int i = 0; i < iters + 2; ++i) {  // the first run warms up, the last is profiled
         const double t0 = now();
         {
             NoGradGuard ng;
             net.forward(x, t);
         }
         const double t1 = now();
-        if (i == iters) profiler::enable(true);
+        if (i == iters + 1) profiler::enable(true);
         net.zero_grad();
         Variable d = net.forward(x, t) - Variable(target);
         mean(d * d).backward();
         const double t2 = now();
-        if (i == iters) {
+        if (i == iters + 1) {
             profiler::enable(false);
             profile = profiler::snapshot();
             profiler::reset();
@@ -86,12 +88,49 @@ std::pair<double, double> time_passes(UNet& net, const Variable& x, const Tensor
     }
     return {median(fwd), median(step)};
 }
+struct Args {
+    std::string config = "small";
+    int64_t batch = 64;
+    int iters = 5;
+};
+
+// A positive whole number from argument `what`, or an exception naming it.
+int64_t positive(const char* text, const char* what) {
+    char* end = nullptr;
+    const long long v = std::strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || v < 1)
+        throw std::invalid_argument(fmt::format("{} '{}' is not a whole number of at least 1", what, text));
+    return v;
+}
+
+// The positional arguments; -h/--help prints the usage and exits 0, a bad argument
+// says which and exits 2.
+Args parse_args(int argc, char** argv) {
+    const char* usage = "usage: bench_unet [config=small] [batch=64] [iterations=5]   (config: tiny, mini, small, cifar10)\n";
+    Args a;
+    try {
+        if (argc > 1 && (std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help")) {
+            fmt::print("{}", usage);
+            std::exit(0);
+        }
+        if (argc > 4) throw std::invalid_argument(fmt::format("{} arguments, at most 3", argc - 1));
+        if (argc > 1) a.config = argv[1];
+        if (argc > 2) a.batch = positive(argv[2], "batch");
+        if (argc > 3) a.iters = static_cast<int>(positive(argv[3], "iterations"));
+        UNetConfig::preset(a.config);  // an unknown name throws, listing the presets
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "bench_unet: {}\n{}", e.what(), usage);
+        std::exit(2);
+    }
+    return a;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
-    const std::string config = argc > 1 ? argv[1] : "small";
-    const int64_t batch = argc > 2 ? std::stoll(argv[2]) : 64;
-    const int iters = argc > 3 ? std::stoi(argv[3]) : 5;
+    const Args args = parse_args(argc, argv);
+    const std::string& config = args.config;
+    const int64_t batch = args.batch;
+    const int iters = args.iters;
     UNetConfig cfg = UNetConfig::preset(config);
     UNet net(cfg, InitScheme::DDPM, 0);
     Generator gen(1);

@@ -55,7 +55,7 @@ template <class T, class Tag> struct Scratch {
 // thread its first piece of some kind only then (next to a busy program a
 // worker may sit out a whole warm-up step's loops of one kind); it must not
 // allocate then. So the pool calls grow_thread_scratch() in each thread that
-// joins a loop, before it takes a piece.
+// joins a loop, before each piece it takes.
 template <class T, class Tag> T* thread_scratch(size_t n) {
     using S = detail::Scratch<T, Tag>;
     static const bool registered = (detail::register_scratch(&S::grow), true);
