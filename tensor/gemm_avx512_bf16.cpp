@@ -13,12 +13,14 @@
 // and costs O(M K + K N) against the product's O(M N K). A register tile then
 // runs as the fp32 one (gemm_avx512.cpp): one broadcast pair of A, NV vectors
 // of Bp, MR x NV accumulators, each instruction doing 32 multiply-adds.
-// A's pairs by scalar bf16_bits when op(A) is transposed (strided), by
-// vcvtneps2bf16 when its rows are contiguous; both round to nearest even.
+// Pairs are made by vcvtne2ps2bf16 (round to nearest even) from two rows (k, k + 1)
+// or from 32 consecutive k of one row; where that gives them across rather than
+// down (op(A) transposed, B given transposed), a 16 x 16 transpose in registers
+// puts them in place.
 #include "tensor/gemm_kernels.h"
 
 #if defined(__AVX512BF16__) && defined(__AVX512BW__)
-#include <immintrin.h>
+#include "tensor/avx512.h"
 
 #include "tensor/gemm_tiles.h"
 #include "tensor/scratch.h"
@@ -29,48 +31,101 @@ namespace {
 
 constexpr int kL = gemm_tiles::kLanes;
 
-inline __mmask16 lanes(int64_t n) { return static_cast<__mmask16>(n >= kL ? 0xFFFFu : (1u << n) - 1u); }
+// The first n of 16 lanes (none for n <= 0).
+inline __mmask16 lanes(int64_t n) {
+    return static_cast<__mmask16>(n >= kL ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u);
+}
+
+// 16 pairs (r0[j], r1[j]), j < 16, zero past the first n (r1 null: zero high halves).
+inline __m512i pairs_down(const float* r0, const float* r1, int64_t n) {
+    alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                          8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __mmask16 m = lanes(n);
+    const __m512 a = _mm512_maskz_loadu_ps(m, r0), b = r1 ? _mm512_maskz_loadu_ps(m, r1) : _mm512_setzero_ps();
+    const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(b, a);  // 16 of r0, then 16 of r1
+    return _mm512_permutexvar_epi16(_mm512_load_si512(kInterleave), both);
+}
+
+// 16 pairs (r[2 w], r[2 w + 1]), w < 16, from 32 consecutive floats, zero past the first n.
+inline __m512i pairs_along(const float* r, int64_t n) {
+    const __m512 lo = _mm512_maskz_loadu_ps(lanes(n), r), hi = _mm512_maskz_loadu_ps(lanes(n - kL), r + kL);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // the low 16 bits of word w: r[2 w]
+}
+
+// Sixteen rows of sixteen 32-bit words -> their transpose, in registers (64 shuffles):
+// pairs within 128-bit blocks, then 4 x 4 blocks of 128 bits.
+inline void transpose16x16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {  // t[i], t[i+1]: rows i, i+1 interleaved, in each block
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int g = 0; g < 16; g += 4) {  // r[g + m], block L: column 4 L + m of rows g .. g + 3
+        r[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+        r[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+        r[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+        r[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+    }
+    for (int m = 0; m < 4; ++m) {  // column 4 L + m: block L of r[m], r[4 + m], r[8 + m], r[12 + m]
+        const __m512i v0 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0x88), v1 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0xDD);
+        const __m512i v2 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0x88);
+        const __m512i v3 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0xDD);
+        t[m] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+        t[4 + m] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+        t[8 + m] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+        t[12 + m] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+    }
+    for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
 
 // Ap (M x K2 pairs) from op(A)(i, k) = A[i rs + k cs].
 void pack_a(int64_t M, int64_t K, const float* A, int64_t rs, int64_t cs, uint32_t* Ap) {
     const int64_t K2 = bf16_pairs(K);
-    for (int64_t i = 0; i < M; ++i) {
-        const float* a = A + i * rs;
-        uint32_t* dst = Ap + i * K2;
-        if (cs == 1) {  // a row of A is contiguous: 16 floats -> 8 pairs per conversion
-            for (int64_t k = 0; k < K; k += kL) {
-                const __mmask16 m = lanes(K - k);
-                const __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, a + k));
-                const int64_t pairs = (K - k < kL ? K - k + 1 : kL) / 2;
-                _mm256_mask_storeu_epi32(dst + k / 2, static_cast<__mmask8>((1u << pairs) - 1u), (__m256i)h);
-            }
-        } else {
-            for (int64_t k2 = 0; k2 < K2; ++k2) {
-                const uint32_t hi = 2 * k2 + 1 < K ? bf16_bits(a[(2 * k2 + 1) * cs]) : 0u;
-                dst[k2] = bf16_bits(a[2 * k2 * cs]) | hi << 16;
-            }
-        }
+    if (cs == 1) {  // a row of A is contiguous: 16 floats -> 8 pairs per conversion
+        for (int64_t i = 0; i < M; ++i)
+            for (int64_t k = 0; k < K; k += 2 * kL)
+                _mm512_mask_storeu_epi32(Ap + i * K2 + k / 2, lanes(K2 - k / 2), pairs_along(A + i * rs + k, K - k));
+        return;
     }
+    // A stored transposed (rs = 1): 16 rows i at a time, the pairs of 16 k2 made down
+    // the columns of A, then transposed into rows.
+    for (int64_t i0 = 0; i0 < M; i0 += kL)
+        for (int64_t k = 0; k < K; k += 2 * kL) {
+            __m512i r[kL];
+            for (int w = 0; w < kL; ++w) {
+                const int64_t k0 = k + 2 * w;
+                r[w] = k0 >= K ? _mm512_setzero_si512()
+                               : pairs_down(A + k0 * cs + i0, k0 + 1 < K ? A + (k0 + 1) * cs + i0 : nullptr, M - i0);
+            }
+            transpose16x16(r);
+            for (int64_t ii = 0; ii < kL && i0 + ii < M; ++ii)
+                _mm512_mask_storeu_epi32(Ap + (i0 + ii) * K2 + k / 2, lanes(K2 - k / 2), r[ii]);
+        }
 }
 
 // Bp (K2 x N16 pairs) from B (K x N, row length ldb): rows 2 k2 and 2 k2 + 1
 // are converted together and their lanes interleaved.
 void pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* Bp, int64_t N16) {
-    alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
-                                                          8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i idx = _mm512_load_si512(kInterleave);
     for (int64_t k = 0; k < K; k += 2) {
         const float* b0 = B + k * ldb;
-        const float* b1 = k + 1 < K ? b0 + ldb : nullptr;
-        uint32_t* dst = Bp + (k / 2) * N16;
-        for (int64_t j = 0; j < N16; j += kL) {
-            const __mmask16 m = lanes(N - j);
-            const __m512 r0 = _mm512_maskz_loadu_ps(m, b0 + j);
-            const __m512 r1 = b1 ? _mm512_maskz_loadu_ps(m, b1 + j) : _mm512_setzero_ps();
-            const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(r1, r0);  // 16 of row 2k2, then 16 of row 2k2+1
-            _mm512_storeu_si512(dst + j, _mm512_permutexvar_epi16(idx, both));
-        }
+        for (int64_t j = 0; j < N16; j += kL)
+            _mm512_storeu_si512(Bp + (k / 2) * N16 + j, pairs_down(b0 + j, k + 1 < K ? b0 + ldb + j : nullptr, N - j));
     }
+}
+
+// The same Bp from B given transposed (N x K, row length ldb, entry (k, j) at
+// B[j ldb + k]): 16 rows of it at a time, 32 k of each made into 16 pairs, the
+// 16 x 16 pairs then transposed in registers. (No fp32 copy of B^T first.)
+void pack_b_transposed(int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* Bp, int64_t N16) {
+    const int64_t K2 = bf16_pairs(K);
+    for (int64_t j0 = 0; j0 < N16; j0 += kL)
+        for (int64_t k = 0; k < K; k += 2 * kL) {
+            __m512i r[kL];
+            for (int jj = 0; jj < kL; ++jj)
+                r[jj] = j0 + jj < N ? pairs_along(B + (j0 + jj) * ldb + k, K - k) : _mm512_setzero_si512();
+            transpose16x16(r);
+            for (int64_t w = 0; w < kL && k / 2 + w < K2; ++w) _mm512_storeu_si512(Bp + (k / 2 + w) * N16 + j0, r[w]);
+        }
 }
 
 // One MR x (NV vectors) tile of C: c[i][v] (+)= sum_k2 Ap[i][k2] . Bp[k2][16 v ..].
@@ -118,16 +173,24 @@ void pack_bf16_a_avx512(int64_t M, int64_t K, const float* A, int64_t lda, bool 
     pack_a(M, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, Ap);
 }
 
-// guide.md §3: B packed into this thread's scratch, then the register tiles of
-// the fp32 family (gemm_tiles.h) on the pairs.
+namespace {
+// C (M x N) (+)= the product of the packed pairs Ap (M x K2) and Bp (K2 x N16):
+// the register tiles of the fp32 family (gemm_tiles.h) on the pairs.
+void multiply_pairs(int64_t M, int64_t N, int64_t K2, const uint32_t* Ap, const uint32_t* Bp, int64_t N16, float* C,
+                    int64_t ldc, bool accumulate) {
+    gemm_tiles::for_each_tile(M, N, [&](int nv, int mr, int64_t i0, int64_t j0, int64_t tail) {
+        kTiles[nv - 1][mr - 1](K2, Ap + i0 * K2, Bp + j0, N16, C + i0 * ldc + j0, ldc, lanes(tail), accumulate);
+    });
+}
+}  // namespace
+
+// guide.md §3: B packed into this thread's scratch, then the tiles.
 void sgemm_bf16_packed_avx512(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb,
                               float* C, int64_t ldc, bool accumulate) {
     const int64_t K2 = bf16_pairs(K), N16 = (N + kL - 1) / kL * kL;
     uint32_t* Bp = thread_scratch<uint32_t, BpTag>(static_cast<size_t>(K2 * N16));
     pack_b(K, N, B, ldb, Bp, N16);
-    gemm_tiles::for_each_tile(M, N, [&](int nv, int mr, int64_t i0, int64_t j0, int64_t tail) {
-        kTiles[nv - 1][mr - 1](K2, Ap + i0 * K2, Bp + j0, N16, C + i0 * ldc + j0, ldc, lanes(tail), accumulate);
-    });
+    multiply_pairs(M, N, K2, Ap, Bp, N16, C, ldc, accumulate);
 }
 
 // guide.md §3: both operands packed for this one product.
@@ -136,6 +199,17 @@ void sgemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
     uint32_t* Ap = thread_scratch<uint32_t, ApTag>(static_cast<size_t>(M * bf16_pairs(K)));
     pack_bf16_a_avx512(M, K, A, lda, trans_a, Ap);
     sgemm_bf16_packed_avx512(M, N, K, Ap, B, ldb, C, ldc, accumulate);
+}
+
+// The same with B given transposed (N x K), packed from there (the weight gradients' dout col^T, dM V^T).
+void sgemm_bf16_bt_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                          float* C, int64_t ldc, bool accumulate, bool trans_a) {
+    const int64_t K2 = bf16_pairs(K), N16 = (N + kL - 1) / kL * kL;
+    uint32_t* Ap = thread_scratch<uint32_t, ApTag>(static_cast<size_t>(M * K2));
+    uint32_t* Bp = thread_scratch<uint32_t, BpTag>(static_cast<size_t>(K2 * N16));
+    pack_bf16_a_avx512(M, K, A, lda, trans_a, Ap);
+    pack_b_transposed(K, N, B, ldb, Bp, N16);
+    multiply_pairs(M, N, K2, Ap, Bp, N16, C, ldc, accumulate);
 }
 
 }  // namespace ddpm
@@ -153,6 +227,12 @@ void pack_bf16_a_avx512(int64_t M, int64_t K, const float* A, int64_t lda, bool 
 void sgemm_bf16_packed_avx512(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb,
                               float* C, int64_t ldc, bool accumulate) {
     sgemm_bf16_packed_reference(M, N, K, Ap, B, ldb, C, ldc, accumulate);
+}
+void sgemm_bf16_bt_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                          float* C, int64_t ldc, bool accumulate, bool trans_a) {
+    std::vector<float> bt(static_cast<size_t>(K * N));
+    transpose_reference(B, N, K, ldb, bt.data());
+    sgemm_bf16_reference(M, N, K, A, lda, bt.data(), N, C, ldc, accumulate, trans_a);
 }
 }  // namespace ddpm
 

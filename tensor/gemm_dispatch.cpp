@@ -36,7 +36,7 @@ std::vector<SgemmKernel> available_sgemm_kernels() {
 
 std::vector<SgemmKernel> available_bf16_kernels() {
     std::vector<SgemmKernel> kernels = {{"reference", sgemm_bf16_reference}};
-    if (cpu_has_avx512_bf16()) kernels.push_back({"avx512_bf16", sgemm_bf16_avx512});
+    if (cpu_has_avx512_bf16()) kernels.push_back({"avx512_bf16", sgemm_bf16_avx512, sgemm_bf16_bt_avx512});
     return kernels;
 }
 
@@ -91,6 +91,7 @@ namespace {
 // C (+)= op(A) op(B) with kernel family k.
 void run(const SgemmKernel& k, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
          int64_t ldb, float* C, int64_t ldc, bool accumulate, bool trans_a, bool trans_b) {
+    if (trans_b && k.fn_bt) return k.fn_bt(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a);
     if (trans_b) {  // B is N x K: B^T (K x N) into scratch, then the plain product
         static const auto transpose = k.name == "reference" || !cpu_has_avx2() ? transpose_reference : transpose_avx2;
         float* bt = thread_scratch<float, BtTag>(static_cast<size_t>(K * N));

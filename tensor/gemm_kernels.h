@@ -65,6 +65,10 @@ void sgemm_bf16_reference(int64_t M, int64_t N, int64_t K, const float* A, int64
                           float* C, int64_t ldc, bool accumulate, bool trans_a);
 void sgemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                        float* C, int64_t ldc, bool accumulate, bool trans_a);
+// The same with B given transposed (stored N x K, entry (k, j) at B[j ldb + k]),
+// its pairs packed straight from there rather than from a copy of B^T.
+void sgemm_bf16_bt_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                          float* C, int64_t ldc, bool accumulate, bool trans_a);
 
 // Pairs of bfloat16 along k: ceil(K / 2) (an odd K pairs its last k with a zero).
 inline int64_t bf16_pairs(int64_t K) { return (K + 1) / 2; }
@@ -102,6 +106,7 @@ inline float bf16_round(float x) { return bf16_value(bf16_bits(x)); }
 struct SgemmKernel {
     std::string name;  // "reference", "avx2", "avx512"
     SgemmFn fn;
+    SgemmFn fn_bt = nullptr;  // with B given transposed, where the family has its own; else sgemm copies B^T
 };
 
 // Every family this CPU (and this build) can run, reference first.
