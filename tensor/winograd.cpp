@@ -752,11 +752,18 @@ void winograd_conv_by_xi(const T* x, const T* U, const uint32_t* Up, const T* bi
     }
 }
 
-// Whether U (36 matrices of OC x C) takes more than four L2s: then the layer is
-// shared out by xi (measured for the weight gradient on a Zen 3; see below).
+// Whether U (36 matrices of OC x C) takes more than eight L2s: then the layer is
+// shared out by xi. Below that, by blocks (each reading all of U once) was faster
+// once blocks held at least three lane groups: on a Zen 5 (1 MiB L2), `cifar10`
+// batch 16, 2 threads, forward / input gradient / weight gradient in ms, by blocks
+// against by xi: 256 -> 128 at 32x32 (U 4.7 MB) 9.1 / 9.7 / 12.6 against 13.2 /
+// 12.6 / 17.7; 384 -> 128 at 32x32 (7.1 MB) 13.9 / 14.2 / 20.4 against 19.6 / 17.6
+// / 26.5; 256 -> 256 at 16x16 (9.4 MB) about even; wider and smaller images
+// faster by xi. The whole training step 3.6% faster than with four L2s (1 thread
+// 1.2%), in one process alternating; twelve L2s no better.
 bool wide_layer(int64_t C, int64_t OC, WinogradPlan plan) {
     if (plan != WinogradPlan::Auto) return plan == WinogradPlan::ByXi;
-    return kXi * OC * C * int64_t{sizeof(float)} > 4 * l2_bytes();
+    return kXi * OC * C * int64_t{sizeof(float)} > 8 * l2_bytes();
 }
 
 // The tiling of a forward (or input-gradient) convolution with its plan:
@@ -852,10 +859,10 @@ template <class T>
 void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, int64_t B, int64_t C, int64_t H,
                                   int64_t W, int64_t OC, WinogradPlan plan) {
     const int threads = max_threads();
-    // Wide: dU more than four L2s (measured on a Zen 3, 512 KiB L2, 2 threads: 128
-    // -> 128 channels at 32x32 and wider went faster by xi, 13.6 ms against 15.4 at
-    // the narrowest, 17 against 40 at 256 -> 256, 16x16; 128 -> 64 and narrower
-    // faster by blocks, 7.4 ms against 7.8 for 128 -> 64 at 14x14).
+    // Wide: dU more than eight L2s (see wide_layer; on a Zen 3 with 512 KiB of L2,
+    // before blocks held three lane groups, 128 -> 128 channels at 32x32 and wider
+    // had gone faster by xi, 13.6 ms against 15.4, 17 against 40 at 256 -> 256 at
+    // 16x16; 128 -> 64 and narrower by blocks, 7.4 ms against 7.8 at 14x14).
     const bool wide = wide_layer(C, OC, plan);
     const Tiling t(B, C, H, W, OC, wide ? 1 : threads, wide ? shared_block_bytes() : 2 * block_bytes());
     const int64_t usize = kXi * t.uxi;
