@@ -686,18 +686,19 @@ template <class T> const uint32_t* pack_kernels_bf16(const T* U, const Tiling& t
     return nullptr;
 }
 
-// guide.md §3: dU[xi] (OC x C) += dM[xi] (OC x n) V[xi]^T (n x C), for xi in [xi0, xi1).
+// guide.md §3: dU[xi] (OC x C) += dM[xi] (OC x n) V[xi]^T (n x C), for xi in [xi0, xi1);
+// the first block's products write dU (add = false) rather than clear it and add.
 template <class T>
-void winograd_grad_products(const T* dM, const T* V, T* dU, const Tiling& t, int64_t count, int xi0 = 0,
+void winograd_grad_products(const T* dM, const T* V, T* dU, const Tiling& t, int64_t count, bool add, int xi0 = 0,
                             int xi1 = kXi) {
     for (int xi = xi0; xi < xi1; ++xi) {
         const T* dm = dM + xi * t.mxi;
         const T* v = V + xi * t.vxi;
         T* du = dU + xi * t.uxi;
         if constexpr (std::is_same_v<T, float>)
-            sgemm(t.OC, t.C, count, dm, t.ld, v, t.ld, du, t.C, true, false, true);
+            sgemm(t.OC, t.C, count, dm, t.ld, v, t.ld, du, t.C, add, false, true);
         else
-            gemm(false, true, t.OC, t.C, count, T(1), dm, t.ld, v, t.ld, T(1), du, t.C);
+            gemm(false, true, t.OC, t.C, count, T(1), dm, t.ld, v, t.ld, add ? T(1) : T(0), du, t.C);
     }
 }
 
@@ -824,7 +825,7 @@ void weight_grad_by_blocks(const T* x, const T* dout, T* dU, double* db, const T
             const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
             input_transform(x, t, p0, count, V);
             output_grad_transform(dout, t, p0, count, dM, db ? db + k * t.OC : nullptr);
-            winograd_grad_products(dM, V, dU + k * usize, t, count);
+            winograd_grad_products(dM, V, dU + k * usize, t, count, blk > first);
         }
     };
     run_slices(nt, t.nblocks, run_blocks);
@@ -851,7 +852,7 @@ void weight_grad_by_xi(const T* x, const T* dout, T* dU, double* db, const Tilin
                 output_grad_transform(dout, t, p0 + q, m, dM + q, db ? db + k * t.OC : nullptr);
             }
         });
-        parallel_pieces(kXi, [&](int64_t xi) { winograd_grad_products(dM, V, dU, t, count, int(xi), int(xi) + 1); });
+        parallel_pieces(kXi, [&](int64_t xi) { winograd_grad_products(dM, V, dU, t, count, blk > 0, int(xi), int(xi) + 1); });
     }
 }
 
@@ -869,11 +870,12 @@ void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, in
     const int nt = static_cast<int>(std::min<int64_t>(threads, wide ? kXi : t.nblocks));
     const int slices = wide ? 1 : nt;
     // dU (one slice, or one per thread) and the bias sums (one per thread), added
-    // in a fixed order at the end: the result does not depend on timing. All start
-    // at zero, so a slice whose thread did not run adds nothing.
+    // in a fixed order at the end: the result does not depend on timing. Each slice
+    // is written by its first block and added to by the others (every slice has
+    // blocks: nt <= nblocks); the bias sums start at zero.
     T* dU = thread_scratch<T, UTag>(static_cast<size_t>(slices * usize));
     double* db = thread_scratch<double, BiasTag>(static_cast<size_t>(nt * OC));
-    std::fill(dU, dU + slices * usize, T(0));
+    if (t.nblocks == 0) std::fill(dU, dU + slices * usize, T(0));  // no images
     std::fill(db, db + nt * OC, 0.0);
     if (wide)
         weight_grad_by_xi(x, dout, dU, dbias ? db : nullptr, t, nt);

@@ -155,6 +155,32 @@ TEST_CASE_TEMPLATE("Winograd 3x3 convolution matches the naive loops forward and
     }
 }
 
+// The weight gradient's first block of each slice writes dU and the others add to it
+// (no clearing pass). Enough tiles for several blocks per slice (by blocks: 196 tiles
+// of 64 -> 64 channels, blocks of at most 80) and several shared blocks (by xi: 256
+// tiles of 128 -> 128 channels, shared blocks of about 227): the batch's gradient must
+// equal the sum of each image's, every one of those a single block (float64).
+TEST_CASE("a weight gradient over many blocks equals the sum of its images' gradients") {
+    Generator gen(31);
+    struct Case { int64_t B, C, H, OC; WinogradPlan plan; };
+    for (Case c : {Case{4, 64, 28, 64, WinogradPlan::ByBlocks}, Case{64, 128, 7, 128, WinogradPlan::ByXi}}) {
+        INFO("B " << c.B << " C " << c.C << " " << c.H << "x" << c.H << (c.plan == WinogradPlan::ByXi ? " by xi" : " by blocks"));
+        const int64_t plane = c.H * c.H;
+        Tensor x = randn({c.B, c.C, c.H, c.H}, gen, DType::F64), dy = randn({c.B, c.OC, c.H, c.H}, gen, DType::F64);
+        Tensor dw = Tensor::zeros({c.OC, c.C, 3, 3}, DType::F64), db = Tensor::zeros({c.OC}, DType::F64);
+        winograd_conv3x3_weight_grad(x.data<double>(), dy.data<double>(), dw.data<double>(), db.data<double>(), c.B, c.C,
+                                     c.H, c.H, c.OC, c.plan);
+        Tensor sum_dw = Tensor::zeros(dw.shape(), DType::F64), one = Tensor::zeros(dw.shape(), DType::F64);
+        Tensor one_db = Tensor::zeros({c.OC}, DType::F64);
+        for (int64_t b = 0; b < c.B; ++b) {
+            winograd_conv3x3_weight_grad(x.data<double>() + b * c.C * plane, dy.data<double>() + b * c.OC * plane,
+                                         one.data<double>(), one_db.data<double>(), 1, c.C, c.H, c.H, c.OC, c.plan);
+            sum_dw = add(sum_dw, one);
+        }
+        CHECK(max_abs_diff(dw, sum_dw) <= 1e-12 * max_abs(sum_dw));
+    }
+}
+
 TEST_CASE("the im2col path matches the naive backward loops too") {
     Generator gen(5);
     struct Case { int64_t K, stride, pad; };
