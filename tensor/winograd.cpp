@@ -759,18 +759,22 @@ void winograd_conv_by_xi(const T* x, const T* U, const uint32_t* Up, const T* bi
     }
 }
 
-// Whether U (36 matrices of OC x C) takes more than eight L2s: then the layer is
-// shared out by xi. Below that, by blocks (each reading all of U once) was faster
-// once blocks held at least three lane groups: on a Zen 5 (1 MiB L2), `cifar10`
-// batch 16, 2 threads, forward / input gradient / weight gradient in ms, by blocks
-// against by xi: 256 -> 128 at 32x32 (U 4.7 MB) 9.1 / 9.7 / 12.6 against 13.2 /
-// 12.6 / 17.7; 384 -> 128 at 32x32 (7.1 MB) 13.9 / 14.2 / 20.4 against 19.6 / 17.6
-// / 26.5; 256 -> 256 at 16x16 (9.4 MB) about even; wider and smaller images
-// faster by xi. The whole training step 3.6% faster than with four L2s (1 thread
-// 1.2%), in one process alternating; twelve L2s no better.
-bool wide_layer(int64_t C, int64_t OC, WinogradPlan plan) {
+// Whether the layer is shared out by xi rather than by blocks. By blocks, every
+// block reads all of U (36 matrices of OC x C) again; that pays while U fits a few
+// L2s or each thread has many tiles to read it for: by xi when U takes more than
+// four L2s and more than L2 / 8 per tile of a thread's share. Measured on a Zen 5
+// (1 MiB L2), batch 16, 2 threads, forward / input gradient / weight gradient in
+// ms, by blocks against by xi: 384 -> 128 at 32x32 (U 7.1 MB, 512 tiles a thread)
+// 12.7 / 13.4 / 16.9 against 19.4 / 16.7 / 23.8; 384 -> 256 at 16x16 (14 MB, 128
+// tiles) 7.4 / 7.7 / 10.4 against 8.9 / 8.4 / 10.5; 512 -> 256 at 16x16 (19 MB)
+// 10.5 / 11.1 / 16.9 against 10.7 / 10.2 / 15.0; 256 -> 256 at 8x8 (9.4 MB, 32
+// tiles) 2.5 / 2.5 / 2.8 against 2.0 / 2.0 / 2.2. (Before blocks held three lane
+// groups and the weight gradient's adjoint ran on lanes, more than four L2s alone
+// had been the rule.)
+bool wide_layer(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan) {
     if (plan != WinogradPlan::Auto) return plan == WinogradPlan::ByXi;
-    return kXi * OC * C * int64_t{sizeof(float)} > 8 * l2_bytes();
+    const int64_t u_bytes = kXi * OC * C * int64_t{sizeof(float)}, tiles = B * ceil_div(H, 4) * ceil_div(W, 4);
+    return u_bytes > 4 * l2_bytes() && u_bytes * max_threads() > tiles * (l2_bytes() / 8);
 }
 
 // The tiling of a forward (or input-gradient) convolution with its plan:
@@ -801,7 +805,7 @@ int64_t winograd_block_tiles(int64_t B, int64_t C, int64_t H, int64_t W, int64_t
 template <class T>
 void winograd_conv3x3_forward(const T* x, const T* w, const T* bias, T* out, int64_t B, int64_t C, int64_t H,
                               int64_t W, int64_t OC, bool per_image_bias, const T* residual, WinogradPlan plan) {
-    const bool wide = wide_layer(C, OC, plan);
+    const bool wide = wide_layer(B, C, H, W, OC, plan);
     winograd_conv(x, w, false, bias, per_image_bias ? OC : 0, residual, out, conv_tiling(B, C, H, W, OC, wide), wide);
 }
 
@@ -810,7 +814,7 @@ template <class T>
 void winograd_conv3x3_input_grad(const T* dout, const T* w, T* dx, int64_t B, int64_t C, int64_t H, int64_t W,
                                  int64_t OC, WinogradPlan plan) {
     // dx = conv3x3(dout, w') with w'[c][o][i][j] = w[o][c][2 - i][2 - j]: C outputs from OC inputs.
-    const bool wide = wide_layer(OC, C, plan);
+    const bool wide = wide_layer(B, OC, H, W, C, plan);
     winograd_conv(dout, w, true, static_cast<const T*>(nullptr), 0, static_cast<const T*>(nullptr), dx,
                   conv_tiling(B, OC, H, W, C, wide), wide);
 }
@@ -866,11 +870,11 @@ template <class T>
 void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, int64_t B, int64_t C, int64_t H,
                                   int64_t W, int64_t OC, WinogradPlan plan) {
     const int threads = max_threads();
-    // Wide: dU more than eight L2s (see wide_layer; on a Zen 3 with 512 KiB of L2,
+    // Wide: see wide_layer (on a Zen 3 with 512 KiB of L2,
     // before blocks held three lane groups, 128 -> 128 channels at 32x32 and wider
     // had gone faster by xi, 13.6 ms against 15.4, 17 against 40 at 256 -> 256 at
     // 16x16; 128 -> 64 and narrower by blocks, 7.4 ms against 7.8 at 14x14).
-    const bool wide = wide_layer(C, OC, plan);
+    const bool wide = wide_layer(B, C, H, W, OC, plan);
     const Tiling t(B, C, H, W, OC, wide ? 1 : threads, wide ? shared_block_bytes() : 2 * block_bytes());
     const int64_t usize = kXi * t.uxi;
     const int nt = static_cast<int>(std::min<int64_t>(threads, wide ? kXi : t.nblocks));
