@@ -81,7 +81,7 @@ inline void transpose16x16(__m512i r[16]) {
 // Ap (M x K2 pairs) from op(A)(i, k) = A[i rs + k cs].
 void pack_a(int64_t M, int64_t K, const float* A, int64_t rs, int64_t cs, uint32_t* Ap) {
     const int64_t K2 = bf16_pairs(K);
-    if (cs == 1) {  // a row of A is contiguous: 16 floats -> 8 pairs per conversion
+    if (cs == 1) {  // a row of A is contiguous: 32 floats -> 16 pairs per conversion
         for (int64_t i = 0; i < M; ++i)
             for (int64_t k = 0; k < K; k += 2 * kL)
                 _mm512_mask_storeu_epi32(Ap + i * K2 + k / 2, lanes(K2 - k / 2), pairs_along(A + i * rs + k, K - k));

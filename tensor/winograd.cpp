@@ -177,7 +177,8 @@ template <class T> void kernel_transform(const T (*k)[3][kLanes], T (*u)[kLanes]
 // guide.md §3: dk (3x3) = G^T du G.
 template <class T> void kernel_transform_adjoint(const T (*du)[kLanes], T (*dk)[3][kLanes]) {
     // (Multiplications by 1/6, 1/12, 1/24, not divisions: the weight gradient of
-    // 256 -> 256 channels at 4x4, batch 16, 2 threads, took 2.6 ms against 4.2.)
+    // 256 -> 256 channels at 4x4, batch 16, 2 threads, took 2.6 ms against 4.2 on a
+    // Zen 3. On lanes rather than one kernel at a time: 3.6 -> 1.3 ms on a Zen 5.)
     const T sixth = T(1) / T(6), twelfth = T(1) / T(12), twentyfourth = T(1) / T(24);
     // G^T applied to six values (u[k * s + l]) across the lanes.
     auto gt6 = [&](const T* u, int64_t s, T* o, int64_t os) {
@@ -870,10 +871,10 @@ template <class T>
 void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, int64_t B, int64_t C, int64_t H,
                                   int64_t W, int64_t OC, WinogradPlan plan) {
     const int threads = max_threads();
-    // Wide: see wide_layer (on a Zen 3 with 512 KiB of L2,
-    // before blocks held three lane groups, 128 -> 128 channels at 32x32 and wider
-    // had gone faster by xi, 13.6 ms against 15.4, 17 against 40 at 256 -> 256 at
-    // 16x16; 128 -> 64 and narrower by blocks, 7.4 ms against 7.8 at 14x14).
+    // Wide: see wide_layer. (On a Zen 3 with 512 KiB of L2, before blocks held
+    // three lane groups, 128 -> 128 channels at 32x32 and wider had gone faster by
+    // xi, 13.6 ms against 15.4, 17 against 40 at 256 -> 256 at 16x16; 128 -> 64 and
+    // narrower by blocks, 7.4 ms against 7.8 at 14x14.)
     const bool wide = wide_layer(B, C, H, W, OC, plan);
     const Tiling t(B, C, H, W, OC, wide ? 1 : threads, wide ? shared_block_bytes() : 2 * block_bytes());
     const int64_t usize = kXi * t.uxi;
