@@ -9,6 +9,7 @@
 #include "diffusion/ode_samplers.h"
 #include "tensor/elementwise.h"
 #include "tensor/shape_ops.h"
+#include "tensor/winograd.h"
 
 namespace ddpm {
 
@@ -56,6 +57,9 @@ Tensor sample_images(UNet& model, const GaussianDiffusion& chain, const SamplerS
         throw std::invalid_argument("guidance needs the class of each image (--class)");
     if (labels.defined() && (labels.dim() != 1 || labels.size(0) != num))
         throw std::invalid_argument(fmt::format("labels {} for {} images", labels.describe(), num));
+    // The weights stay as they are until every image is made: each 3x3 convolution's
+    // kernels are transformed once, not at every step (winograd.h).
+    const KernelTransformCache kept;
     std::vector<Tensor> parts;
     for (int64_t done = 0; done < num; done += batch) {
         const DenoiseFn net = labels.defined() ? denoiser(model, labels.slice(done, std::min(num, done + batch)), guidance_of(spec))

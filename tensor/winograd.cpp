@@ -13,7 +13,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <type_traits>
+#include <vector>
 
 #include "tensor/avx2.h"
 #include "tensor/avx512.h"
@@ -232,7 +237,11 @@ template <bool kFlipped, class T> void transform_kernels(const T* w, int64_t OC,
         }
     });
 }
+
+std::atomic<int64_t> kernel_transforms{0};  // made so far (winograd_kernel_transforms)
+
 template <class T> void transform_kernels(const T* w, int64_t OC, int64_t C, bool flipped, T* U, int64_t uxi) {
+    kernel_transforms.fetch_add(1, std::memory_order_relaxed);
     if (flipped)
         transform_kernels<true>(w, OC, C, U, uxi);
     else
@@ -679,18 +688,35 @@ void winograd_products(const T* U, const uint32_t* Up, const T* V, T* M, const T
 }
 
 struct UPairsTag {};
+struct VTag {};
+struct MTag {};
+struct UTag {};
+struct BiasTag {};
 
-// guide.md §3: under --precision bf16, U packed to bfloat16 pairs once for all blocks'
-// products (gemm_kernels.h), rather than once per product; otherwise null.
-template <class T> const uint32_t* pack_kernels_bf16(const T* U, const Tiling& t) {
+// guide.md §3: under --precision bf16, U packed to bfloat16 pairs (into Up, kXi pxi
+// of them) once for all blocks' products (gemm_kernels.h), rather than once per product.
+void pack_kernels_bf16(const float* U, const Tiling& t, uint32_t* Up) {
+    parallel_for(kXi, 1, [&](int64_t xi) { pack_bf16_a(t.OC, t.C, U + xi * t.uxi, t.C, false, Up + xi * t.pxi); });
+}
+
+// A convolution's transformed kernels: U, and under --precision bf16 its pairs Up (else null).
+template <class T> struct TransformedKernels {
+    const T* U;
+    const uint32_t* Up;
+};
+
+// guide.md §3: U from w (flipped for the input gradient) into this thread's scratch.
+template <class T> TransformedKernels<T> transform_into_scratch(const T* w, bool flipped, const Tiling& t) {
+    T* U = thread_scratch<T, UTag>(static_cast<size_t>(kXi * t.uxi));
+    transform_kernels(w, t.OC, t.C, flipped, U, t.uxi);
+    uint32_t* Up = nullptr;
     if constexpr (std::is_same_v<T, float>) {
         if (gemm_precision() == GemmPrecision::BF16) {
-            uint32_t* Up = thread_scratch<uint32_t, UPairsTag>(static_cast<size_t>(kXi * t.pxi));
-            parallel_for(kXi, 1, [&](int64_t xi) { pack_bf16_a(t.OC, t.C, U + xi * t.uxi, t.C, false, Up + xi * t.pxi); });
-            return Up;
+            Up = thread_scratch<uint32_t, UPairsTag>(static_cast<size_t>(kXi * t.pxi));
+            pack_kernels_bf16(U, t, Up);
         }
     }
-    return nullptr;
+    return {U, Up};
 }
 
 // guide.md §3: dU[xi] (OC x C) += dM[xi] (OC x n) V[xi]^T (n x C), for xi in [xi0, xi1);
@@ -709,10 +735,6 @@ void winograd_grad_products(const T* dM, const T* V, T* dU, const Tiling& t, int
     }
 }
 
-struct VTag {};
-struct MTag {};
-struct UTag {};
-struct BiasTag {};
 struct SharedVTag {};  // a wide layer's V and M (or dM) of the one block all threads share
 struct SharedMTag {};
 
@@ -784,13 +806,51 @@ Tiling conv_tiling(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, bool 
     return wide ? Tiling(B, C, H, W, OC, 1, shared_block_bytes()) : Tiling(B, C, H, W, OC, max_threads());
 }
 
-// guide.md §3: U from w (flipped for the input gradient), then the convolution by the plan.
+// The transformed kernels kept while a KernelTransformCache is alive (winograd.h),
+// one entry per weight (its address and shape, and whether flipped), made on first use.
+struct CachedKernels {
+    std::vector<float, detail::CacheLineAllocator<float>> U;
+    std::vector<uint32_t, detail::CacheLineAllocator<uint32_t>> Up;  // under --precision bf16
+};
+struct KernelCache {
+    std::atomic<int> scopes{0};  // KernelTransformCache objects alive
+    std::mutex mu;               // guards entries
+    std::map<std::tuple<const void*, int64_t, int64_t, bool>, CachedKernels> entries;
+};
+KernelCache& kernel_cache() {
+    static KernelCache* c = new KernelCache;  // never destroyed, as the allocator's cache
+    return *c;
+}
+
+// U (and Up) for w: kept ones while a KernelTransformCache is alive (float only: the
+// double convolutions are the gradient checks'), else made afresh in scratch.
+template <class T> TransformedKernels<T> transformed_kernels(const T* w, bool flipped, const Tiling& t) {
+    if constexpr (std::is_same_v<T, float>) {
+        KernelCache& cache = kernel_cache();
+        if (cache.scopes.load(std::memory_order_acquire) > 0) {
+            std::lock_guard<std::mutex> lock(cache.mu);
+            CachedKernels& e = cache.entries[{w, t.OC, t.C, flipped}];
+            if (e.U.empty()) {
+                e.U.resize(static_cast<size_t>(kXi * t.uxi));
+                transform_kernels(w, t.OC, t.C, flipped, e.U.data(), t.uxi);
+            }
+            const bool bf16 = gemm_precision() == GemmPrecision::BF16;
+            if (bf16 && e.Up.empty()) {
+                e.Up.resize(static_cast<size_t>(kXi * t.pxi));
+                pack_kernels_bf16(e.U.data(), t, e.Up.data());
+            }
+            return {e.U.data(), bf16 ? e.Up.data() : nullptr};
+        }
+    }
+    return transform_into_scratch(w, flipped, t);
+}
+
+// guide.md §3: U from w (flipped for the input gradient; kept while a
+// KernelTransformCache is alive), then the convolution by the plan.
 template <class T>
 void winograd_conv(const T* x, const T* w, bool flipped, const T* bias, int64_t bias_stride, const T* residual,
                    T* out, const Tiling& t, bool wide) {
-    T* U = thread_scratch<T, UTag>(static_cast<size_t>(kXi * t.uxi));
-    transform_kernels(w, t.OC, t.C, flipped, U, t.uxi);
-    const uint32_t* Up = pack_kernels_bf16(U, t);
+    const auto [U, Up] = transformed_kernels(w, flipped, t);
     if (wide)
         winograd_conv_by_xi(x, U, Up, bias, bias_stride, residual, out, t);
     else
@@ -798,6 +858,16 @@ void winograd_conv(const T* x, const T* w, bool flipped, const T* bias, int64_t 
 }
 
 }  // namespace
+
+KernelTransformCache::KernelTransformCache() { kernel_cache().scopes.fetch_add(1, std::memory_order_acq_rel); }
+
+KernelTransformCache::~KernelTransformCache() {
+    KernelCache& cache = kernel_cache();
+    std::lock_guard<std::mutex> lock(cache.mu);
+    if (cache.scopes.fetch_sub(1, std::memory_order_acq_rel) == 1) cache.entries.clear();
+}
+
+int64_t winograd_kernel_transforms() { return kernel_transforms.load(std::memory_order_relaxed); }
 
 int64_t winograd_block_tiles(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int threads) {
     return Tiling(B, C, H, W, OC, threads).block;

@@ -256,3 +256,37 @@ TEST_CASE("bf16 convolutions err by the bfloat16 rounding derived above: 0.0023 
         }
     }
 }
+
+// A KernelTransformCache keeps each weight's transform for the next call: the outputs
+// are the same bits as without it (fp32 and bf16), each weight is transformed once
+// while a scope is alive (nested ones included), and the kept ones are gone after it.
+TEST_CASE("kept kernel transforms: the same outputs, one transform per weight while a scope lives") {
+    Generator gen(41);
+    Tensor x = randn({4, 16, 12, 12}, gen, DType::F32), b = randn({24}, gen, DType::F32);
+    Tensor w1 = randn({24, 16, 3, 3}, gen, DType::F32), w2 = randn({24, 16, 3, 3}, gen, DType::F32);
+    for (GemmPrecision p : {GemmPrecision::FP32, GemmPrecision::BF16}) {
+        INFO((p == GemmPrecision::BF16 ? "bf16" : "fp32"));
+        set_gemm_precision(p);
+        const Tensor want1 = conv2d_forward(x, w1, b, 1, 1), want2 = conv2d_forward(x, w2, b, 1, 1);
+        const int64_t before = winograd_kernel_transforms();
+        {
+            const KernelTransformCache kept;
+            CHECK(max_abs_diff(conv2d_forward(x, w1, b, 1, 1), want1) == 0);
+            CHECK(max_abs_diff(conv2d_forward(x, w1, b, 1, 1), want1) == 0);
+            CHECK(max_abs_diff(conv2d_forward(x, w2, b, 1, 1), want2) == 0);
+            {
+                const KernelTransformCache nested;
+                CHECK(max_abs_diff(conv2d_forward(x, w1, b, 1, 1), want1) == 0);
+            }
+            CHECK(max_abs_diff(conv2d_forward(x, w2, b, 1, 1), want2) == 0);
+            CHECK(winograd_kernel_transforms() == before + 2);  // w1 and w2, once each
+        }
+        // The scope is over: a changed weight at the same address is transformed afresh.
+        Tensor w1_was = w1.clone();
+        w1.copy_(w2);
+        CHECK(max_abs_diff(conv2d_forward(x, w1, b, 1, 1), want2) == 0);
+        CHECK(winograd_kernel_transforms() == before + 3);
+        w1.copy_(w1_was);
+    }
+    set_gemm_precision(GemmPrecision::FP32);
+}
