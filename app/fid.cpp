@@ -15,6 +15,7 @@
 #include "nn/optim.h"
 #include "tensor/elementwise.h"
 #include "tensor/shape_ops.h"
+#include "tensor/winograd.h"
 
 extern "C" void dsyev_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w, double* work,
                        const int* lwork, int* info);
@@ -94,6 +95,7 @@ double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
 Tensor classifier_features(Classifier& net, const Tensor& images, double scale, int64_t batch) {
     NoGradGuard ng;
     net.eval();
+    const KernelTransformCache kept;  // the weights stay as they are: kernels transformed once (winograd.h)
     std::vector<Tensor> parts;
     for (int64_t b0 = 0; b0 < images.size(0); b0 += batch)
         parts.push_back(net.features(Variable(images.slice(b0, std::min(images.size(0), b0 + batch)))).data());
