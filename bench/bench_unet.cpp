@@ -88,8 +88,10 @@ std::pair<double, double> time_passes(UNet& net, const Variable& x, const Tensor
     }
     return {median(fwd), median(step)};
 }
+
 struct Args {
     std::string config = "small";
+    UNetConfig cfg;  // the preset named by config
     int64_t batch = 64;
     int iters = 5;
 };
@@ -117,7 +119,7 @@ Args parse_args(int argc, char** argv) {
         if (argc > 1) a.config = argv[1];
         if (argc > 2) a.batch = positive(argv[2], "batch");
         if (argc > 3) a.iters = static_cast<int>(positive(argv[3], "iterations"));
-        UNetConfig::preset(a.config);  // an unknown name throws, listing the presets
+        a.cfg = UNetConfig::preset(a.config);  // an unknown name throws, listing the presets
     } catch (const std::exception& e) {
         fmt::print(stderr, "bench_unet: {}\n{}", e.what(), usage);
         std::exit(2);
@@ -131,7 +133,7 @@ int main(int argc, char** argv) {
     const std::string& config = args.config;
     const int64_t batch = args.batch;
     const int iters = args.iters;
-    UNetConfig cfg = UNetConfig::preset(config);
+    const UNetConfig& cfg = args.cfg;
     UNet net(cfg, InitScheme::DDPM, 0);
     Generator gen(1);
     const int64_t S = cfg.image_size;
