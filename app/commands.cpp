@@ -25,11 +25,11 @@
 #include "autograd/profiler.h"
 #include "diffusion/vlb.h"
 #include "nn/trace.h"
-#include "tensor/winograd.h"
 #include "tensor/allocator.h"
 #include "tensor/elementwise.h"
 #include "tensor/gemm_kernels.h"
 #include "tensor/shape_ops.h"
+#include "tensor/winograd.h"
 #include "util/file_io.h"
 
 namespace ddpm {

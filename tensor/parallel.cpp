@@ -27,8 +27,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <climits>
 #include <mutex>
 #include <thread>
