@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # compare_torch.sh: ddpm.cpp against PyTorch on the same U-Net, run alternately
 # ROUNDS times at 1 and 2 threads; prints each figure's median and the ratio.
+# Each round runs all four (ours and PyTorch's, 1 and 2 threads) back to back, so
+# that a machine whose speed drifts (a shared host) slows both frameworks and both
+# thread counts alike, and the ratios and the 1 -> 2 thread scaling compare runs
+# made minutes, not a quarter of an hour, apart.
 # Needs python3-torch (apt-get install python3-torch); skipped without it.
 # Usage: bash bench/compare_torch.sh [config=small] [batch=64] [rounds=3]
 set -euo pipefail
@@ -9,8 +13,8 @@ config=${1:-small}; batch=${2:-64}; rounds=${3:-3}
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then echo "python3-torch is not installed: skipped"; exit 0; fi
 source scripts/openblas_env.sh
 tmp=$(mktemp -d)
-for threads in 1 2; do
-  for r in $(seq "$rounds"); do
+for r in $(seq "$rounds"); do
+  for threads in 1 2; do
     ./build/app/ddpm bench --config "$config" --batch "$batch" --threads "$threads" >> "$tmp/ours_$threads.jsonl"
     OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_bench.py --config "$config" --batch "$batch" --threads "$threads" >> "$tmp/torch_$threads.jsonl"
   done
@@ -26,5 +30,14 @@ for th in (1, 2):
     for k in ("train_step_s", "forward_s", "ddim_step_s", "peak_rss_mib"):
         a = statistics.median(o[k] for o in ours); b = statistics.median(o[k] for o in torch)
         print(f"| {th} | {k} | {a:.3f} | {b:.3f} | {a / b:.2f} |")
+print()
+print("| figure | ddpm.cpp 1 -> 2 threads | PyTorch 1 -> 2 threads |")
+print("|---|---|---|")
+for k in ("train_step_s", "forward_s", "ddim_step_s"):
+    # per round, then the median: each round's two runs were made minutes apart
+    sc = {f: statistics.median(json.loads(a)[k] / json.loads(b)[k]
+                               for a, b in zip(open(os.path.join(d, f"{f}_1.jsonl")), open(os.path.join(d, f"{f}_2.jsonl"))))
+          for f in ("ours", "torch")}
+    print(f"| {k} | {sc['ours']:.2f}x | {sc['torch']:.2f}x |")
 PY
 rm -rf "$tmp"

@@ -63,10 +63,15 @@ done
 import os, statistics, sys
 d, frameworks = sys.argv[1], sys.argv[2:]
 names = {"ours": "ddpm.cpp", "torch": "PyTorch"}
+# Each ratio is the median over rounds of that round's step over the same round's
+# quiet step (run a minute apart), so a host whose speed drifts between rounds
+# moves both; the steps shown are the medians over rounds.
 print("| framework | quiet step s | busy step s | ratio | half-busy step s | ratio |")
 print("|---|---|---|---|---|---|")
 for f in frameworks:
-    m = {c: statistics.median(float(x) for x in open(os.path.join(d, f"{c}_{f}"))) for c in ("quiet", "busy", "half-busy")}
-    print(f"| {names[f]} | {m['quiet']:.4f} | {m['busy']:.4f} | {m['busy'] / m['quiet']:.2f} | "
-          f"{m['half-busy']:.4f} | {m['half-busy'] / m['quiet']:.2f} |")
+    s = {c: [float(x) for x in open(os.path.join(d, f"{c}_{f}"))] for c in ("quiet", "busy", "half-busy")}
+    m = {c: statistics.median(v) for c, v in s.items()}
+    ratio = {c: statistics.median(a / q for a, q in zip(s[c], s["quiet"])) for c in ("busy", "half-busy")}
+    print(f"| {names[f]} | {m['quiet']:.4f} | {m['busy']:.4f} | {ratio['busy']:.2f} | "
+          f"{m['half-busy']:.4f} | {ratio['half-busy']:.2f} |")
 PY
