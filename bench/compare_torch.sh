@@ -22,22 +22,21 @@ done
 /usr/bin/python3 - "$tmp" <<'PY'
 import json, statistics, sys, os
 d = sys.argv[1]
+# runs[framework, threads]: one JSON line per round, in round order
+runs = {(f, th): [json.loads(l) for l in open(os.path.join(d, f"{f}_{th}.jsonl"))]
+        for f in ("ours", "torch") for th in (1, 2)}
 print("| threads | figure | ddpm.cpp | PyTorch | ratio (ours / torch) |")
 print("|---|---|---|---|---|")
 for th in (1, 2):
-    ours = [json.loads(l) for l in open(os.path.join(d, f"ours_{th}.jsonl"))]
-    torch = [json.loads(l) for l in open(os.path.join(d, f"torch_{th}.jsonl"))]
     for k in ("train_step_s", "forward_s", "ddim_step_s", "peak_rss_mib"):
-        a = statistics.median(o[k] for o in ours); b = statistics.median(o[k] for o in torch)
+        a = statistics.median(o[k] for o in runs["ours", th]); b = statistics.median(o[k] for o in runs["torch", th])
         print(f"| {th} | {k} | {a:.3f} | {b:.3f} | {a / b:.2f} |")
 print()
 print("| figure | ddpm.cpp 1 -> 2 threads | PyTorch 1 -> 2 threads |")
 print("|---|---|---|")
 for k in ("train_step_s", "forward_s", "ddim_step_s"):
     # per round, then the median: each round's two runs were made minutes apart
-    sc = {f: statistics.median(json.loads(a)[k] / json.loads(b)[k]
-                               for a, b in zip(open(os.path.join(d, f"{f}_1.jsonl")), open(os.path.join(d, f"{f}_2.jsonl"))))
-          for f in ("ours", "torch")}
+    sc = {f: statistics.median(one[k] / two[k] for one, two in zip(runs[f, 1], runs[f, 2])) for f in ("ours", "torch")}
     print(f"| {k} | {sc['ours']:.2f}x | {sc['torch']:.2f}x |")
 PY
 rm -rf "$tmp"
