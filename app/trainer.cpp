@@ -60,9 +60,12 @@ StepResult Trainer::step(const Tensor& x0, const Tensor& labels, double lr, Dist
     StepResult r{loss.item(), 0, draw.t, l.loss.data(), ""};
     if (ranks > 1) r = averaged_over_ranks(std::move(r), *dist);
 
-    r.nonfinite = std::isfinite(r.loss) ? first_nonfinite_grad(model.named_parameters()) : "the loss";
-    if (!r.nonfinite.empty()) return r;
+    // The norm is finite exactly when every gradient is (float gradients' squares
+    // summed in double cannot overflow), so only a non-finite one sends us looking for it.
     r.grad_norm = clip_grad_norm(model.parameters(), grad_clip);
+    if (!std::isfinite(r.loss)) r.nonfinite = "the loss";
+    else if (!std::isfinite(r.grad_norm)) r.nonfinite = first_nonfinite_grad(model.named_parameters());
+    if (!r.nonfinite.empty()) return r;
     adam.set_lr(lr);
     adam.step();
     ema.update();

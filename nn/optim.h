@@ -57,7 +57,8 @@ private:
 };
 
 // Scales all gradients by min(1, max_norm / ||g||) where ||g|| is the L2 norm
-// of every gradient together; returns ||g|| before clipping.
+// of every gradient together; returns ||g|| before clipping. A non-finite ||g||
+// (some gradient holds a NaN or an infinity) leaves the gradients as they are.
 double clip_grad_norm(const std::vector<Variable>& params, double max_norm);
 
 // base_lr times a linear warm-up over the first `warmup` steps (step s gets (s + 1) / warmup)

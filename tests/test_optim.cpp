@@ -2,6 +2,7 @@
 #include "helpers.h"
 #include "nn/ema.h"
 #include "nn/optim.h"
+#include "tensor/random.h"
 
 using namespace ddpm;
 
@@ -40,6 +41,32 @@ TEST_CASE("Adam: bias-corrected steps worked out by hand") {
     CHECK(run_adam(o, {0.5, -1.0}) == doctest::Approx(0.9991662135424036).epsilon(1e-14));
 }
 
+TEST_CASE("Adam over a long float parameter: the vectorised update agrees with the formula element by element") {
+    // 1,037 weights: whole vectors and a ragged tail, in both kinds of weight decay.
+    for (bool decoupled : {false, true}) {
+        Generator gen(7);
+        const Tensor w0 = randn({1037}, gen), grads = randn({3, 1037}, gen);
+        Variable w(w0.clone(), true);
+        AdamOptions o{.lr = 1e-2, .weight_decay = 0.1, .decoupled = decoupled};
+        Adam adam({{"w", w}}, o);
+        std::vector<double> ref(1037), m(1037, 0.0), v(1037, 0.0);
+        for (int64_t j = 0; j < 1037; ++j) ref[j] = w0.flat(j);
+        for (int t = 1; t <= 3; ++t) {
+            w.set_grad(grads.select(t - 1));
+            adam.step();
+            const double bc1 = 1 - std::pow(0.9, t), bc2 = 1 - std::pow(0.999, t);
+            for (int64_t j = 0; j < 1037; ++j) {
+                const double g = grads.flat((t - 1) * 1037 + j) + (decoupled ? 0.0 : o.weight_decay * ref[j]);
+                if (decoupled) ref[j] *= 1 - o.lr * o.weight_decay;
+                m[j] = 0.9 * m[j] + 0.1 * g;
+                v[j] = 0.999 * v[j] + 0.001 * g * g;
+                ref[j] -= o.lr * (m[j] / bc1) / (std::sqrt(v[j] / bc2) + o.eps);
+            }
+        }
+        for (int64_t j = 0; j < 1037; ++j) REQUIRE(w.data().flat(j) == doctest::Approx(ref[j]).epsilon(1e-5));
+    }
+}
+
 TEST_CASE("Adam leaves a parameter without a gradient alone") {
     Scalar s(2.0);
     Adam adam(s.named_parameters(), AdamOptions{});
@@ -69,6 +96,24 @@ TEST_CASE("clip_grad_norm scales every gradient by one factor") {
     CHECK(b.grad().flat(0) == doctest::Approx(0.8).epsilon(1e-6));
     CHECK(clip_grad_norm({a, b}, 10.0) == doctest::Approx(1.0).epsilon(1e-6));  // under the limit: unchanged
     CHECK(a.grad().flat(0) == doctest::Approx(0.6).epsilon(1e-6));
+}
+
+TEST_CASE("clip_grad_norm over long float gradients, and a NaN among them") {
+    Generator gen(3);
+    Variable a(Tensor::zeros({1037}), true), b(Tensor::zeros({5, 7}), true);
+    a.set_grad(randn({1037}, gen)), b.set_grad(randn({5, 7}, gen));
+    double sum = 0;  // the naive sum of squares in double
+    for (const Variable& p : {a, b})
+        for (int64_t j = 0; j < p.numel(); ++j) sum += p.grad().flat(j) * p.grad().flat(j);
+    const double first = a.grad().flat(0);
+    CHECK(clip_grad_norm({a, b}, 1.0) == doctest::Approx(std::sqrt(sum)).epsilon(1e-12));
+    CHECK(a.grad().flat(0) == doctest::Approx(first / std::sqrt(sum)).epsilon(1e-6));
+    // A NaN makes the norm NaN and leaves every gradient as it was (the trainer then names it).
+    Tensor gb = b.grad();  // a handle on the same buffer
+    gb.data<float>()[17] = std::nanf("");
+    const double before = a.grad().flat(0);
+    CHECK(std::isnan(clip_grad_norm({a, b}, 1e-3)));
+    CHECK(a.grad().flat(0) == before);
 }
 
 TEST_CASE("learning-rate schedules: linear warm-up, then constant or a cosine over the budget") {
