@@ -1,5 +1,6 @@
 // The thread pool behind parallel_for / parallel_range / parallel_pieces
-// (tensor/parallel.h): every piece runs exactly once, on any thread count;
+// (tensor/parallel.h): every piece runs exactly once, on any thread count; a
+// thread held up in a piece has the rest of its range of pieces run by another;
 // loops inside a piece run on that piece's thread; a second thread's loop
 // while one runs is run serially; thousands of short loops in a row (where a
 // worker that wakes late meets a later loop) lose or repeat no piece; a child
@@ -50,6 +51,32 @@ TEST_CASE("parallel_pieces runs every piece exactly once on 1 to 4 threads") {
             const std::vector<int> counts = run_counts(n);
             CHECK(counts == std::vector<int>(static_cast<size_t>(n), 1));
         }
+    }
+}
+
+// Each thread starts on its own range of the pieces (parallel.cpp); one held up in
+// a piece must not hold up the rest of its range. Piece 0 waits until all the
+// others are done: they get done only if the thread not in piece 0 takes over the
+// remainder of the waiting thread's range.
+TEST_CASE("a piece that waits for all the others sees them done: another thread takes over its range") {
+    Threads t(2);
+    for (int64_t n : {2, 3, 8, 64}) {
+        CAPTURE(n);
+        std::atomic<int64_t> done{0}, seen_by_piece0{-1};
+        std::vector<int> counts(static_cast<size_t>(n), 0);
+        parallel_pieces(n, [&](int64_t p) {
+            ++counts[static_cast<size_t>(p)];
+            if (p > 0) {
+                done.fetch_add(1);
+                return;
+            }
+            const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+            while (done.load() < n - 1 && std::chrono::steady_clock::now() < give_up)
+                std::this_thread::sleep_for(std::chrono::microseconds(100));
+            seen_by_piece0 = done.load();
+        });
+        CHECK(seen_by_piece0.load() == n - 1);
+        CHECK(counts == std::vector<int>(static_cast<size_t>(n), 1));
     }
 }
 
