@@ -233,7 +233,7 @@ void im2col_backward(const Geom& g, const T* px, const T* pw, const T* pd, T* dx
     double* db_part = dbias ? thread_scratch<double, DbPartTag>(static_cast<size_t>(nt * g.OC)) : nullptr;
     if (dw_part) std::fill(dw_part, dw_part + nt * wsize, T(0));
     if (db_part) std::fill(db_part, db_part + nt * g.OC, 0.0);
-    // Slice k, the images [B k / nt, B (k + 1) / nt), sums into partial k, on whichever thread comes free.
+    // Slice k, the images [B k / nt, B (k + 1) / nt), sums into partial k, on thread k unless another takes it over.
     parallel_pieces(nt, [&](int64_t k) {
         for (int64_t b = g.B * k / nt; b < g.B * (k + 1) / nt; ++b)
             im2col_backward_image(g, px + b * g.C * g.H * g.W, pw, pd + b * g.OC * g.ohw(),

@@ -661,7 +661,8 @@ void output_grad_transform(const T* dout, const Tiling& t, int64_t p0, int64_t c
 }
 
 // f(k, first, last) for the slices k < nt of the blocks: slice k is blocks
-// [nblocks k / nt, nblocks (k + 1) / nt), on whichever thread comes free.
+// [nblocks k / nt, nblocks (k + 1) / nt), on thread k unless another, done
+// with its own, takes it over (tensor/parallel.h).
 template <class F> void run_slices(int nt, int64_t nblocks, F f) {
     parallel_pieces(nt, [&](int64_t k) { f(static_cast<int>(k), nblocks * k / nt, nblocks * (k + 1) / nt); });
 }
@@ -745,8 +746,9 @@ struct SharedMTag {};
 template <class T>
 void winograd_conv_by_blocks(const T* x, const T* U, const uint32_t* Up, const T* bias, int64_t bias_stride,
                              const T* residual, T* out, const Tiling& t) {
-    // Blocks are independent and compute the same on any thread, so they are
-    // handed out as threads come free (see tensor/parallel.h on sharing the CPU).
+    // Blocks are independent and compute the same on any thread: each thread
+    // starts on its own run of them, and one done early takes over the rest of
+    // another's (see tensor/parallel.h on sharing the CPU).
     parallel_pieces(t.nblocks, [&](int64_t blk) {
         T* V = thread_scratch<T, VTag>(static_cast<size_t>(kXi * t.vxi));
         T* M = thread_scratch<T, MTag>(static_cast<size_t>(kXi * t.mxi));

@@ -36,10 +36,17 @@ TEST_CASE_TEMPLATE("batched matmul, shared operands and the naive reference", T,
             Tensor w = randn(tb ? Shape{3, 7} : Shape{7, 3}, gen, dt);  // one matrix for every batch entry
             CHECK(max_abs_diff(matmul(a, w, ta, tb), matmul_reference(a, w, ta, tb)) < 1e3 * tol<T>());
         }
-    // Large enough to run across threads and through multi-threaded BLAS.
+    // Large enough to run across threads.
     Tensor a = randn({16, 64, 96}, gen, dt), b = randn({16, 96, 48}, gen, dt);
     CHECK(max_abs_diff(matmul(a, b), matmul_reference(a, b)) < 1e3 * tol<T>());
-    Tensor big_a = randn({300, 200}, gen, dt), big_b = randn({200, 250}, gen, dt);
+    // One product: a small one (a linear layer's, on our kernels in float) with every
+    // transpose flag, and one large enough for multi-threaded BLAS (80 MFLOP).
+    for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+            Tensor x = randn(ta ? Shape{29, 37} : Shape{37, 29}, gen, dt), y = randn(tb ? Shape{41, 29} : Shape{29, 41}, gen, dt);
+            CHECK(max_abs_diff(matmul(x, y, ta, tb), matmul_reference(x, y, ta, tb)) < 1e3 * tol<T>());
+        }
+    Tensor big_a = randn({400, 400}, gen, dt), big_b = randn({400, 250}, gen, dt);
     CHECK(max_abs_diff(matmul(big_a, big_b), matmul_reference(big_a, big_b)) < 1e3 * tol<T>());
 }
 
