@@ -975,7 +975,7 @@ void kernel_grads_from_slices(const T* dU, int slices, const double* db, int nt,
             const int64_t n = std::min(kLanes, C - c0);
             const T* at = rows + (o - o0) * C + c0;
             // (Added into a zeroed du rather than copied: GCC made the copy of n
-            // floats a `rep movs`, and the whole step 10% slower.)
+            // floats a `rep movs`, and 256 -> 256 channels' weight gradient 10% slower.)
             alignas(64) T du[kXi][kLanes] = {}, dk[3][3][kLanes];
             for (int xi = 0; xi < kXi; ++xi)
                 for (int64_t l = 0; l < n; ++l) du[xi][l] += at[xi * xi_stride + l];
