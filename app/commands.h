@@ -23,7 +23,7 @@ struct SampleCommand {
     int64_t scale = 0;  // pixels per image pixel in the PNGs (0: 3 for images of 32 px or less, else 1)
     int64_t batch = 64;
     int threads = 0;
-    std::string precision = "fp32";  // fp32 | bf16 (the convolutions' products)
+    std::string precision = "fp32";  // fp32 | bf16 (the convolutions' and attention's products)
 
     template <class Self, class Visit> static void fields(Self& c, Visit&& v) {
         v(Field{.flag = "--checkpoint", .help = "a .safetensors checkpoint or model file (ddpm export)"}, c.checkpoint);
@@ -54,7 +54,7 @@ struct SampleCommand {
                 .min = 0, .max = 64},
           c.scale);
         v(Field{.flag = "--threads", .help = "threads (0: all cores)"}, c.threads);
-        v(Field{.flag = "--precision", .help = "fp32 | bf16: the convolutions' products in bfloat16 (AVX512_BF16), all else fp32", .choices = "fp32|bf16"}, c.precision);
+        v(Field{.flag = "--precision", .help = "fp32 | bf16: the convolutions' and attention's products in bfloat16 (AVX512_BF16), all else fp32", .choices = "fp32|bf16"}, c.precision);
     }
 };
 int run_sample(const SampleCommand& c);
@@ -72,7 +72,7 @@ struct EvalCommand {
     std::string clip_denoised = "on";  // clip x0_hat to [-1, 1] inside the bound, as improved-diffusion's likelihood script
     std::string images = "first";      // the first N test images, or N drawn by the seed
     int threads = 0;
-    std::string precision = "fp32";  // fp32 | bf16 (the convolutions' products)
+    std::string precision = "fp32";  // fp32 | bf16 (the convolutions' and attention's products)
 
     template <class Self, class Visit> static void fields(Self& c, Visit&& v) {
         v(Field{.flag = "--checkpoint", .help = "a .safetensors checkpoint or model file (ddpm export)"}, c.checkpoint);
@@ -91,7 +91,7 @@ struct EvalCommand {
         v(Field{.flag = "--images", .help = "first: the first N test images; random: N drawn by --seed", .choices = "first|random"},
           c.images);
         v(Field{.flag = "--threads", .help = "threads (0: all cores)"}, c.threads);
-        v(Field{.flag = "--precision", .help = "fp32 | bf16: the convolutions' products in bfloat16 (AVX512_BF16), all else fp32", .choices = "fp32|bf16"}, c.precision);
+        v(Field{.flag = "--precision", .help = "fp32 | bf16: the convolutions' and attention's products in bfloat16 (AVX512_BF16), all else fp32", .choices = "fp32|bf16"}, c.precision);
     }
 };
 int run_eval(const EvalCommand& c);
@@ -117,7 +117,7 @@ struct BenchCommand {
     std::string config = "small";
     int64_t batch = 64;
     int threads = 0;
-    std::string precision = "fp32";  // fp32 | bf16 (the convolutions' products)
+    std::string precision = "fp32";  // fp32 | bf16 (the convolutions' and attention's products)
     int64_t steps = 10;
     bool profile = false;  // also print the per-op time table
 
@@ -125,7 +125,7 @@ struct BenchCommand {
         v(Field{.flag = "--config", .help = "tiny | mini | small | cifar10 | FILE.json"}, c.config);
         v(Field{.flag = "--batch", .help = "batch size"}, c.batch);
         v(Field{.flag = "--threads", .help = "threads (0: all cores)"}, c.threads);
-        v(Field{.flag = "--precision", .help = "fp32 | bf16: the convolutions' products in bfloat16 (AVX512_BF16), all else fp32", .choices = "fp32|bf16"}, c.precision);
+        v(Field{.flag = "--precision", .help = "fp32 | bf16: the convolutions' and attention's products in bfloat16 (AVX512_BF16), all else fp32", .choices = "fp32|bf16"}, c.precision);
         v(Field{.flag = "--steps", .help = "timed steps (after two warm-up steps)"}, c.steps);
         v(Field{.flag = "--profile", .help = "also print the per-op time of one training step"}, c.profile);
     }

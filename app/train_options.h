@@ -33,7 +33,7 @@ struct TrainOptions {
     bool flip = false;
     uint64_t seed = 0;
     int threads = 0;
-    std::string precision = "fp32";  // fp32 | bf16: the convolutions' products (a run-time choice, as threads)
+    std::string precision = "fp32";  // fp32 | bf16: the convolutions' and attention's products (a run-time choice, as threads)
     int64_t sample_every = 1000, ckpt_every = 1000, log_every = 50, keep_checkpoints = 3;
     int64_t sample_num = 36, sample_steps = 100;  // grids while training and at the end
     int64_t final_samples = 64;                   // the grid at the end of the run (0: none)
@@ -92,7 +92,7 @@ struct TrainOptions {
         v(Field{.key = "seed", .flag = "--seed", .help = "seed of every random stream"}, o.seed);
         v(Field{.key = "threads", .flag = "--threads", .help = "threads (0: all cores)"}, o.threads);
         v(Field{.key = "precision", .flag = "--precision",
-                .help = "fp32 | bf16: the convolutions' products in bfloat16 (AVX512_BF16), all else fp32; "
+                .help = "fp32 | bf16: the convolutions' and attention's products in bfloat16 (AVX512_BF16), all else fp32; "
                         "checkpoints are fp32 either way",
                 .choices = "fp32|bf16", .optional = true},
           o.precision);

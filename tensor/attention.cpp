@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tensor/fast_exp.h"
+#include "tensor/gemm_kernels.h"
 #include "tensor/matmul.h"
 #include "tensor/parallel.h"
 #include "tensor/scratch.h"
@@ -30,12 +31,19 @@ AttnShape attn_shape(const Tensor& q, const Tensor& k, const Tensor& v) {
     return {q.size(0), q.size(1), q.size(2)};
 }
 
-// C (M x N) = op(A) op(B) for one entry, on this thread (matmul.h); rows of A, B
-// and C lie lda, ldb, ldc elements apart.
+// C (M x N) = op(A) op(B) for one entry, on this thread; rows of A, B and C lie
+// lda, ldb, ldc elements apart. float on our kernels in the precision set
+// (gemm_kernels.h: under --precision bf16 both operands rounded to bfloat16, the
+// sums fp32, the softmax between the products fp32), double through the BLAS.
+// (`small`, batch 64, 2 threads, a Zen 5, 3 alternating pairs: a bf16 training
+// step 5-6% faster than with these products in fp32, attention 38 -> 31 ms.)
 template <class T>
 void product(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
              int64_t ldc) {
-    small_product(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+    if constexpr (std::is_same_v<T, float>)
+        sgemm(M, N, K, A, lda, B, ldb, C, ldc, false, ta, tb);
+    else
+        small_product(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
 }
 template <class T> void product(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C) {
     product(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, C, N);

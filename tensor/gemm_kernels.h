@@ -141,8 +141,8 @@ void pack_bf16_a(int64_t M, int64_t K, const float* A, int64_t lda, bool trans_a
 void sgemm_bf16_packed(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb, float* C,
                        int64_t ldc, bool accumulate);
 
-// The same in fp32 whatever the precision set: the attention products, which
-// `--precision bf16` leaves in fp32.
+// The same in fp32 whatever the precision set: the linear layers' products
+// (matmul.h), which `--precision bf16` leaves in fp32.
 void sgemm_fp32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
                 int64_t ldc, bool accumulate, bool trans_a = false, bool trans_b = false);
 

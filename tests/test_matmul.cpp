@@ -1,5 +1,8 @@
 // matmul: hand-computed products, transposes, batches, against the naive loop;
 // attention against its double loops.
+#include <cmath>
+#include <tuple>
+
 #include "helpers.h"
 #include "tensor/attention.h"
 #include "tensor/elementwise.h"
@@ -103,4 +106,52 @@ TEST_CASE("attention in float matches the double loops forward, and the double k
     CHECK_THROWS_WITH_AS(attention_forward(Tensor::zeros({2, 4, 9}), Tensor::zeros({2, 4, 8}), Tensor::zeros({2, 4, 9})),
                          "attention: q f32[2,4,9] k f32[2,4,8] v f32[2,4,9]: each must be (batch, d, N), all alike",
                          TensorError);
+}
+
+namespace {
+// RMS(got - want) / RMS(want).
+double relative_rms_error(const Tensor& want, const Tensor& got) {
+    double e = 0, w = 0;
+    for (int64_t i = 0; i < want.numel(); ++i) {
+        e += (got.flat(i) - want.flat(i)) * (got.flat(i) - want.flat(i));
+        w += want.flat(i) * want.flat(i);
+    }
+    return std::sqrt(e / w);
+}
+}  // namespace
+
+// Under --precision bf16 attention's products round both operands to bfloat16:
+// sigma = 0.002346 of a product's RMS (derived in test_conv2d.cpp). A product
+// adds sigma; an operand already off by sigma carries it through. With unit q, k
+// (logits s k^T q of RMS 1, d = 64) the logits err by sigma, absolutely, and the
+// softmax passes that on to P as dP_j = P_j (dl_j - sum_j' P_j' dl_j'), about
+// sigma relative; so out = v P^T errs by sqrt(2) sigma (its rounding, P's error),
+// dv = dout P likewise, and dq = k dS^T, dk = q dS by sqrt(3) sigma (their
+// rounding, and dS = s P (dP - c) carrying P's error and that of dP = v^T dout).
+// (Measured with q, k twice as large, logits of RMS 4: 1.6-1.8 times these.)
+TEST_CASE("bf16 attention errs by the bfloat16 rounding derived above: sqrt(2) and sqrt(3) sigma") {
+    if (!cpu_has_avx512_bf16()) MESSAGE("no AVX512_BF16: the bf16 reference kernel stands in");
+    const double sigma = 0.002346;
+    Generator gen(5);
+    for (int64_t N : {196, 49}) {
+        INFO("N " << N);
+        Tensor q = randn({8, 64, N}, gen), k = randn({8, 64, N}, gen), v = randn({8, 64, N}, gen);
+        Tensor dout = randn({8, 64, N}, gen);
+        Tensor pt, ptb;
+        set_gemm_precision(GemmPrecision::FP32);
+        const Tensor out = attention_forward(q, k, v, &pt);
+        const AttentionGrads g = attention_backward(dout, q, k, v, pt);
+        set_gemm_precision(GemmPrecision::BF16);
+        const Tensor outb = attention_forward(q, k, v, &ptb);
+        const AttentionGrads gb = attention_backward(dout, q, k, v, ptb);
+        set_gemm_precision(GemmPrecision::FP32);
+        for (auto [name, want, got, predicted] :
+             {std::tuple{"out", &out, &outb, std::sqrt(2.0) * sigma}, std::tuple{"dv", &g.dv, &gb.dv, std::sqrt(2.0) * sigma},
+              std::tuple{"dq", &g.dq, &gb.dq, std::sqrt(3.0) * sigma}, std::tuple{"dk", &g.dk, &gb.dk, std::sqrt(3.0) * sigma}}) {
+            const double ratio = relative_rms_error(*want, *got);
+            INFO(name << ": RMS error / RMS = " << ratio << ", predicted " << predicted);
+            CHECK(ratio >= 0.8 * predicted);  // bf16 really ran
+            CHECK(ratio <= 1.25 * predicted);
+        }
+    }
 }
