@@ -35,6 +35,17 @@ inline double max_abs_diff(const Tensor& a, const Tensor& b) {
     return m;
 }
 
+// RMS(got - want) / RMS(want): an error relative to the size of what was wanted.
+inline double relative_rms_error(const Tensor& want, const Tensor& got) {
+    REQUIRE(want.shape() == got.shape());
+    double e = 0, w = 0;
+    for (int64_t i = 0; i < want.numel(); ++i) {
+        e += (got.flat(i) - want.flat(i)) * (got.flat(i) - want.flat(i));
+        w += want.flat(i) * want.flat(i);
+    }
+    return std::sqrt(e / w);
+}
+
 template <class T> constexpr double tol() { return sizeof(T) == 4 ? 1e-5 : 1e-12; }
 
 // The message of the E that f throws, or "no error".

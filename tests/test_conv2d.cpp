@@ -10,6 +10,7 @@
 using namespace ddpm;
 using ddpm::test::check_values;
 using ddpm::test::max_abs_diff;
+using ddpm::test::relative_rms_error;
 using ddpm::test::tol;
 
 TEST_CASE_TEMPLATE("conv2d on a hand-computed example", T, float, double) {
@@ -197,19 +198,6 @@ TEST_CASE("the im2col path matches the naive backward loops too") {
     }
 }
 
-namespace {
-double rms(const Tensor& t) {
-    double s = 0;
-    for (int64_t i = 0; i < t.numel(); ++i) s += t.flat(i) * t.flat(i);
-    return std::sqrt(s / double(t.numel()));
-}
-double rms_diff(const Tensor& a, const Tensor& b) {
-    double s = 0;
-    for (int64_t i = 0; i < a.numel(); ++i) s += (a.flat(i) - b.flat(i)) * (a.flat(i) - b.flat(i));
-    return std::sqrt(s / double(a.numel()));
-}
-}  // namespace
-
 // The expected error of --precision bf16 (gemm_kernels.h), relative to the output's RMS.
 // Rounding to bfloat16 (8 significant bits, nearest) leaves an error uniform within half
 // an ulp, ulp = 2^-7 |x| / m for the significand m in [1, 2): its relative RMS is
@@ -249,7 +237,7 @@ TEST_CASE("bf16 convolutions err by the bfloat16 rounding derived above: 0.0023 
         const double lo = by_winograd ? 0.5 * winograd : 0.8 * sigma, hi = by_winograd ? 1.2 * winograd : 1.2 * sigma;
         for (auto [name, want, got] : {std::tuple{"y", &y, &yb}, std::tuple{"dx", &g.dx, &gb.dx},
                                        std::tuple{"dweight", &g.dweight, &gb.dweight}}) {
-            const double ratio = rms_diff(*want, *got) / rms(*want);
+            const double ratio = relative_rms_error(*want, *got);
             INFO(name << ": RMS error / RMS = " << ratio);
             CHECK(ratio >= lo);
             CHECK(ratio <= hi);

@@ -13,6 +13,7 @@
 using namespace ddpm;
 using ddpm::test::check_values;
 using ddpm::test::max_abs_diff;
+using ddpm::test::relative_rms_error;
 using ddpm::test::tol;
 
 TEST_CASE_TEMPLATE("2-D matmul with every transpose flag", T, float, double) {
@@ -107,18 +108,6 @@ TEST_CASE("attention in float matches the double loops forward, and the double k
                          "attention: q f32[2,4,9] k f32[2,4,8] v f32[2,4,9]: each must be (batch, d, N), all alike",
                          TensorError);
 }
-
-namespace {
-// RMS(got - want) / RMS(want).
-double relative_rms_error(const Tensor& want, const Tensor& got) {
-    double e = 0, w = 0;
-    for (int64_t i = 0; i < want.numel(); ++i) {
-        e += (got.flat(i) - want.flat(i)) * (got.flat(i) - want.flat(i));
-        w += want.flat(i) * want.flat(i);
-    }
-    return std::sqrt(e / w);
-}
-}  // namespace
 
 // Under --precision bf16 attention's products round both operands to bfloat16:
 // sigma = 0.002346 of a product's RMS (derived in test_conv2d.cpp). A product
