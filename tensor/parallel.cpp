@@ -30,6 +30,19 @@
 // a step 3.4x slower next to a busy process on 2 cores; so while the kernel
 // keeps taking our threads' cores for another program, a worker polls only
 // about 7 microseconds (polls_before_sleep).
+//
+// Cores: on a CPU shared with another program, the kernel often woke a worker
+// onto the core of the thread that woke it, the one starting the loop; our two
+// threads then took turns on one core while the other program had the second
+// to itself. So while the cores are contended the workers may run anywhere but
+// on the caller's present core (WorkerCores); before the caller sleeps waiting
+// for a worker's piece, the workers may have its core again, so that the kernel
+// can move the one it waits for there. Measured on 2 cores (a Zen 5, Linux 6.18),
+// `tiny` training next to an always-busy process, two runs each way: both our
+// threads runnable on one core in 42-56% of samples 5 ms apart before, 13-21%
+// after; per second our threads ran 1.10-1.15 s and the other program 0.75-0.81 s
+// before, 1.18-1.20 s and 0.63-0.67 s (a fair third) after; bench/cpu_sharing.sh's
+// busy ratio 1.82-1.91 before, 1.58-1.79 after (three alternating runs each).
 #include "tensor/parallel.h"
 
 #include <omp.h>
@@ -47,6 +60,7 @@
 
 #if defined(__linux__)
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -84,7 +98,10 @@ long involuntary_switches() {
 // alone 1-8; next to an always-busy process mostly 15-200, the thread that drives
 // the step losing its core most. A thread's own count did not tell: the workers,
 // which sleep between loops, lost theirs 2-6 times either way.)
-int polls_before_sleep() {
+std::atomic<int> g_contention_for_testing{-1};  // detail::set_contention_for_testing
+
+bool cores_contended() {
+    if (const int forced = g_contention_for_testing.load(std::memory_order_relaxed); forced >= 0) return forced == 1;
     using clock = std::chrono::steady_clock;
     thread_local clock::time_point since = clock::now();
     thread_local long switches = involuntary_switches();
@@ -94,8 +111,10 @@ int polls_before_sleep() {
         shared = n - switches > 20;
         since = now, switches = n;
     }
-    return shared ? kPollsShared : kPollsAlone;
+    return shared;
 }
+
+int polls_before_sleep() { return cores_contended() ? kPollsShared : kPollsAlone; }
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -120,17 +139,88 @@ void wake_all(std::atomic<uint32_t>& word) {
 #endif
 }
 
-// Polls `word` while it holds `old`, then sleeps on it while it does; `sleepers`
-// counts the threads asleep (or about to be) so a waker knows to call wake_all.
-void wait_while(std::atomic<uint32_t>& word, uint32_t old, std::atomic<int>& sleepers) {
+// Polls `word` while it holds `old`, up to polls_before_sleep() times; true if it changed.
+bool poll_while(const std::atomic<uint32_t>& word, uint32_t old) {
     const int polls = polls_before_sleep();
-    for (int i = 0; i < polls && word.load(std::memory_order_acquire) == old; ++i) cpu_relax();
+    for (int i = 0; i < polls; ++i) {
+        if (word.load(std::memory_order_acquire) != old) return true;
+        cpu_relax();
+    }
+    return word.load(std::memory_order_acquire) != old;
+}
+
+// Sleeps on `word` while it holds `old`; `sleepers` counts the threads asleep (or
+// about to be) so a waker knows to call wake_all.
+void sleep_while_same(std::atomic<uint32_t>& word, uint32_t old, std::atomic<int>& sleepers) {
     while (word.load(std::memory_order_seq_cst) == old) {
         sleepers.fetch_add(1, std::memory_order_seq_cst);
         sleep_while(word, old);  // the kernel compares word with old again: a wake in between is not lost
         sleepers.fetch_sub(1, std::memory_order_seq_cst);
     }
 }
+
+// Polls `word` while it holds `old`, then sleeps on it while it does.
+void wait_while(std::atomic<uint32_t>& word, uint32_t old, std::atomic<int>& sleepers) {
+    if (!poll_while(word, old)) sleep_while_same(word, old, sleepers);
+}
+
+// The cores the pool's workers may run on: those the caller could use when the
+// workers were made, less one (the caller's present core) while the cores are
+// contended (see the top of this file). Linux only; elsewhere it does nothing.
+class WorkerCores {
+public:
+    void reset();                // a new set of workers: the caller's cores, no worker known
+    void add_this_thread();      // called by each worker as it starts
+    void keep_off(int core);     // the workers' cores less `core`; all of them when core < 0
+
+private:
+#if defined(__linux__)
+    void apply(pid_t tid) const;  // with mu_ held
+    std::mutex mu_;
+    std::vector<pid_t> tids_;
+    cpu_set_t allowed_{};
+    bool spreadable_ = false;      // at least two cores allowed
+#endif
+    std::atomic<int> excluded_{-1};
+};
+
+#if defined(__linux__)
+void WorkerCores::reset() {
+    std::lock_guard<std::mutex> lock(mu_);
+    tids_.clear();
+    excluded_.store(-1, std::memory_order_relaxed);
+    spreadable_ = sched_getaffinity(0, sizeof allowed_, &allowed_) == 0 && CPU_COUNT(&allowed_) >= 2;
+}
+
+void WorkerCores::add_this_thread() {
+    std::lock_guard<std::mutex> lock(mu_);
+    tids_.push_back(static_cast<pid_t>(syscall(SYS_gettid)));
+    if (excluded_.load(std::memory_order_relaxed) >= 0) apply(tids_.back());
+}
+
+void WorkerCores::apply(pid_t tid) const {
+    cpu_set_t cores = allowed_;
+    if (const int core = excluded_.load(std::memory_order_relaxed); core >= 0) CPU_CLR(core, &cores);
+    sched_setaffinity(tid, sizeof cores, &cores);  // a worker that has ended: ESRCH, nothing to do
+}
+
+void WorkerCores::keep_off(int core) {
+    if (core < 0) core = -1;
+    if (core == excluded_.load(std::memory_order_relaxed)) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!spreadable_ || core >= CPU_SETSIZE || (core >= 0 && !CPU_ISSET(core, &allowed_))) core = -1;
+    if (core == excluded_.load(std::memory_order_relaxed)) return;
+    excluded_.store(core, std::memory_order_relaxed);
+    for (pid_t tid : tids_) apply(tid);
+}
+
+int present_core() { return sched_getcpu(); }
+#else
+void WorkerCores::reset() {}
+void WorkerCores::add_this_thread() {}
+void WorkerCores::keep_off(int) {}
+int present_core() { return -1; }
+#endif
 
 // One thread's range of the pieces of a loop: (end << 32) | next, on a cache line of its own.
 struct alignas(64) PieceRange {
@@ -161,6 +251,7 @@ private:
     bool next_piece(int index, int64_t& piece);
     void take_pieces(int index) noexcept;  // a piece that throws ends the program, as in an OpenMP region
     void start_loop();
+    void wait_for_pieces();
 
     std::mutex loop_;                    // one loop at a time (others run serially)
     std::vector<std::thread> workers_;
@@ -172,6 +263,7 @@ private:
     std::atomic<const void*> body_{nullptr};
     std::atomic<bool> stop_{false};
     std::atomic<int> sleeping_workers_{0}, sleeping_caller_{0};
+    WorkerCores cores_;
 };
 
 // The next piece for thread `index`: the front of its own range, else the back of
@@ -205,6 +297,7 @@ void Pool::take_pieces(int index) noexcept {
 // A worker's life: it was made when the loop counter was `seen`, and runs each
 // loop started after that, until stop_.
 void Pool::work(int index, uint32_t seen) {
+    cores_.add_this_thread();
     for (;;) {
         wait_while(loops_, seen, sleeping_workers_);
         seen = loops_.load(std::memory_order_acquire);
@@ -228,6 +321,7 @@ void Pool::set_workers(int n) {
     stop_.store(false, std::memory_order_release);
     threads_ = n + 1;
     ranges_ = std::make_unique<PieceRange[]>(static_cast<size_t>(threads_));
+    cores_.reset();
     for (int i = 0; i < n; ++i) workers_.emplace_back(&Pool::work, this, i + 1, loops_.load());
 }
 
@@ -245,10 +339,21 @@ void Pool::run(int64_t pieces, detail::PieceFn fn, const void* body, int threads
         const uint64_t first = static_cast<uint64_t>(pieces * k / threads_), end = static_cast<uint64_t>(pieces * (k + 1) / threads_);
         ranges_[k].word.store((end << 32) | first, std::memory_order_release);
     }
+    cores_.keep_off(cores_contended() ? present_core() : -1);
     start_loop();
     take_pieces(0);
-    // Pieces other threads began: poll briefly, then sleep until the last one ends.
-    for (uint32_t r; (r = remaining_.load(std::memory_order_acquire)) != 0;) wait_while(remaining_, r, sleeping_caller_);
+    wait_for_pieces();
+}
+
+// Pieces other threads began: poll briefly, then sleep until the last one ends,
+// the workers first allowed on this thread's core again (the one with the piece may
+// be waiting for a core while this one sleeps).
+void Pool::wait_for_pieces() {
+    for (uint32_t r; (r = remaining_.load(std::memory_order_acquire)) != 0;) {
+        if (poll_while(remaining_, r)) continue;
+        cores_.keep_off(-1);
+        sleep_while_same(remaining_, r, sleeping_caller_);
+    }
 }
 
 // Never destroyed: its workers sleep until the process ends. A child made by
@@ -268,6 +373,8 @@ Pool& pool() {
 }  // namespace
 
 bool in_parallel_piece() { return t_in_piece; }
+
+void detail::set_contention_for_testing(int contended) { g_contention_for_testing.store(contended); }
 
 int max_threads() { return t_in_piece ? 1 : omp_get_max_threads(); }
 

@@ -45,6 +45,9 @@ int max_threads();
 namespace detail {
 using PieceFn = void (*)(const void* body, int64_t piece);
 void run_pieces(int64_t pieces, PieceFn fn, const void* body);
+// Tests: 1 makes the pool act as if another program competed for the cores, 0 as
+// if none did; -1 (the default) goes back to asking the kernel.
+void set_contention_for_testing(int contended);
 }  // namespace detail
 
 // Runs f(piece) for every piece in [0, pieces), in any order, on up to

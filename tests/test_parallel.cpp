@@ -7,6 +7,7 @@
 // made by fork() runs its loops on a pool of its own.
 #include <doctest/doctest.h>
 #include <omp.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -211,6 +212,90 @@ TEST_CASE("thousands of short loops in a row lose and repeat no piece") {
     }
     CHECK(wrong == 0);
 }
+
+#if defined(__linux__)
+namespace {
+
+cpu_set_t cores_of(pid_t tid) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    REQUIRE(sched_getaffinity(tid, sizeof set, &set) == 0);
+    return set;
+}
+
+bool same_cores(const cpu_set_t& a, const cpu_set_t& b) { return CPU_EQUAL(&a, &b); }
+
+cpu_set_t one_core(int core) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(core, &set);
+    return set;
+}
+
+// The kernel's thread ids of the pool's workers that take part in a loop (with 2
+// threads: the one worker).
+std::set<pid_t> worker_ids() {
+    std::mutex m;
+    std::set<pid_t> ids;
+    run_on_two_threads([&] {
+        std::lock_guard<std::mutex> lock(m);
+        ids.insert(static_cast<pid_t>(::gettid()));
+    });
+    ids.erase(static_cast<pid_t>(::gettid()));
+    return ids;
+}
+
+// The calling thread on other cores, and the pool told whether the cores are contended, for a scope.
+struct CoresAndContention {
+    cpu_set_t saved = cores_of(0);
+    CoresAndContention(const cpu_set_t& cores, int contended) {
+        REQUIRE(sched_setaffinity(0, sizeof cores, &cores) == 0);
+        detail::set_contention_for_testing(contended);
+    }
+    ~CoresAndContention() {
+        detail::set_contention_for_testing(-1);
+        sched_setaffinity(0, sizeof saved, &saved);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("while the cores are contended the workers keep off the caller's core, and get it back after") {
+    const cpu_set_t all = cores_of(0);
+    if (CPU_COUNT(&all) < 2) {
+        MESSAGE("one core: nothing to keep off");
+        return;
+    }
+    int first = 0;
+    while (!CPU_ISSET(first, &all)) ++first;
+    cpu_set_t rest = all;
+    CPU_CLR(first, &rest);
+    Threads t(2);
+    const std::set<pid_t> workers = worker_ids();  // the workers are made now, with all the cores
+    REQUIRE(workers.size() == 1);
+    {
+        CoresAndContention scope(one_core(first), 1);  // the caller on `first`, another program competing
+        CHECK(run_counts(64) == std::vector<int>(64, 1));
+        for (pid_t w : workers) CHECK(same_cores(cores_of(w), rest));
+        detail::set_contention_for_testing(0);  // the other program has gone
+        CHECK(run_counts(64) == std::vector<int>(64, 1));
+        for (pid_t w : workers) CHECK(same_cores(cores_of(w), all));
+    }
+}
+
+TEST_CASE("with one core allowed the workers stay on it while the cores are contended, and every piece runs") {
+    {
+        CoresAndContention scope(one_core(sched_getcpu()), 1);
+        const cpu_set_t one = cores_of(0);
+        Threads t(3);  // a new thread count: the workers are made now, on the one core
+        const std::set<pid_t> workers = worker_ids();
+        CHECK(run_counts(64) == std::vector<int>(64, 1));
+        for (pid_t w : workers) CHECK(same_cores(cores_of(w), one));
+    }
+    Threads t(2);  // workers made again with all the cores, for the tests after this one
+    CHECK(run_counts(8) == std::vector<int>(8, 1));
+}
+#endif
 
 // POSIX allows the child of a multi-threaded process only async-signal-safe calls
 // until it calls exec; glibc's malloc and thread creation work there all the same,
