@@ -265,28 +265,30 @@ template <class T, int kRows> struct TilePatches {
     int nspans = 0;
     int n;
     int64_t H, W;
-#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
-    // For patch row r of lane l: where it starts (from plane0), which of its first
-    // 8 floats to keep (the columns inside the plane, none for a row outside it or
-    // an unused lane), and in row_plain bit l whether all 8 may be loaded plainly
-    // (they lie in the plane). Worked out once per lane group rather than in every
-    // channel's gather, where the tests on row_ok, row_whole and n per lane and row
-    // took more time than the loads (`perf annotate`). Measured in one process
-    // against the per-channel tests (`small`'s 3x3 layers at batch 64, forward, input
-    // and weight gradient together, 25 alternating pairs each, the same bits): 2
-    // threads 5-16% faster (21-25/25 pairs), one thread 7-13%, bf16 2 threads 9-21%.
+#if (defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)) || defined(__AVX2__)
+    // For patch row r of lane l: where it starts (from plane0); 0 for a row outside
+    // the plane or an unused lane. With the masks below, worked out once per lane
+    // group rather than in every channel's gather, where the tests on row_ok,
+    // row_whole and n per lane and row took more time than the loads (`perf
+    // annotate`). Measured in one process against the per-channel tests (`small`'s
+    // 3x3 layers at batch 64, forward, input and weight gradient together, 25
+    // alternating pairs each, the same bits): 2 threads 5-16% faster (21-25/25
+    // pairs), one thread 7-13%, bf16 2 threads 9-21%.
     int64_t row_at[kRows][kLanes];
+#endif
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+    // Which of a row's first 8 floats to keep (the columns inside the plane, none
+    // for a row outside it or an unused lane), and in row_plain bit l whether all 8
+    // may be loaded plainly (they lie in the plane).
     __mmask8 row_cols[kRows][kLanes];
     uint32_t row_plain[kRows] = {};
     // For scatter_row, bit l of a row: all its kRows columns lie in the plane
     // (row_full), or some do (row_part); neither for a row outside it or an unused lane.
     uint32_t row_full[kRows] = {}, row_part[kRows] = {};
 #elif defined(__AVX2__)
-    // For patch row r of lane l: where it starts (from plane0), and which of its
-    // first 8 floats to read: the columns inside the plane, none for a row outside
-    // it or an unused lane. Worked out once per lane group, so that gathering a
-    // channel takes no branch (masked-off floats are never read: no fault past an end).
-    int64_t row_at[kRows][kLanes];
+    // Which of a row's first 8 floats to read: the columns inside the plane, none
+    // for a row outside it or an unused lane; so gathering a channel takes no
+    // branch (masked-off floats are never read: no fault past an end).
     __m256i row_mask[kRows][kLanes];
 #endif
 
@@ -308,21 +310,18 @@ template <class T, int kRows> struct TilePatches {
                 span_lo[nspans] = lo, span_hi[nspans] = hi, ++nspans;
             }
         }
-#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+#if (defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)) || defined(__AVX2__)
         for (int r = 0; r < kRows; ++r)
             for (int l = 0; l < kLanes; ++l) {
                 const bool ok = l < n && (row_ok[r] >> l & 1u);
                 row_at[r][l] = ok ? offset[l] + r * W : 0;
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
                 row_cols[r][l] = ok ? __mmask8(lane_cols[l]) : __mmask8(0);
                 if (l < n && (row_whole[r] >> l & 1u)) row_plain[r] |= 1u << l;
                 if (ok) (lane_cols[l] == (1u << kRows) - 1 ? row_full : row_part)[r] |= 1u << l;
-            }
-#elif defined(__AVX2__)
-        for (int r = 0; r < kRows; ++r)
-            for (int l = 0; l < kLanes; ++l) {
-                const bool ok = l < n && (row_ok[r] >> l & 1u);
-                row_at[r][l] = ok ? offset[l] + r * W : 0;
+#else
                 row_mask[r][l] = bit_mask8(ok ? lane_cols[l] : 0u);
+#endif
             }
 #endif
     }
