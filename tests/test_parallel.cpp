@@ -3,7 +3,8 @@
 // thread held up in a piece has the rest of its range of pieces run by another;
 // loops inside a piece run on that piece's thread; a second thread's loop
 // while one runs is run serially; thousands of short loops in a row (where a
-// worker that wakes late meets a later loop) lose or repeat no piece; a child
+// worker that wakes late meets a later loop) lose or repeat no piece; while the
+// cores are contended the workers keep off the caller's core (Linux); a child
 // made by fork() runs its loops on a pool of its own.
 #include <doctest/doctest.h>
 #include <omp.h>
