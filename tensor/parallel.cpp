@@ -176,41 +176,42 @@ public:
 private:
 #if defined(__linux__)
     void apply(pid_t tid) const;  // with mu_ held
+    // reset() and keep_off() are called only by the thread that holds the pool's loop
+    // lock; they write under mu_, which workers take in add_this_thread() to read.
     std::mutex mu_;
     std::vector<pid_t> tids_;
     cpu_set_t allowed_{};
     bool spreadable_ = false;      // at least two cores allowed
+    int excluded_ = -1;            // the core the workers keep off; -1: none
 #endif
-    std::atomic<int> excluded_{-1};
 };
 
 #if defined(__linux__)
 void WorkerCores::reset() {
     std::lock_guard<std::mutex> lock(mu_);
     tids_.clear();
-    excluded_.store(-1, std::memory_order_relaxed);
+    excluded_ = -1;
     spreadable_ = sched_getaffinity(0, sizeof allowed_, &allowed_) == 0 && CPU_COUNT(&allowed_) >= 2;
 }
 
 void WorkerCores::add_this_thread() {
     std::lock_guard<std::mutex> lock(mu_);
     tids_.push_back(static_cast<pid_t>(syscall(SYS_gettid)));
-    if (excluded_.load(std::memory_order_relaxed) >= 0) apply(tids_.back());
+    if (excluded_ >= 0) apply(tids_.back());
 }
 
 void WorkerCores::apply(pid_t tid) const {
     cpu_set_t cores = allowed_;
-    if (const int core = excluded_.load(std::memory_order_relaxed); core >= 0) CPU_CLR(core, &cores);
+    if (excluded_ >= 0) CPU_CLR(excluded_, &cores);
     sched_setaffinity(tid, sizeof cores, &cores);  // a worker that has ended: ESRCH, nothing to do
 }
 
+// Reads without mu_: the loop lock's holder, which calls this, is the only writer (see the class).
 void WorkerCores::keep_off(int core) {
-    if (core < 0) core = -1;
-    if (core == excluded_.load(std::memory_order_relaxed)) return;
+    if (core < 0 || !spreadable_ || core >= CPU_SETSIZE || !CPU_ISSET(core, &allowed_)) core = -1;
+    if (core == excluded_) return;
     std::lock_guard<std::mutex> lock(mu_);
-    if (!spreadable_ || core >= CPU_SETSIZE || (core >= 0 && !CPU_ISSET(core, &allowed_))) core = -1;
-    if (core == excluded_.load(std::memory_order_relaxed)) return;
-    excluded_.store(core, std::memory_order_relaxed);
+    excluded_ = core;
     for (pid_t tid : tids_) apply(tid);
 }
 

@@ -121,6 +121,11 @@ TEST_CASE("a loop inside a piece runs on the piece's own thread") {
     CHECK(omp_get_max_threads() == 2);
 }
 
+// Yields this thread until done() or the deadline.
+template <class Done> void yield_until(std::chrono::steady_clock::time_point deadline, Done done) {
+    while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+}
+
 // Runs f() in each of 64 pieces of one loop, each piece then waiting, up to 10 s
 // from the start, until a second thread has begun one: so a worker that the
 // kernel schedules late (a busy machine, a sanitizer's build) still gets its
@@ -139,7 +144,7 @@ template <class F> size_t run_on_two_threads(F f) {
             std::lock_guard<std::mutex> lock(m);
             seen.insert(std::this_thread::get_id());
         }
-        while (seen_count() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+        yield_until(deadline, [&] { return seen_count() >= 2; });
     });
     return seen.size();
 }
@@ -255,7 +260,7 @@ bool caller_finds_workers_on(const std::set<pid_t>& workers, const cpu_set_t& co
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     parallel_pieces(64, [&](int64_t) {
         if (::gettid() != caller) {  // a worker waits until the caller has checked (else it might take all the pieces)
-            while (checked.load() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+            yield_until(deadline, [&] { return checked.load() > 0; });
             return;
         }
         checked.fetch_add(1);
