@@ -48,6 +48,8 @@ void run_pieces(int64_t pieces, PieceFn fn, const void* body);
 // Tests: 1 makes the pool act as if another program competed for the cores, 0 as
 // if none did; -1 (the default) goes back to asking the kernel.
 void set_contention_for_testing(int contended);
+// Tests: whether the pool holds the cores contended now (as judged, or as set above).
+bool cores_contended_for_testing();
 }  // namespace detail
 
 // Runs f(piece) for every piece in [0, pieces), in any order, on up to

@@ -3,8 +3,9 @@
 // thread held up in a piece has the rest of its range of pieces run by another;
 // loops inside a piece run on that piece's thread; a second thread's loop
 // while one runs is run serially; thousands of short loops in a row (where a
-// worker that wakes late meets a later loop) lose or repeat no piece; while the
-// cores are contended the workers keep off the caller's core (Linux); a child
+// worker that wakes late meets a later loop) lose or repeat no piece; a thread
+// sharing the caller's core makes the pool hold the cores contended, and while
+// they are the workers keep off the caller's core (Linux); a child
 // made by fork() runs its loops on a pool of its own.
 #include <doctest/doctest.h>
 #include <omp.h>
@@ -308,6 +309,31 @@ TEST_CASE("while the cores are contended the workers keep off the caller's core,
         CHECK(caller_finds_workers_on(workers, all));
         CHECK(run_counts(64) == std::vector<int>(64, 1));
     }
+}
+
+TEST_CASE("a thread sharing the caller's core makes the pool hold the cores contended") {
+    Threads t(2);
+    const int core = sched_getcpu();
+    CoresAndContention scope(one_core(core), -1);  // the caller on one core; the pool judges by itself
+    std::atomic<bool> stop{false};
+    std::thread spinner([&] {  // another program's thread, on the caller's core
+        const cpu_set_t mine = one_core(core);
+        sched_setaffinity(0, sizeof mine, &mine);
+        while (!stop.load()) {
+        }
+    });
+    // The caller now waits for its core about half the time (the pool's threshold: 8%).
+    // The pool judges every 50 ms, at the start of a loop: loops for up to 5 s.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    bool contended = false, every_piece_once = true;
+    while (!contended && std::chrono::steady_clock::now() < deadline) {
+        every_piece_once = every_piece_once && run_counts(8) == std::vector<int>(8, 1);
+        contended = detail::cores_contended_for_testing();
+    }
+    stop.store(true);
+    spinner.join();
+    CHECK(contended);
+    CHECK(every_piece_once);
 }
 
 TEST_CASE("with one core allowed the workers stay on it while the cores are contended, and every piece runs") {
