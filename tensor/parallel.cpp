@@ -93,28 +93,6 @@ long involuntary_switches() {
     return 0;
 }
 
-// How long thread `tid` of this process has waited, runnable, for a core since it
-// started (the kernel's run_delay: the second field of its schedstat), in ns; -1
-// where the kernel does not say. Read with plain system calls: no allocation.
-int64_t waited_for_core_ns(long tid) {
-#if defined(__linux__)
-    char path[64], text[128];
-    std::snprintf(path, sizeof path, "/proc/self/task/%ld/schedstat", tid);
-    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    const ssize_t n = ::read(fd, text, sizeof text - 1);
-    ::close(fd);
-    if (n <= 0) return -1;
-    text[n] = '\0';
-    unsigned long long ran = 0, waited = 0;
-    if (std::sscanf(text, "%llu %llu", &ran, &waited) != 2) return -1;
-    return static_cast<int64_t>(waited);
-#else
-    (void)tid;
-    return -1;
-#endif
-}
-
 // Whether another program competes for our cores: judged by the thread that starts
 // loops (ContentionJudge), read by every thread of the pool.
 std::atomic<bool> g_contended{false};
@@ -136,6 +114,8 @@ bool cores_contended() {
 // our two threads on one core again.) Where the kernel does not give run_delay,
 // that count is still the judge.
 class ContentionJudge {
+    using clock = std::chrono::steady_clock;
+
 public:
     bool due() const { return clock::now() - since_ >= std::chrono::milliseconds(50); }
     // `waited_ns`: our `threads` threads' run_delay summed (-1: unknown). A change of
@@ -143,7 +123,6 @@ public:
     void judge(int64_t waited_ns, int threads);
 
 private:
-    using clock = std::chrono::steady_clock;
     clock::time_point since_ = clock::now();
     int64_t waited_ = -1;
     long switches_ = involuntary_switches();
@@ -160,6 +139,8 @@ void ContentionJudge::judge(int64_t waited_ns, int threads) {
     since_ = now, waited_ = waited_ns, switches_ = switches;
 }
 
+// How long a waiting thread polls before it sleeps: briefly while the cores are
+// contended, leaving its core sooner to whoever else wants it.
 int polls_before_sleep() { return cores_contended() ? kPollsShared : kPollsAlone; }
 
 inline void cpu_relax() {
@@ -234,6 +215,23 @@ private:
 };
 
 #if defined(__linux__)
+// How long thread `tid` of this process has waited, runnable, for a core since it
+// started (the kernel's run_delay: the second field of its schedstat), in ns; -1
+// where the kernel does not say. Read with plain system calls: no allocation.
+int64_t waited_for_core_ns(long tid) {
+    char path[64], text[128];
+    std::snprintf(path, sizeof path, "/proc/self/task/%ld/schedstat", tid);
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    const ssize_t n = ::read(fd, text, sizeof text - 1);
+    ::close(fd);
+    if (n <= 0) return -1;
+    text[n] = '\0';
+    unsigned long long ran = 0, waited = 0;
+    if (std::sscanf(text, "%llu %llu", &ran, &waited) != 2) return -1;
+    return static_cast<int64_t>(waited);
+}
+
 void WorkerCores::reset() {
     std::lock_guard<std::mutex> lock(mu_);
     tids_.clear();
