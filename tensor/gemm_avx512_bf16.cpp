@@ -9,8 +9,10 @@
 //   Ap[i][k2]        = (bf16 op(A)(i, 2 k2), bf16 op(A)(i, 2 k2 + 1))   M x K2
 //   Bp[k2][j]        = (bf16 B[2 k2][j],     bf16 B[2 k2 + 1][j])       K2 x N16
 // (K2 = ceil(K / 2); an odd K pairs its last k with a zero; N16 is N rounded up
-// to whole vectors, the padding columns zero). Packing rounds to nearest even
-// and costs O(M K + K N) against the product's O(M N K). A register tile then
+// to whole vectors, the padding columns zero; Bp's rows lie ldp >= N16 apart).
+// Packing rounds to nearest even and costs O(M K + K N) against the product's
+// O(M N K) (Winograd packs U once per layer and makes V's pairs in its input
+// transform: sgemm_bf16_pairs takes both packed). A register tile then
 // runs as the fp32 one (gemm_avx512.cpp): one broadcast pair of A, NV vectors
 // of Bp, MR x NV accumulators, each instruction doing 32 multiply-adds.
 // Pairs are made by vcvtne2ps2bf16 (round to nearest even) from two rows (k, k + 1)
@@ -38,12 +40,8 @@ inline __mmask16 lanes(int64_t n) {
 
 // 16 pairs (r0[j], r1[j]), j < 16, zero past the first n (r1 null: zero high halves).
 inline __m512i pairs_down(const float* r0, const float* r1, int64_t n) {
-    alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
-                                                          8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
     const __mmask16 m = lanes(n);
-    const __m512 a = _mm512_maskz_loadu_ps(m, r0), b = r1 ? _mm512_maskz_loadu_ps(m, r1) : _mm512_setzero_ps();
-    const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(b, a);  // 16 of r0, then 16 of r1
-    return _mm512_permutexvar_epi16(_mm512_load_si512(kInterleave), both);
+    return bf16_pairs_of(_mm512_maskz_loadu_ps(m, r0), r1 ? _mm512_maskz_loadu_ps(m, r1) : _mm512_setzero_ps());
 }
 
 // 16 pairs (r[2 w], r[2 w + 1]), w < 16, from 32 consecutive floats, zero past the first n.
@@ -103,13 +101,13 @@ void pack_a(int64_t M, int64_t K, const float* A, int64_t rs, int64_t cs, uint32
         }
 }
 
-// Bp (K2 x N16 pairs) from B (K x N, row length ldb): rows 2 k2 and 2 k2 + 1
-// are converted together and their lanes interleaved.
-void pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* Bp, int64_t N16) {
+// Bp (K2 x N16 pairs, row length ldp) from B (K x N, row length ldb): rows 2 k2
+// and 2 k2 + 1 are converted together and their lanes interleaved.
+void pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* Bp, int64_t ldp) {
     for (int64_t k = 0; k < K; k += 2) {
         const float* b0 = B + k * ldb;
-        for (int64_t j = 0; j < N16; j += kL)
-            _mm512_storeu_si512(Bp + (k / 2) * N16 + j, pairs_down(b0 + j, k + 1 < K ? b0 + ldb + j : nullptr, N - j));
+        for (int64_t j = 0; j < N; j += kL)
+            _mm512_storeu_si512(Bp + (k / 2) * ldp + j, pairs_down(b0 + j, k + 1 < K ? b0 + ldb + j : nullptr, N - j));
     }
 }
 
@@ -130,7 +128,7 @@ void pack_b_transposed(int64_t K, int64_t N, const float* B, int64_t ldb, uint32
 
 // One MR x (NV vectors) tile of C: c[i][v] (+)= sum_k2 Ap[i][k2] . Bp[k2][16 v ..].
 template <int MR, int NV> struct Tile {
-    static void run(int64_t K2, const uint32_t* Ap, const uint32_t* Bp, int64_t N16, float* C, int64_t ldc,
+    static void run(int64_t K2, const uint32_t* Ap, const uint32_t* Bp, int64_t ldp, float* C, int64_t ldc,
                     __mmask16 last, bool accumulate) {
         __m512 c[MR][NV];
 #pragma GCC unroll 24
@@ -140,7 +138,7 @@ template <int MR, int NV> struct Tile {
         for (int64_t k2 = 0; k2 < K2; ++k2) {
             __m512bh bv[NV];
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(Bp + k2 * N16 + v * kL);
+            for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(Bp + k2 * ldp + v * kL);
 #pragma GCC unroll 12
             for (int i = 0; i < MR; ++i) {
                 const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(Ap[i * K2 + k2]));
@@ -173,32 +171,29 @@ void pack_bf16_a_avx512(int64_t M, int64_t K, const float* A, int64_t lda, bool 
     pack_a(M, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, Ap);
 }
 
-namespace {
-// C (M x N) (+)= the product of the packed pairs Ap (M x K2) and Bp (K2 x N16):
-// the register tiles of the fp32 family (gemm_tiles.h) on the pairs.
-void multiply_pairs(int64_t M, int64_t N, int64_t K2, const uint32_t* Ap, const uint32_t* Bp, int64_t N16, float* C,
-                    int64_t ldc, bool accumulate) {
+void pack_bf16_b_avx512(int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* Bp, int64_t ldp) {
+    pack_b(K, N, B, ldb, Bp, ldp);
+}
+
+// guide.md §3: C (M x N) (+)= the product of the packed pairs Ap (M x K2) and Bp
+// (K2 x N16, row length ldp): the register tiles of the fp32 family (gemm_tiles.h) on the pairs.
+void sgemm_bf16_pairs_avx512(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const uint32_t* Bp, int64_t ldp,
+                             float* C, int64_t ldc, bool accumulate) {
+    const int64_t K2 = bf16_pairs(K);
     gemm_tiles::for_each_tile(M, N, [&](int nv, int mr, int64_t i0, int64_t j0, int64_t tail) {
-        kTiles[nv - 1][mr - 1](K2, Ap + i0 * K2, Bp + j0, N16, C + i0 * ldc + j0, ldc, lanes(tail), accumulate);
+        kTiles[nv - 1][mr - 1](K2, Ap + i0 * K2, Bp + j0, ldp, C + i0 * ldc + j0, ldc, lanes(tail), accumulate);
     });
 }
-}  // namespace
 
-// guide.md §3: B packed into this thread's scratch, then the tiles.
-void sgemm_bf16_packed_avx512(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb,
-                              float* C, int64_t ldc, bool accumulate) {
-    const int64_t K2 = bf16_pairs(K), N16 = (N + kL - 1) / kL * kL;
-    uint32_t* Bp = thread_scratch<uint32_t, BpTag>(static_cast<size_t>(K2 * N16));
-    pack_b(K, N, B, ldb, Bp, N16);
-    multiply_pairs(M, N, K2, Ap, Bp, N16, C, ldc, accumulate);
-}
-
-// guide.md §3: both operands packed for this one product.
+// guide.md §3: both operands packed for this one product (into this thread's scratch).
 void sgemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                        float* C, int64_t ldc, bool accumulate, bool trans_a) {
-    uint32_t* Ap = thread_scratch<uint32_t, ApTag>(static_cast<size_t>(M * bf16_pairs(K)));
-    pack_bf16_a_avx512(M, K, A, lda, trans_a, Ap);
-    sgemm_bf16_packed_avx512(M, N, K, Ap, B, ldb, C, ldc, accumulate);
+    const int64_t K2 = bf16_pairs(K), N16 = (N + kL - 1) / kL * kL;
+    uint32_t* Ap = thread_scratch<uint32_t, ApTag>(static_cast<size_t>(M * K2));
+    uint32_t* Bp = thread_scratch<uint32_t, BpTag>(static_cast<size_t>(K2 * N16));
+    pack_a(M, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, Ap);
+    pack_b(K, N, B, ldb, Bp, N16);
+    sgemm_bf16_pairs_avx512(M, N, K, Ap, Bp, N16, C, ldc, accumulate);
 }
 
 // The same with B given transposed (N x K), packed from there (the weight gradients' dout col^T, dM V^T).
@@ -207,9 +202,9 @@ void sgemm_bf16_bt_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64
     const int64_t K2 = bf16_pairs(K), N16 = (N + kL - 1) / kL * kL;
     uint32_t* Ap = thread_scratch<uint32_t, ApTag>(static_cast<size_t>(M * K2));
     uint32_t* Bp = thread_scratch<uint32_t, BpTag>(static_cast<size_t>(K2 * N16));
-    pack_bf16_a_avx512(M, K, A, lda, trans_a, Ap);
+    pack_a(M, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, Ap);
     pack_b_transposed(K, N, B, ldb, Bp, N16);
-    multiply_pairs(M, N, K2, Ap, Bp, N16, C, ldc, accumulate);
+    sgemm_bf16_pairs_avx512(M, N, K, Ap, Bp, N16, C, ldc, accumulate);
 }
 
 }  // namespace ddpm
@@ -224,9 +219,12 @@ void sgemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
 void pack_bf16_a_avx512(int64_t M, int64_t K, const float* A, int64_t lda, bool trans_a, uint32_t* Ap) {
     pack_bf16_a_reference(M, K, A, lda, trans_a, Ap);
 }
-void sgemm_bf16_packed_avx512(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb,
-                              float* C, int64_t ldc, bool accumulate) {
-    sgemm_bf16_packed_reference(M, N, K, Ap, B, ldb, C, ldc, accumulate);
+void pack_bf16_b_avx512(int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* Bp, int64_t ldp) {
+    pack_bf16_b_reference(K, N, B, ldb, Bp, ldp);
+}
+void sgemm_bf16_pairs_avx512(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const uint32_t* Bp, int64_t ldp,
+                             float* C, int64_t ldc, bool accumulate) {
+    sgemm_bf16_pairs_reference(M, N, K, Ap, Bp, ldp, C, ldc, accumulate);
 }
 void sgemm_bf16_bt_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                           float* C, int64_t ldc, bool accumulate, bool trans_a) {

@@ -120,9 +120,13 @@ void pack_bf16_a(int64_t M, int64_t K, const float* A, int64_t lda, bool trans_a
     (bf16_fast() ? pack_bf16_a_avx512 : pack_bf16_a_reference)(M, K, A, lda, trans_a, Ap);
 }
 
-void sgemm_bf16_packed(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb, float* C,
-                       int64_t ldc, bool accumulate) {
-    (bf16_fast() ? sgemm_bf16_packed_avx512 : sgemm_bf16_packed_reference)(M, N, K, Ap, B, ldb, C, ldc, accumulate);
+void pack_bf16_b(int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* Bp, int64_t ldp) {
+    (bf16_fast() ? pack_bf16_b_avx512 : pack_bf16_b_reference)(K, N, B, ldb, Bp, ldp);
+}
+
+void sgemm_bf16_pairs(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const uint32_t* Bp, int64_t ldp, float* C,
+                      int64_t ldc, bool accumulate) {
+    (bf16_fast() ? sgemm_bf16_pairs_avx512 : sgemm_bf16_pairs_reference)(M, N, K, Ap, Bp, ldp, C, ldc, accumulate);
 }
 
 void sgemm_fp32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,

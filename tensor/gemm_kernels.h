@@ -73,17 +73,23 @@ void sgemm_bf16_bt_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64
 // Pairs of bfloat16 along k: ceil(K / 2) (an odd K pairs its last k with a zero).
 inline int64_t bf16_pairs(int64_t K) { return (K + 1) / 2; }
 
-// The same product with op(A) packed to bfloat16 pairs beforehand, once for many
-// products (Winograd's U is the A of every block's products):
-//   Ap[i K2 + k2] = bf16(op(A)(i, 2 k2)) | bf16(op(A)(i, 2 k2 + 1)) << 16    (M x K2)
+// The same product with both operands packed to bfloat16 pairs beforehand:
+// Winograd's U once for all blocks' products, its V by the input transform as it
+// makes V (so no product packs anything):
+//   Ap[i K2 + k2]  = bf16(op(A)(i, 2 k2)) | bf16(op(A)(i, 2 k2 + 1)) << 16    (M x K2)
+//   Bp[k2 ldp + j] = bf16(B(2 k2, j))     | bf16(B(2 k2 + 1, j)) << 16        (K2 x N16, row length ldp)
 //   C (M x N) (+)= bf16(op(A)) bf16(B)
+// pack_bf16_b writes N16 = N rounded up to 16 columns of each row, those past N
+// zero; the product reads those N16 (a ragged edge's products are not stored).
 // Same bits as the unpacked entry point of the family.
 void pack_bf16_a_reference(int64_t M, int64_t K, const float* A, int64_t lda, bool trans_a, uint32_t* Ap);
 void pack_bf16_a_avx512(int64_t M, int64_t K, const float* A, int64_t lda, bool trans_a, uint32_t* Ap);
-void sgemm_bf16_packed_reference(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb,
-                                 float* C, int64_t ldc, bool accumulate);
-void sgemm_bf16_packed_avx512(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb,
-                              float* C, int64_t ldc, bool accumulate);
+void pack_bf16_b_reference(int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* Bp, int64_t ldp);
+void pack_bf16_b_avx512(int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* Bp, int64_t ldp);
+void sgemm_bf16_pairs_reference(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const uint32_t* Bp, int64_t ldp,
+                                float* C, int64_t ldc, bool accumulate);
+void sgemm_bf16_pairs_avx512(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const uint32_t* Bp, int64_t ldp,
+                             float* C, int64_t ldc, bool accumulate);
 
 // The bfloat16 bits of x (its top 16), rounded to nearest even as vcvtneps2bf16
 // does; a NaN stays a NaN.
@@ -136,10 +142,11 @@ GemmPrecision parse_precision(const std::string& name);
 void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
            int64_t ldc, bool accumulate, bool trans_a = false, bool trans_b = false);
 
-// The packed-A bfloat16 product with the bf16 family in use (bf16_kernel()).
+// The packed bfloat16 product and its packing, with the bf16 family in use (bf16_kernel()).
 void pack_bf16_a(int64_t M, int64_t K, const float* A, int64_t lda, bool trans_a, uint32_t* Ap);
-void sgemm_bf16_packed(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb, float* C,
-                       int64_t ldc, bool accumulate);
+void pack_bf16_b(int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* Bp, int64_t ldp);
+void sgemm_bf16_pairs(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const uint32_t* Bp, int64_t ldp, float* C,
+                      int64_t ldc, bool accumulate);
 
 // The same in fp32 whatever the precision set: the linear layers' products
 // (matmul.h), which `--precision bf16` leaves in fp32.

@@ -42,17 +42,30 @@ void pack_bf16_a_reference(int64_t M, int64_t K, const float* A, int64_t lda, bo
         }
 }
 
-// C (M x N) (+)= A B with A given as its packed pairs Ap, B rounded to bfloat16.
-void sgemm_bf16_packed_reference(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb,
-                                 float* C, int64_t ldc, bool accumulate) {
+// Bp (K2 x N16 pairs, row length ldp): bf16(B)(2 k2, j) in the low half of
+// Bp[k2 ldp + j], bf16(B)(2 k2 + 1, j) (zero past K) in the high half; zero past N.
+void pack_bf16_b_reference(int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* Bp, int64_t ldp) {
+    const int64_t N16 = (N + 15) / 16 * 16;
+    for (int64_t k2 = 0; k2 < bf16_pairs(K); ++k2)
+        for (int64_t j = 0; j < N16; ++j) {
+            const uint32_t lo = j < N ? bf16_bits(B[2 * k2 * ldb + j]) : 0u;
+            const uint32_t hi = j < N && 2 * k2 + 1 < K ? bf16_bits(B[(2 * k2 + 1) * ldb + j]) : 0u;
+            Bp[k2 * ldp + j] = lo | hi << 16;
+        }
+}
+
+// The bfloat16 of pair `p`'s half k % 2 (the low half holds the even k).
+inline float half_of(uint32_t p, int64_t k) { return bf16_value(k % 2 ? p >> 16 : p & 0xFFFFu); }
+
+// C (M x N) (+)= A B with both given as their packed pairs Ap and Bp.
+void sgemm_bf16_pairs_reference(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const uint32_t* Bp, int64_t ldp,
+                                float* C, int64_t ldc, bool accumulate) {
     const int64_t K2 = bf16_pairs(K);
     for (int64_t i = 0; i < M; ++i) {
         for (int64_t j = 0; j < N; ++j) {
             double s = accumulate ? C[i * ldc + j] : 0.0;
-            for (int64_t k = 0; k < K; ++k) {
-                const uint32_t pair = Ap[i * K2 + k / 2];
-                s += static_cast<double>(bf16_value(k % 2 ? pair >> 16 : pair & 0xFFFFu)) * bf16_round(B[k * ldb + j]);
-            }
+            for (int64_t k = 0; k < K; ++k)
+                s += static_cast<double>(half_of(Ap[i * K2 + k / 2], k)) * half_of(Bp[k / 2 * ldp + j], k);
             C[i * ldc + j] = static_cast<float>(s);
         }
     }

@@ -66,6 +66,7 @@ struct Tiling {
     int64_t B, C, H, W, OC, TH, TW, P, block, ld, nblocks;
     int64_t vxi, mxi, uxi;  // from one xi's matrix of V (C x ld), of M (OC x ld), of U (OC x C), to the next
     int64_t pxi;            // from one xi's U packed to bfloat16 pairs (OC x ceil(C / 2)) to the next
+    int64_t pvxi;           // from one xi's V as bfloat16 pairs (ceil(C / 2) x ld) to the next
     Tiling(int64_t B_, int64_t C_, int64_t H_, int64_t W_, int64_t OC_, int nthreads, int64_t bytes = block_bytes())
         : B(B_), C(C_), H(H_), W(W_), OC(OC_), TH((H_ + 3) / 4), TW((W_ + 3) / 4) {
         P = B * TH * TW;
@@ -93,6 +94,7 @@ struct Tiling {
         // one set of the L1 cache and evict each other (the input transform took
         // 2-3x as long).
         vxi = C * ld + 16, mxi = OC * ld + 16, uxi = OC * C + 16, pxi = OC * bf16_pairs(C) + 16;
+        pvxi = bf16_pairs(C) * ld + 16;
     }
 };
 
@@ -570,30 +572,79 @@ inline void store_unaligned(float* at, __m256 v) { _mm256_storeu_ps(at, v); }
 // against 4.8 ms before, when the AVX2 gather branched per lane and row and the
 // strides of V were multiples of 4 KiB. AVX-512, `small`, batch 64, 2 threads, a
 // Zen 5: the whole forward 4% faster than with the portable loop.)
-template <> void input_transform<float>(const float* x, const Tiling& t, int64_t p0, int64_t count, float* V) {
+// One channel's patches (plane0) through d B: rows[r][k] = (d B)[r][k] of every lane.
+inline void transform_rows(const TilePatches<float, 6>& patches, const float* plane0, float (*rows)[6][kLanes]) {
     constexpr int kPer = sizeof(LaneFloats) / sizeof(float);  // lanes per register
+    for (int g = 0; g < kLanes; g += kPer)
+        for (int r = 0; r < 6; ++r) {
+            LaneFloats z[8], o[6];
+            gather_lanes(patches, plane0, r, g, z);
+            bt6(z, o);
+            for (int k = 0; k < 6; ++k) *reinterpret_cast<LaneFloats*>(&rows[r][k][g]) = o[k];
+        }
+}
+
+// Column k of B^T (d B) for the lanes from g: v[r] = V[6 r + k].
+inline void transform_column(const float (*rows)[6][kLanes], int k, int g, LaneFloats v[6]) {
+    LaneFloats a[6];
+    for (int r = 0; r < 6; ++r) a[r] = *reinterpret_cast<const LaneFloats*>(&rows[r][k][g]);
+    bt6(a, v);
+}
+
+template <> void input_transform<float>(const float* x, const Tiling& t, int64_t p0, int64_t count, float* V) {
+    constexpr int kPer = sizeof(LaneFloats) / sizeof(float);
     for (int64_t q = 0; q < count; q += kLanes) {
         const TilePatches<float, 6> patches(LaneTiles(t, p0 + q, count - q), t.C * t.H * t.W, t.H, t.W, 1);
         for (int64_t c = 0; c < t.C; ++c) {
             if (c + 1 < t.C) patches.prefetch(x + (c + 1) * t.H * t.W);
-            const float* plane0 = x + c * t.H * t.W;
-            alignas(64) float rows[6][6][kLanes];  // rows[r][k]: (d B)[r][k] of every lane
-            for (int g = 0; g < kLanes; g += kPer)
-                for (int r = 0; r < 6; ++r) {
-                    LaneFloats z[8], o[6];
-                    gather_lanes(patches, plane0, r, g, z);
-                    bt6(z, o);
-                    for (int k = 0; k < 6; ++k) *reinterpret_cast<LaneFloats*>(&rows[r][k][g]) = o[k];
-                }
+            alignas(64) float rows[6][6][kLanes];
+            transform_rows(patches, x + c * t.H * t.W, rows);
             for (int k = 0; k < 6; ++k)
                 for (int g = 0; g < kLanes; g += kPer) {
-                    LaneFloats a[6], o[6];
-                    for (int r = 0; r < 6; ++r) a[r] = *reinterpret_cast<const LaneFloats*>(&rows[r][k][g]);
-                    bt6(a, o);
-                    for (int r = 0; r < 6; ++r) store_unaligned(V + (r * 6 + k) * t.vxi + c * t.ld + q + g, o[r]);
+                    LaneFloats v[6];
+                    transform_column(rows, k, g, v);
+                    for (int r = 0; r < 6; ++r) store_unaligned(V + (r * 6 + k) * t.vxi + c * t.ld + q + g, v[r]);
                 }
         }
     }
+}
+#endif
+
+// Step 1 under --precision bf16 (guide.md §3): V straight as the products' bfloat16 pairs
+// (gemm_kernels.h), channels 2 k2 and 2 k2 + 1 of a tile in one 32-bit word:
+//   Vp[xi][k2][q] = bf16(V[xi][2 k2][q]) | bf16(V[xi][2 k2 + 1][q]) << 16
+// (zero high halves past an odd C). Written here rather than packed from an fp32 V
+// before each product, that pass over V is gone and V takes half the bytes.
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && defined(__AVX512BW__) && \
+    defined(__AVX512BF16__)
+void input_transform_pairs(const float* x, const Tiling& t, int64_t p0, int64_t count, uint32_t* Vp) {
+    const int64_t plane = t.H * t.W;
+    for (int64_t q = 0; q < count; q += kLanes) {
+        const TilePatches<float, 6> patches(LaneTiles(t, p0 + q, count - q), t.C * plane, t.H, t.W, 1);
+        for (int64_t c = 0; c < t.C; c += 2) {
+            const bool odd = c + 1 == t.C;  // channel c has no partner
+            alignas(64) float rows[2][6][6][kLanes];
+            if (c + 1 < t.C) patches.prefetch(x + (c + 1) * plane);
+            transform_rows(patches, x + c * plane, rows[0]);
+            if (c + 2 < t.C) patches.prefetch(x + (c + 2) * plane);
+            if (!odd) transform_rows(patches, x + (c + 1) * plane, rows[1]);
+            for (int k = 0; k < 6; ++k) {
+                __m512 lo[6], hi[6] = {};
+                transform_column(rows[0], k, 0, lo);
+                if (!odd) transform_column(rows[1], k, 0, hi);
+                for (int r = 0; r < 6; ++r)
+                    _mm512_storeu_si512(Vp + (r * 6 + k) * t.pvxi + c / 2 * t.ld + q, bf16_pairs_of(lo[r], hi[r]));
+            }
+        }
+    }
+}
+#else
+// Without AVX512_BF16 in this build: the fp32 V of these tiles, then packed.
+struct PairsSourceTag {};
+void input_transform_pairs(const float* x, const Tiling& t, int64_t p0, int64_t count, uint32_t* Vp) {
+    float* V = thread_scratch<float, PairsSourceTag>(static_cast<size_t>(kXi * t.vxi));
+    input_transform(x, t, p0, count, V);
+    for (int xi = 0; xi < kXi; ++xi) pack_bf16_b(t.C, count, V + xi * t.vxi, t.ld, Vp + xi * t.pvxi, t.ld);
 }
 #endif
 
@@ -699,19 +750,35 @@ template <class F> void run_slices(int nt, int64_t nblocks, F f) {
     parallel_pieces(nt, [&](int64_t k) { f(static_cast<int>(k), nblocks * k / nt, nblocks * (k + 1) / nt); });
 }
 
+// A block's transformed input: V, or under --precision bf16 its bfloat16 pairs Vp
+// (input_transform_pairs) and V null.
+template <class T> struct TransformedInput {
+    T* V;
+    uint32_t* Vp;
+};
+
+// Step 1 for the tiles p0 .. p0 + count into columns q .. of the block's V (or Vp).
+template <class T>
+void transform_input(const T* x, const Tiling& t, int64_t p0, int64_t count, TransformedInput<T> in, int64_t q = 0) {
+    if constexpr (std::is_same_v<T, float>) {
+        if (in.Vp) return input_transform_pairs(x, t, p0, count, in.Vp + q);
+    }
+    input_transform(x, t, p0, count, in.V + q);
+}
+
 // Step 2. guide.md §3: M[xi] (OC x n) = U[xi] (OC x C) V[xi] (C x n), n = count tiles.
-// float runs our own kernels (gemm_kernels.h), with U's bfloat16 pairs Up under
+// float runs our own kernels (gemm_kernels.h), on the pairs Up and Vp under
 // --precision bf16; double (the gradient checks) the BLAS.
 template <class T>
-void winograd_products(const T* U, const uint32_t* Up, const T* V, T* M, const Tiling& t, int64_t count, int xi0 = 0,
-                       int xi1 = kXi) {
+void winograd_products(const T* U, const uint32_t* Up, TransformedInput<T> in, T* M, const Tiling& t, int64_t count,
+                       int xi0 = 0, int xi1 = kXi) {
     for (int xi = xi0; xi < xi1; ++xi) {
         const T* u = U + xi * t.uxi;
-        const T* v = V + xi * t.vxi;
+        const T* v = in.V + xi * t.vxi;
         T* m = M + xi * t.mxi;
         if constexpr (std::is_same_v<T, float>) {
             if (Up)
-                sgemm_bf16_packed(t.OC, count, t.C, Up + xi * t.pxi, v, t.ld, m, t.ld, false);
+                sgemm_bf16_pairs(t.OC, count, t.C, Up + xi * t.pxi, in.Vp + xi * t.pvxi, t.ld, m, t.ld, false);
             else
                 sgemm(t.OC, count, t.C, u, t.C, v, t.ld, m, t.ld, false);
         } else {
@@ -722,6 +789,7 @@ void winograd_products(const T* U, const uint32_t* Up, const T* V, T* M, const T
 
 struct UPairsTag {};
 struct VTag {};
+struct VPairsTag {};
 struct MTag {};
 struct UTag {};
 struct BiasTag {};
@@ -770,7 +838,15 @@ void winograd_grad_products(const T* dM, const T* V, T* dU, const Tiling& t, int
 }
 
 struct SharedVTag {};  // a wide layer's V and M (or dM) of the one block all threads share
+struct SharedVPairsTag {};
 struct SharedMTag {};
+
+// Scratch for a block's transformed input (VT, PT: the tags of V and of Vp): its
+// bfloat16 pairs Vp where the products take them (U's pairs Up given), else V.
+template <class VT, class PT, class T> TransformedInput<T> input_scratch(const Tiling& t, const uint32_t* Up) {
+    if (Up) return {nullptr, thread_scratch<uint32_t, PT>(static_cast<size_t>(kXi * t.pvxi))};
+    return {thread_scratch<T, VT>(static_cast<size_t>(kXi * t.vxi)), nullptr};
+}
 
 // guide.md §3: the convolution of x with the transformed kernels U (OC x C at
 // each xi), by blocks: each thread transforms, multiplies and writes back its
@@ -782,10 +858,10 @@ void winograd_conv_by_blocks(const T* x, const T* U, const uint32_t* Up, const T
     // starts on its own run of them, and one done early takes over the rest of
     // another's (see tensor/parallel.h on sharing the CPU).
     parallel_pieces(t.nblocks, [&](int64_t blk) {
-        T* V = thread_scratch<T, VTag>(static_cast<size_t>(kXi * t.vxi));
+        const TransformedInput<T> V = input_scratch<VTag, VPairsTag, T>(t, Up);
         T* M = thread_scratch<T, MTag>(static_cast<size_t>(kXi * t.mxi));
         const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
-        input_transform(x, t, p0, count, V);
+        transform_input(x, t, p0, count, V);
         winograd_products(U, Up, V, M, t, count);
         output_transform(M, bias, bias_stride, residual, t, p0, count, out);
     });
@@ -802,12 +878,12 @@ void winograd_conv_by_blocks(const T* x, const T* U, const uint32_t* Up, const T
 template <class T>
 void winograd_conv_by_xi(const T* x, const T* U, const uint32_t* Up, const T* bias, int64_t bias_stride,
                          const T* residual, T* out, const Tiling& t) {
-    T* V = thread_scratch<T, SharedVTag>(static_cast<size_t>(kXi * t.vxi));
+    const TransformedInput<T> V = input_scratch<SharedVTag, SharedVPairsTag, T>(t, Up);
     T* M = thread_scratch<T, SharedMTag>(static_cast<size_t>(kXi * t.mxi));
     for (int64_t blk = 0; blk < t.nblocks; ++blk) {
         const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0), groups = ceil_div(count, kLanes);
         parallel_pieces(groups, [&](int64_t g) {
-            input_transform(x, t, p0 + g * kLanes, std::min(kLanes, count - g * kLanes), V + g * kLanes);
+            transform_input(x, t, p0 + g * kLanes, std::min(kLanes, count - g * kLanes), V, g * kLanes);
         });
         parallel_pieces(kXi, [&](int64_t xi) { winograd_products(U, Up, V, M, t, count, int(xi), int(xi) + 1); });
         parallel_pieces(groups, [&](int64_t g) {

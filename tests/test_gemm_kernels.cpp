@@ -95,22 +95,29 @@ TEST_CASE("every bfloat16 GEMM family matches the reference on the same rounded 
 }
 
 namespace {
-// The packed-A entry points of each bf16 family, as an SgemmFn: A packed to pairs, then the product.
-template <void (*Pack)(int64_t, int64_t, const float*, int64_t, bool, uint32_t*),
-          void (*Product)(int64_t, int64_t, int64_t, const uint32_t*, const float*, int64_t, float*, int64_t, bool)>
+// The packed entry points of each bf16 family, as an SgemmFn: both operands packed to
+// pairs (B's rows 5 pairs longer than its columns: the row length is its own), then the product.
+template <void (*PackA)(int64_t, int64_t, const float*, int64_t, bool, uint32_t*),
+          void (*PackB)(int64_t, int64_t, const float*, int64_t, uint32_t*, int64_t),
+          void (*Product)(int64_t, int64_t, int64_t, const uint32_t*, const uint32_t*, int64_t, float*, int64_t, bool)>
 void pack_then_multiply(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                         float* C, int64_t ldc, bool accumulate, bool trans_a) {
+    const int64_t ldp = (N + 15) / 16 * 16 + 5;
     std::vector<uint32_t> Ap(static_cast<size_t>(M * bf16_pairs(K)) + 1);
-    Pack(M, K, A, lda, trans_a, Ap.data());
-    Product(M, N, K, Ap.data(), B, ldb, C, ldc, accumulate);
+    std::vector<uint32_t> Bp(static_cast<size_t>(bf16_pairs(K) * ldp) + 16, 0xFFFFFFFFu);  // NaN pairs where unwritten
+    PackA(M, K, A, lda, trans_a, Ap.data());
+    PackB(K, N, B, ldb, Bp.data(), ldp);
+    Product(M, N, K, Ap.data(), Bp.data(), ldp, C, ldc, accumulate);
 }
 }  // namespace
 
-TEST_CASE("A packed once to bfloat16 pairs: the same products, and the same bits as the unpacked entry") {
+TEST_CASE("both operands packed to bfloat16 pairs: the same products, and the same bits as the unpacked entry") {
     std::vector<SgemmKernel> packed = {
-        {"reference", pack_then_multiply<pack_bf16_a_reference, sgemm_bf16_packed_reference>}};
+        {"reference",
+         pack_then_multiply<pack_bf16_a_reference, pack_bf16_b_reference, sgemm_bf16_pairs_reference>}};
     if (cpu_has_avx512_bf16())
-        packed.push_back({"avx512_bf16", pack_then_multiply<pack_bf16_a_avx512, sgemm_bf16_packed_avx512>});
+        packed.push_back(
+            {"avx512_bf16", pack_then_multiply<pack_bf16_a_avx512, pack_bf16_b_avx512, sgemm_bf16_pairs_avx512>});
     const std::vector<SgemmKernel> unpacked = available_bf16_kernels();
     REQUIRE(packed.size() == unpacked.size());
     Generator gen(7);
@@ -128,6 +135,26 @@ TEST_CASE("A packed once to bfloat16 pairs: the same products, and the same bits
                                false, trans_a);
                 CHECK(std::memcmp(c1.data<float>(), c2.data<float>(), sizeof(float) * s.M * s.N) == 0);
             }
+}
+
+TEST_CASE("B packed to bfloat16 pairs: rows of N rounded up to 16, zero past N and past an odd K, the rest untouched") {
+    std::vector<std::pair<std::string, void (*)(int64_t, int64_t, const float*, int64_t, uint32_t*, int64_t)>> packs = {
+        {"reference", pack_bf16_b_reference}};
+    if (cpu_has_avx512_bf16()) packs.push_back({"avx512_bf16", pack_bf16_b_avx512});
+    const int64_t K = 5, N = 19, ldb = 21, ldp = 37;  // 3 pairs of rows, 32 columns written of 37
+    std::vector<float> b(static_cast<size_t>(K * ldb));
+    for (size_t i = 0; i < b.size(); ++i) b[i] = 1.0f + static_cast<float>(i) / 64;  // some not exact in bf16
+    for (const auto& [name, pack] : packs) {
+        INFO(name);
+        std::vector<uint32_t> bp(static_cast<size_t>(3 * ldp), 7u);
+        pack(K, N, b.data(), ldb, bp.data(), ldp);
+        for (int64_t k2 = 0; k2 < 3; ++k2)
+            for (int64_t j = 0; j < ldp; ++j) {
+                const uint32_t lo = j < N ? bf16_bits(b[2 * k2 * ldb + j]) : 0u;
+                const uint32_t hi = j < N && 2 * k2 + 1 < K ? bf16_bits(b[(2 * k2 + 1) * ldb + j]) : 0u;
+                CHECK(bp[k2 * ldp + j] == (j < 32 ? lo | hi << 16 : 7u));
+            }
+    }
 }
 
 TEST_CASE("bf16 rounding is to nearest, ties to even, keeps NaN and infinity") {
