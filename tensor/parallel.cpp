@@ -131,12 +131,14 @@ private:
 void ContentionJudge::judge(int64_t waited_ns, int threads) {
     const clock::time_point now = clock::now();
     const int64_t window = std::chrono::duration_cast<std::chrono::nanoseconds>(now - since_).count();
-    const long switches = involuntary_switches();
-    if (waited_ns >= 0 && waited_ >= 0)
+    if (waited_ns >= 0 && waited_ >= 0) {
         g_contended.store(waited_ns - waited_ > window * threads * 8 / 100, std::memory_order_relaxed);
-    else if (waited_ns < 0)
+    } else if (waited_ns < 0) {  // no run_delay: the switch count, read only then
+        const long switches = involuntary_switches();
         g_contended.store(switches - switches_ > 20, std::memory_order_relaxed);
-    since_ = now, waited_ = waited_ns, switches_ = switches;
+        switches_ = switches;
+    }
+    since_ = now, waited_ = waited_ns;
 }
 
 // How long a waiting thread polls before it sleeps: briefly while the cores are
@@ -262,10 +264,11 @@ void WorkerCores::keep_off(int core) {
 
 int64_t WorkerCores::waited_ns() {
     int64_t sum = waited_for_core_ns(syscall(SYS_gettid));
+    if (sum < 0) return -1;
     std::lock_guard<std::mutex> lock(mu_);
     for (pid_t tid : tids_) {
         const int64_t w = waited_for_core_ns(tid);
-        if (w < 0 || sum < 0) return -1;
+        if (w < 0) return -1;
         sum += w;
     }
     return sum;
