@@ -191,7 +191,7 @@ void sgemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
     const int64_t K2 = bf16_pairs(K), N16 = (N + kL - 1) / kL * kL;
     uint32_t* Ap = thread_scratch<uint32_t, ApTag>(static_cast<size_t>(M * K2));
     uint32_t* Bp = thread_scratch<uint32_t, BpTag>(static_cast<size_t>(K2 * N16));
-    pack_a(M, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, Ap);
+    pack_bf16_a_avx512(M, K, A, lda, trans_a, Ap);
     pack_b(K, N, B, ldb, Bp, N16);
     sgemm_bf16_pairs_avx512(M, N, K, Ap, Bp, N16, C, ldc, accumulate);
 }
@@ -202,7 +202,7 @@ void sgemm_bf16_bt_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64
     const int64_t K2 = bf16_pairs(K), N16 = (N + kL - 1) / kL * kL;
     uint32_t* Ap = thread_scratch<uint32_t, ApTag>(static_cast<size_t>(M * K2));
     uint32_t* Bp = thread_scratch<uint32_t, BpTag>(static_cast<size_t>(K2 * N16));
-    pack_a(M, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, Ap);
+    pack_bf16_a_avx512(M, K, A, lda, trans_a, Ap);
     pack_b_transposed(K, N, B, ldb, Bp, N16);
     sgemm_bf16_pairs_avx512(M, N, K, Ap, Bp, N16, C, ldc, accumulate);
 }
