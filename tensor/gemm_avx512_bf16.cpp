@@ -11,10 +11,11 @@
 // (K2 = ceil(K / 2); an odd K pairs its last k with a zero; N16 is N rounded up
 // to whole vectors, the padding columns zero; Bp's rows lie ldp >= N16 apart).
 // Packing rounds to nearest even and costs O(M K + K N) against the product's
-// O(M N K) (Winograd packs U once per layer and makes V's pairs in its input
-// transform: sgemm_bf16_pairs takes both packed). A register tile then
-// runs as the fp32 one (gemm_avx512.cpp): one broadcast pair of A, NV vectors
-// of Bp, MR x NV accumulators, each instruction doing 32 multiply-adds.
+// O(M N K) (Winograd packs U once per layer, and its transforms make the pairs
+// of V, and of the weight gradient's dM and V^T: sgemm_bf16_pairs takes both
+// packed). A register tile then runs as the fp32 one (gemm_avx512.cpp): one
+// broadcast pair of A, NV vectors of Bp, MR x NV accumulators, each instruction
+// doing 32 multiply-adds.
 // Pairs are made by vcvtne2ps2bf16 (round to nearest even) from two rows (k, k + 1)
 // or from 32 consecutive k of one row; where that gives them across rather than
 // down (op(A) transposed, B given transposed), a 16 x 16 transpose in registers
@@ -185,26 +186,33 @@ void sgemm_bf16_pairs_avx512(int64_t M, int64_t N, int64_t K, const uint32_t* Ap
     });
 }
 
-// guide.md §3: both operands packed for this one product (into this thread's scratch).
-void sgemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                       float* C, int64_t ldc, bool accumulate, bool trans_a) {
+namespace {
+// Both operands packed for this one product, into this thread's scratch (B by
+// pack_b_into(Bp, N16)), then multiplied.
+template <class PackB>
+void pack_and_multiply(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, bool trans_a, PackB pack_b_into,
+                       float* C, int64_t ldc, bool accumulate) {
     const int64_t K2 = bf16_pairs(K), N16 = (N + kL - 1) / kL * kL;
     uint32_t* Ap = thread_scratch<uint32_t, ApTag>(static_cast<size_t>(M * K2));
     uint32_t* Bp = thread_scratch<uint32_t, BpTag>(static_cast<size_t>(K2 * N16));
     pack_bf16_a_avx512(M, K, A, lda, trans_a, Ap);
-    pack_b(K, N, B, ldb, Bp, N16);
+    pack_b_into(Bp, N16);
     sgemm_bf16_pairs_avx512(M, N, K, Ap, Bp, N16, C, ldc, accumulate);
 }
+}  // namespace
 
-// The same with B given transposed (N x K), packed from there (the weight gradients' dout col^T, dM V^T).
+// guide.md §3: the product with both operands packed for it (B as it stands).
+void sgemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                       float* C, int64_t ldc, bool accumulate, bool trans_a) {
+    const auto pack = [&](uint32_t* Bp, int64_t N16) { pack_b(K, N, B, ldb, Bp, N16); };
+    pack_and_multiply(M, N, K, A, lda, trans_a, pack, C, ldc, accumulate);
+}
+
+// The same with B given transposed (N x K), packed from there (the im2col weight gradients' dout col^T).
 void sgemm_bf16_bt_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                           float* C, int64_t ldc, bool accumulate, bool trans_a) {
-    const int64_t K2 = bf16_pairs(K), N16 = (N + kL - 1) / kL * kL;
-    uint32_t* Ap = thread_scratch<uint32_t, ApTag>(static_cast<size_t>(M * K2));
-    uint32_t* Bp = thread_scratch<uint32_t, BpTag>(static_cast<size_t>(K2 * N16));
-    pack_bf16_a_avx512(M, K, A, lda, trans_a, Ap);
-    pack_b_transposed(K, N, B, ldb, Bp, N16);
-    sgemm_bf16_pairs_avx512(M, N, K, Ap, Bp, N16, C, ldc, accumulate);
+    const auto pack = [&](uint32_t* Bp, int64_t N16) { pack_b_transposed(K, N, B, ldb, Bp, N16); };
+    pack_and_multiply(M, N, K, A, lda, trans_a, pack, C, ldc, accumulate);
 }
 
 }  // namespace ddpm

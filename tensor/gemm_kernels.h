@@ -75,7 +75,8 @@ inline int64_t bf16_pairs(int64_t K) { return (K + 1) / 2; }
 
 // The same product with both operands packed to bfloat16 pairs beforehand:
 // Winograd's U once for all blocks' products, its V by the input transform as it
-// makes V (so no product packs anything):
+// makes V, and a weight gradient's dM and V^T by their transforms (so no Winograd
+// product packs anything):
 //   Ap[i K2 + k2]  = bf16(op(A)(i, 2 k2)) | bf16(op(A)(i, 2 k2 + 1)) << 16    (M x K2)
 //   Bp[k2 ldp + j] = bf16(B(2 k2, j))     | bf16(B(2 k2 + 1, j)) << 16        (K2 x N16, row length ldp)
 //   C (M x N) (+)= bf16(op(A)) bf16(B)
