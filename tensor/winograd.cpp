@@ -663,12 +663,16 @@ inline void store_down(const __m512i w[4], uint32_t* at, int64_t ldt) {
     const __m512i b = _mm512_permutex2var_epi32(w[2], side_by_side, w[3]);
     // 128-bit piece i of even: row 2 i's four words; of odd: row 2 i + 1's.
     const __m512i even = _mm512_unpacklo_epi64(a, b), odd = _mm512_unpackhi_epi64(a, b);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(at), _mm512_castsi512_si128(even));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(at + ldt), _mm512_castsi512_si128(odd));
-    for (int i = 1; i < 4; ++i) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(at + 2 * i * ldt), _mm512_extracti32x4_epi32(even, i));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(at + (2 * i + 1) * ldt), _mm512_extracti32x4_epi32(odd, i));
-    }
+    // (Written out: the piece's index must be a constant even in an unoptimised build.)
+    const auto row = [&](int j) { return reinterpret_cast<__m128i*>(at + j * ldt); };
+    _mm_storeu_si128(row(0), _mm512_castsi512_si128(even));
+    _mm_storeu_si128(row(1), _mm512_castsi512_si128(odd));
+    _mm_storeu_si128(row(2), _mm512_extracti32x4_epi32(even, 1));
+    _mm_storeu_si128(row(3), _mm512_extracti32x4_epi32(odd, 1));
+    _mm_storeu_si128(row(4), _mm512_extracti32x4_epi32(even, 2));
+    _mm_storeu_si128(row(5), _mm512_extracti32x4_epi32(odd, 2));
+    _mm_storeu_si128(row(6), _mm512_extracti32x4_epi32(even, 3));
+    _mm_storeu_si128(row(7), _mm512_extracti32x4_epi32(odd, 3));
 }
 
 // guide.md §3: the weight gradient's step 1 under --precision bf16: V^T straight as the products' B
