@@ -198,6 +198,30 @@ TEST_CASE("the im2col path matches the naive backward loops too") {
     }
 }
 
+// Stride 2 on rows of up to 32 floats takes a path of its own in float (registers and
+// permutes, conv2d.cpp): every width from 1 to 34 (33 and 34 past it, by the loops), odd
+// and even heights, kernels 1 to 4 (4 its widest), with and without padding, against the
+// definition.
+TEST_CASE("stride-2 im2col and col2im match the naive loops at every row width") {
+    Generator gen(17);
+    struct Case { int64_t K, pad; };
+    for (int64_t W = 1; W <= 34; ++W)
+        for (Case c : {Case{3, 1}, Case{1, 0}, Case{2, 0}, Case{4, 1}, Case{3, 0}}) {
+            const int64_t H = W % 2 ? 5 : 6;
+            if (W + 2 * c.pad < c.K || H + 2 * c.pad < c.K) continue;
+            INFO("W " << W << " kernel " << c.K << " pad " << c.pad);
+            Tensor x = randn({2, 3, H, W}, gen, DType::F32);
+            Tensor w = randn({4, 3, c.K, c.K}, gen, DType::F32);
+            Tensor y = conv2d_forward(x, w, Tensor(), 2, c.pad);
+            CHECK(max_abs_diff(y, conv2d_reference(x, w, Tensor(), 2, c.pad)) <= 1e-5 * max_abs(y));
+            Tensor dy = randn(y.shape(), gen, DType::F32);
+            Conv2dGrads got = conv2d_backward(dy, x, w, 2, c.pad, true, true, false);
+            Conv2dGrads want = conv2d_backward_reference(dy, x, w, 2, c.pad);
+            CHECK(max_abs_diff(got.dx, want.dx) <= 1e-5 * max_abs(want.dx));
+            CHECK(max_abs_diff(got.dweight, want.dweight) <= 1e-5 * max_abs(want.dweight));
+        }
+}
+
 // The expected error of --precision bf16 (gemm_kernels.h), relative to the output's RMS.
 // Rounding to bfloat16 (8 significant bits, nearest) leaves an error uniform within half
 // an ulp, ulp = 2^-7 |x| / m for the significand m in [1, 2): its relative RMS is
