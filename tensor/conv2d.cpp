@@ -16,6 +16,7 @@
 
 #include "tensor/avx512.h"
 #include "tensor/block_sum.h"
+#include "tensor/direct_conv.h"
 #include "tensor/gemm_kernels.h"
 #include "tensor/matmul.h"
 #include "tensor/parallel.h"
@@ -275,8 +276,9 @@ template <class T> void im2col_forward(const Geom& g, const T* px, const T* pw, 
 }  // namespace
 
 // guide.md §3: x (B,C,H,W), weight (OC,C,KH,KW), bias (OC), (B,OC) or undefined, residual
-// (B,OC,OH,OW) or undefined -> (B,OC,OH,OW). Routed once:
-// 3x3 stride-1 convolutions to Winograd (winograd.h), every other one to im2col + GEMM.
+// (B,OC,OH,OW) or undefined -> (B,OC,OH,OW). Routed once: 3x3 stride-1 convolutions
+// with one output channel to the direct sum (direct_conv.h), the other 3x3 stride-1
+// ones to Winograd (winograd.h), every other one to im2col + GEMM.
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t pad,
                       const Tensor& residual) {
     const Geom g = conv_geom(x, weight, bias, stride, pad);
@@ -287,7 +289,10 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
         using T = decltype(tag);
         const T* pb = bias.defined() ? bias.data<T>() : nullptr;
         const T* pr = residual.defined() ? residual.data<T>() : nullptr;
-        if (winograd_applies(g.KH, g.KW, g.stride, g.pad, g.C))
+        if (direct_conv_applies(g.KH, g.KW, g.stride, g.pad, g.OC))
+            direct_conv3x3_forward(x.data<T>(), weight.data<T>(), pb, out.data<T>(), g.B, g.C, g.H, g.W, g.OC,
+                                   g.per_image_bias, pr);
+        else if (winograd_applies(g.KH, g.KW, g.stride, g.pad, g.C))
             winograd_conv3x3_forward(x.data<T>(), weight.data<T>(), pb, out.data<T>(), g.B, g.C, g.H, g.W, g.OC,
                                      g.per_image_bias, pr);
         else
@@ -362,8 +367,9 @@ void im2col_backward(const Geom& g, const T* px, const T* pw, const T* pd, T* dx
 }  // namespace
 
 // guide.md §3: dW += dout col^T, dcol = W^T dout, dx = col2im(dcol).
-// Gradients of conv2d_forward, routed as it is: Winograd's own whole-batch kernels for
-// the input and weight gradients (the bias gradient comes with the weight's), im2col else.
+// Gradients of conv2d_forward, routed as it is: the direct sum's or Winograd's own
+// whole-batch kernels for the input and weight gradients (the bias gradient comes with
+// the weight's), im2col else.
 Conv2dGrads conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight, int64_t stride,
                             int64_t pad, bool need_dx, bool need_dweight, bool need_dbias) {
     const Geom g = conv_geom(x, weight, Tensor(), stride, pad);
@@ -379,6 +385,11 @@ Conv2dGrads conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& w
         T* dx = need_dx ? grads.dx.template data<T>() : nullptr;
         T* dw = need_dweight ? grads.dweight.template data<T>() : nullptr;
         T* db = need_dbias ? grads.dbias.template data<T>() : nullptr;
+        if (direct_conv_applies(g.KH, g.KW, g.stride, g.pad, g.OC)) {
+            if (dx) direct_conv3x3_input_grad(pd, pw, dx, g.B, g.C, g.H, g.W, g.OC);
+            if (dw || db) direct_conv3x3_weight_grad(px, pd, dw, db, g.B, g.C, g.H, g.W, g.OC);
+            return;
+        }
         if (!winograd_applies(g.KH, g.KW, g.stride, g.pad, g.C)) return im2col_backward(g, px, pw, pd, dx, dw, db);
         if (dx) winograd_conv3x3_input_grad(pd, pw, dx, g.B, g.C, g.H, g.W, g.OC);
         if (dw) winograd_conv3x3_weight_grad(px, pd, dw, db, g.B, g.C, g.H, g.W, g.OC);

@@ -1,7 +1,8 @@
 // conv2d: hand-computed values, the naive references (forward and backward) for the
-// Winograd and im2col paths, backward by adjointness.
+// Winograd, direct and im2col paths, backward by adjointness.
 #include "helpers.h"
 #include "tensor/conv2d.h"
+#include "tensor/direct_conv.h"
 #include "tensor/gemm_kernels.h"
 #include "tensor/winograd.h"
 #include "tensor/elementwise.h"
@@ -195,6 +196,50 @@ TEST_CASE("the im2col path matches the naive backward loops too") {
         CHECK(max_abs_diff(got.dx, want.dx) <= 1e-5 * max_abs(want.dx));
         CHECK(max_abs_diff(got.dweight, want.dweight) <= 1e-5 * max_abs(want.dweight));
         CHECK(max_abs_diff(got.dbias, want.dbias) <= 1e-5 * max_abs(want.dbias));
+    }
+}
+
+// 3x3 convolutions with one output channel take the direct sum on padded planes
+// (direct_conv.h), called here directly for two and three as well: forward with each
+// kind of bias and a residual, and all three gradients, against the definition, at odd
+// sizes (one pixel, rows of 2 and of 17 or 33).
+TEST_CASE_TEMPLATE("3x3 convolutions by the direct sum match the naive loops", T, float, double) {
+    const DType dt = dtype_of<T>();
+    const double rel = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+    Generator gen(23);
+    struct Case { int64_t B, C, H, W, OC; };
+    for (Case c : {Case{3, 5, 7, 7, 1}, Case{2, 4, 1, 1, 2}, Case{2, 16, 28, 28, 1}, Case{1, 3, 5, 9, 3},
+                   Case{5, 6, 4, 17, 1}, Case{2, 1, 6, 6, 2}, Case{1, 8, 33, 2, 3}}) {
+        INFO("B " << c.B << " C " << c.C << " " << c.H << "x" << c.W << " OC " << c.OC);
+        Tensor x = randn({c.B, c.C, c.H, c.W}, gen, dt), w = randn({c.OC, c.C, 3, 3}, gen, dt);
+        Tensor b = randn({c.OC}, gen, dt), bi = randn({c.B, c.OC}, gen, dt);
+        Tensor r = randn({c.B, c.OC, c.H, c.W}, gen, dt), y(r.shape(), dt);
+        auto data = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+        for (const Tensor& bias : {b, bi, Tensor()})
+            for (const Tensor& residual : {Tensor(), r}) {
+                direct_conv3x3_forward(data(x), data(w), data(bias), y.data<T>(), c.B, c.C, c.H, c.W, c.OC,
+                                       bias.defined() && bias.dim() == 2, data(residual));
+                Tensor want = conv2d_reference(x, w, bias, 1, 1);
+                if (residual.defined()) want = add(want, residual);
+                CHECK(max_abs_diff(y, want) <= rel * max_abs(want));
+                if (c.OC == 1)  // conv2d routes a single output channel here
+                    CHECK(max_abs_diff(conv2d_forward(x, w, bias, 1, 1, residual), y) == 0);
+            }
+        Tensor dy = randn(r.shape(), gen, dt), dx(x.shape(), dt), dw(w.shape(), dt), db({c.OC}, dt), db2({c.OC}, dt);
+        direct_conv3x3_input_grad(data(dy), data(w), dx.data<T>(), c.B, c.C, c.H, c.W, c.OC);
+        direct_conv3x3_weight_grad(data(x), data(dy), dw.data<T>(), db.data<T>(), c.B, c.C, c.H, c.W, c.OC);
+        direct_conv3x3_weight_grad(data(x), data(dy), static_cast<T*>(nullptr), db2.data<T>(), c.B, c.C, c.H, c.W,
+                                   c.OC);  // the bias alone
+        Conv2dGrads want = conv2d_backward_reference(dy, x, w, 1, 1);
+        CHECK(max_abs_diff(dx, want.dx) <= rel * max_abs(want.dx));
+        CHECK(max_abs_diff(dw, want.dweight) <= rel * max_abs(want.dweight));
+        CHECK(max_abs_diff(db, want.dbias) <= rel * max_abs(want.dbias));
+        CHECK(max_abs_diff(db2, db) == 0);
+        if (c.OC == 1) {
+            Conv2dGrads got = conv2d_backward(dy, x, w, 1, 1, true, true, true);
+            CHECK((max_abs_diff(got.dx, dx) == 0 && max_abs_diff(got.dweight, dw) == 0 &&
+                   max_abs_diff(got.dbias, db) == 0));
+        }
     }
 }
 
