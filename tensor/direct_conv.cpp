@@ -49,9 +49,10 @@ template <class T> inline T taps(const T k[9], const T* r0, const T* r1, const T
            k[6] * r2[m] + k[7] * r2[m + 1] + k[8] * r2[m + 2];
 }
 
-// acc (H rows of Wp) = sum_c sum_{i,j} k(c, i, j) P_c[m + i Wp + j], over n >= 1 planes P_c
+// acc (H rows of Wp) = sum_c sum_{i,j} k(c, i, j) P_c[m + i Wp + j], over n planes P_c
 // (P + c size): guide.md §3, the direct sum, nine multiply-adds per element.
 template <class T, class K> void correlate(const T* P, int64_t n, const Padded& p, K k, T* acc) {
+    if (n == 0) std::fill(acc, acc + p.grid(), T(0));  // no input channels: the sum is empty
     for (int64_t c = 0; c < n; ++c) {
         T kc[9];
         for (int ij = 0; ij < 9; ++ij) kc[ij] = k(c, ij / 3, ij % 3);
