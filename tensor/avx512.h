@@ -11,6 +11,14 @@
 #include <immintrin.h>
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <cstdint>
+namespace ddpm {
+// The first n of a vector's 16 float lanes (all for n >= 16, none for n <= 0): the
+// mask of a row's last, partial vector.
+inline __mmask16 first_lanes(int64_t n) {
+    return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u);
+}
+}  // namespace ddpm
 #endif
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512BF16__)

@@ -130,10 +130,6 @@ template <class T> void col2im_loops(const T* col, T* dx, const Geom& g) {
 constexpr int64_t kStride2MaxKW = 4;
 bool stride2_fits(const Geom& g) { return g.stride == 2 && g.W <= 32 && g.OW <= 16 && g.KW <= kStride2MaxKW; }
 
-inline __mmask16 first_lanes(int64_t n) {
-    return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u);
-}
-
 struct Stride2Lanes {
     __m512i from[kStride2MaxKW];             // im2col: lane ow of column j reads column 2 ow - pad + j of the row
     __mmask16 from_ok[kStride2MaxKW] = {};   // where that column lies in the row and ow < OW

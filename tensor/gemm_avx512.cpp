@@ -6,7 +6,7 @@
 #include "tensor/gemm_kernels.h"
 
 #if defined(__AVX512F__)
-#include <immintrin.h>
+#include "tensor/avx512.h"
 
 #include "tensor/gemm_tiles.h"
 
@@ -15,9 +15,6 @@ namespace ddpm {
 namespace {
 
 constexpr int kL = gemm_tiles::kLanes;
-
-// The columns [0, n) of one vector's 16 lanes, n in 1..16.
-inline __mmask16 lanes(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
 
 // One MR x (NV vectors) tile of C: c[i][v] (+)= sum_k op(A)(i, k) B[k][16 v ..],
 // with op(A)(i, k) = A[i rs + k cs].
@@ -67,7 +64,8 @@ void sgemm_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, 
                   float* C, int64_t ldc, bool accumulate, bool trans_a) {
     const int64_t rs = trans_a ? 1 : lda, cs = trans_a ? lda : 1;  // op(A)(i, k) = A[i rs + k cs]
     gemm_tiles::for_each_tile(M, N, [&](int nv, int mr, int64_t i0, int64_t j0, int64_t tail) {
-        kTiles[nv - 1][mr - 1](K, A + i0 * rs, rs, cs, B + j0, ldb, C + i0 * ldc + j0, ldc, lanes(tail), accumulate);
+        kTiles[nv - 1][mr - 1](K, A + i0 * rs, rs, cs, B + j0, ldb, C + i0 * ldc + j0, ldc, first_lanes(tail),
+                               accumulate);
     });
 }
 

@@ -34,20 +34,16 @@ namespace {
 
 constexpr int kL = gemm_tiles::kLanes;
 
-// The first n of 16 lanes (none for n <= 0).
-inline __mmask16 lanes(int64_t n) {
-    return static_cast<__mmask16>(n >= kL ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u);
-}
-
 // 16 pairs (r0[j], r1[j]), j < 16, zero past the first n (r1 null: zero high halves).
 inline __m512i pairs_down(const float* r0, const float* r1, int64_t n) {
-    const __mmask16 m = lanes(n);
+    const __mmask16 m = first_lanes(n);
     return bf16_pairs_of(_mm512_maskz_loadu_ps(m, r0), r1 ? _mm512_maskz_loadu_ps(m, r1) : _mm512_setzero_ps());
 }
 
 // 16 pairs (r[2 w], r[2 w + 1]), w < 16, from 32 consecutive floats, zero past the first n.
 inline __m512i pairs_along(const float* r, int64_t n) {
-    const __m512 lo = _mm512_maskz_loadu_ps(lanes(n), r), hi = _mm512_maskz_loadu_ps(lanes(n - kL), r + kL);
+    const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(n), r);
+    const __m512 hi = _mm512_maskz_loadu_ps(first_lanes(n - kL), r + kL);
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // the low 16 bits of word w: r[2 w]
 }
 
@@ -83,7 +79,8 @@ void pack_a(int64_t M, int64_t K, const float* A, int64_t rs, int64_t cs, uint32
     if (cs == 1) {  // a row of A is contiguous: 32 floats -> 16 pairs per conversion
         for (int64_t i = 0; i < M; ++i)
             for (int64_t k = 0; k < K; k += 2 * kL)
-                _mm512_mask_storeu_epi32(Ap + i * K2 + k / 2, lanes(K2 - k / 2), pairs_along(A + i * rs + k, K - k));
+                _mm512_mask_storeu_epi32(Ap + i * K2 + k / 2, first_lanes(K2 - k / 2),
+                                         pairs_along(A + i * rs + k, K - k));
         return;
     }
     // A stored transposed (rs = 1): 16 rows i at a time, the pairs of 16 k2 made down
@@ -98,7 +95,7 @@ void pack_a(int64_t M, int64_t K, const float* A, int64_t rs, int64_t cs, uint32
             }
             transpose16x16(r);
             for (int64_t ii = 0; ii < kL && i0 + ii < M; ++ii)
-                _mm512_mask_storeu_epi32(Ap + (i0 + ii) * K2 + k / 2, lanes(K2 - k / 2), r[ii]);
+                _mm512_mask_storeu_epi32(Ap + (i0 + ii) * K2 + k / 2, first_lanes(K2 - k / 2), r[ii]);
         }
 }
 
@@ -182,7 +179,7 @@ void sgemm_bf16_pairs_avx512(int64_t M, int64_t N, int64_t K, const uint32_t* Ap
                              float* C, int64_t ldc, bool accumulate) {
     const int64_t K2 = bf16_pairs(K);
     gemm_tiles::for_each_tile(M, N, [&](int nv, int mr, int64_t i0, int64_t j0, int64_t tail) {
-        kTiles[nv - 1][mr - 1](K2, Ap + i0 * K2, Bp + j0, ldp, C + i0 * ldc + j0, ldc, lanes(tail), accumulate);
+        kTiles[nv - 1][mr - 1](K2, Ap + i0 * K2, Bp + j0, ldp, C + i0 * ldc + j0, ldc, first_lanes(tail), accumulate);
     });
 }
 
