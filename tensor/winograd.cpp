@@ -953,30 +953,65 @@ struct UTag {};
 struct BiasTag {};
 struct SliceSumTag {};  // the weight gradient's dU slices summed, rows of one piece
 
-// guide.md §3: under --precision bf16, U packed to bfloat16 pairs (into Up, kXi pxi
-// of them) once for all blocks' products (gemm_kernels.h), rather than once per product.
+// guide.md §3: under --precision bf16, U from w (flipped for the input gradient) straight
+// as the products' bfloat16 pairs (gemm_kernels.h). A lane group's 16 channels c0 ..
+// c0 + 15 of u[xi], rounded to bfloat16 in order, are the 8 words
+//   Up[xi][o][c0 / 2 + j] = bf16(u[xi][c0 + 2 j]) | bf16(u[xi][c0 + 2 j + 1]) << 16:
+// the bits pack_bf16_a makes from an fp32 U, which is then never written.
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512BF16__)
+template <bool kFlipped> void transform_kernels_pairs(const float* w, const Tiling& t, uint32_t* Up) {
+    const int64_t K2 = bf16_pairs(t.C);
+    parallel_for(t.OC, ceil_div(1024, t.C), [&](int64_t o) {
+        for (int64_t c0 = 0; c0 < t.C; c0 += kLanes) {
+            const int64_t n = std::min(kLanes, t.C - c0);
+            alignas(64) float k[3][3][kLanes], u[kXi][kLanes];
+            gather_kernels<kFlipped>(w, t.OC, t.C, o, c0, n, k);  // the lanes past n zero
+            kernel_transform(k, u);
+            const __mmask8 words = static_cast<__mmask8>((1u << ((n + 1) / 2)) - 1u);
+            for (int xi = 0; xi < kXi; ++xi)
+                _mm256_mask_storeu_epi32(Up + xi * t.pxi + o * K2 + c0 / 2, words,
+                                         (__m256i)_mm512_cvtneps_pbh(_mm512_load_ps(u[xi])));
+        }
+    });
+}
+void transform_kernels_pairs(const float* w, bool flipped, const Tiling& t, uint32_t* Up) {
+    kernel_transforms.fetch_add(1, std::memory_order_relaxed);
+    if (flipped)
+        transform_kernels_pairs<true>(w, t, Up);
+    else
+        transform_kernels_pairs<false>(w, t, Up);
+}
+#else
+// Without AVX512_BF16 in this build: the fp32 U in scratch, then packed (for all blocks'
+// products at once, rather than once per product).
 void pack_kernels_bf16(const float* U, const Tiling& t, uint32_t* Up) {
     parallel_for(kXi, 1, [&](int64_t xi) { pack_bf16_a(t.OC, t.C, U + xi * t.uxi, t.C, false, Up + xi * t.pxi); });
 }
+void transform_kernels_pairs(const float* w, bool flipped, const Tiling& t, uint32_t* Up) {
+    float* U = thread_scratch<float, UTag>(static_cast<size_t>(kXi * t.uxi));
+    transform_kernels(w, t.OC, t.C, flipped, U, t.uxi);
+    pack_kernels_bf16(U, t, Up);
+}
+#endif
 
-// A convolution's transformed kernels: U, and under --precision bf16 its pairs Up (else null).
+// A convolution's transformed kernels: U, or under --precision bf16 its pairs Up (U then null).
 template <class T> struct TransformedKernels {
     const T* U;
     const uint32_t* Up;
 };
 
-// guide.md §3: U from w (flipped for the input gradient) into this thread's scratch.
+// guide.md §3: U (or Up) from w (flipped for the input gradient) into this thread's scratch.
 template <class T> TransformedKernels<T> transform_into_scratch(const T* w, bool flipped, const Tiling& t) {
-    T* U = thread_scratch<T, UTag>(static_cast<size_t>(kXi * t.uxi));
-    transform_kernels(w, t.OC, t.C, flipped, U, t.uxi);
-    uint32_t* Up = nullptr;
     if constexpr (std::is_same_v<T, float>) {
         if (gemm_precision() == GemmPrecision::BF16) {
-            Up = thread_scratch<uint32_t, UPairsTag>(static_cast<size_t>(kXi * t.pxi));
-            pack_kernels_bf16(U, t, Up);
+            uint32_t* Up = thread_scratch<uint32_t, UPairsTag>(static_cast<size_t>(kXi * t.pxi));
+            transform_kernels_pairs(w, flipped, t, Up);
+            return {nullptr, Up};
         }
     }
-    return {U, Up};
+    T* U = thread_scratch<T, UTag>(static_cast<size_t>(kXi * t.uxi));
+    transform_kernels(w, t.OC, t.C, flipped, U, t.uxi);
+    return {U, nullptr};
 }
 
 // A block's weight-gradient operands: V and dM, or under --precision bf16 their bfloat16
@@ -1122,7 +1157,7 @@ Tiling conv_tiling(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, bool 
 // one entry per weight (its address and shape, and whether flipped), made on first use.
 struct CachedKernels {
     std::vector<float, detail::CacheLineAllocator<float>> U;
-    std::vector<uint32_t, detail::CacheLineAllocator<uint32_t>> Up;  // under --precision bf16
+    std::vector<uint32_t, detail::CacheLineAllocator<uint32_t>> Up;  // under --precision bf16 (U then unused)
 };
 struct KernelCache {
     std::atomic<int> scopes{0};  // KernelTransformCache objects alive
@@ -1142,16 +1177,18 @@ template <class T> TransformedKernels<T> transformed_kernels(const T* w, bool fl
         if (cache.scopes.load(std::memory_order_acquire) > 0) {
             std::lock_guard<std::mutex> lock(cache.mu);
             CachedKernels& e = cache.entries[{w, t.OC, t.C, flipped}];
+            if (gemm_precision() == GemmPrecision::BF16) {
+                if (e.Up.empty()) {
+                    e.Up.resize(static_cast<size_t>(kXi * t.pxi));
+                    transform_kernels_pairs(w, flipped, t, e.Up.data());
+                }
+                return {nullptr, e.Up.data()};
+            }
             if (e.U.empty()) {
                 e.U.resize(static_cast<size_t>(kXi * t.uxi));
                 transform_kernels(w, t.OC, t.C, flipped, e.U.data(), t.uxi);
             }
-            const bool bf16 = gemm_precision() == GemmPrecision::BF16;
-            if (bf16 && e.Up.empty()) {
-                e.Up.resize(static_cast<size_t>(kXi * t.pxi));
-                pack_kernels_bf16(e.U.data(), t, e.Up.data());
-            }
-            return {e.U.data(), bf16 ? e.Up.data() : nullptr};
+            return {e.U.data(), nullptr};
         }
     }
     return transform_into_scratch(w, flipped, t);
