@@ -218,19 +218,56 @@ template <class T> void col2im(const T* col, T* dx, const Geom& g) {
     col2im_loops(col, dx, g);
 }
 
+// The left operand of one image's product, op(A) (M x K), and under --precision bf16
+// (float) its bfloat16 pairs Ap (gemm_kernels.h) where the caller packed them once for
+// every image: the weights, which sgemm would otherwise pack again for each image.
+template <class T> struct Operand {
+    const T* A;
+    int64_t lda;
+    bool trans;
+    const uint32_t* Ap = nullptr;
+};
+
+struct WeightPairsTag {};
+struct ColPairsTag {};
+
+// guide.md §3: op(W) (M x K) as that operand, packed once for all images under --precision bf16.
+// (`cifar10`, batch 16, 2 threads, a Zen 5: packed for each image, 256 x 2304 weights
+// for a product of 16 columns, its 8x8 downsampling convolution was slower in bf16
+// than in fp32.)
+template <class T> Operand<T> weight_operand(const T* w, int64_t M, int64_t K, bool trans) {
+    Operand<T> a{w, trans ? M : K, trans};
+    if constexpr (std::is_same_v<T, float>) {
+        if (gemm_precision() == GemmPrecision::BF16) {
+            uint32_t* Ap = thread_scratch<uint32_t, WeightPairsTag>(static_cast<size_t>(M * bf16_pairs(K)));
+            pack_bf16_a(M, K, w, a.lda, trans, Ap);
+            a.Ap = Ap;
+        }
+    }
+    return a;
+}
+
 // C (M x N) (+)= op(A) (M x K) op(B) (K x N) for one image's products. Inside a
 // parallel loop (one image per thread) float runs our single-threaded kernels
-// (gemm_kernels.h); outside one, and for double, the BLAS (then on every thread).
+// (gemm_kernels.h), on A's pairs where it has them; outside one, and for double, the
+// BLAS (then on every thread).
 template <class T>
-void product(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-             int64_t ldb, T* C, int64_t ldc, bool accumulate) {
+void product(const Operand<T>& a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* B, int64_t ldb, T* C,
+             int64_t ldc, bool accumulate) {
     if constexpr (std::is_same_v<T, float>) {
+        if (max_threads() == 1 && a.Ap && !trans_b) {  // the same pairs and sums as sgemm's
+            const int64_t N16 = (N + 15) / 16 * 16;
+            uint32_t* Bp = thread_scratch<uint32_t, ColPairsTag>(static_cast<size_t>(bf16_pairs(K) * N16));
+            pack_bf16_b(K, N, B, ldb, Bp, N16);
+            sgemm_bf16_pairs(M, N, K, a.Ap, Bp, N16, C, ldc, accumulate);
+            return;
+        }
         if (max_threads() == 1) {
-            sgemm(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a, trans_b);
+            sgemm(M, N, K, a.A, a.lda, B, ldb, C, ldc, accumulate, a.trans, trans_b);
             return;
         }
     }
-    gemm(trans_a, trans_b, M, N, K, T(1), A, lda, B, ldb, accumulate ? T(1) : T(0), C, ldc);
+    gemm(a.trans, trans_b, M, N, K, T(1), a.A, a.lda, B, ldb, accumulate ? T(1) : T(0), C, ldc);
 }
 
 struct ColTag {};     // im2col's columns
@@ -243,6 +280,7 @@ struct DbPartTag {};  // partial bias gradients, one per slice of the images
 // enough images (BLAS then runs single-threaded inside each); else one after the other,
 // BLAS using every thread.
 template <class T> void im2col_forward(const Geom& g, const T* px, const T* pw, const T* pb, const T* pr, T* po) {
+    const Operand<T> w = weight_operand(pw, g.OC, g.ckk(), false);
     parallel_for(g.B, max_threads(), [&](int64_t b) {
         const T* xb = px + b * g.C * g.H * g.W;
         T* ob = po + b * g.OC * g.ohw();
@@ -265,7 +303,7 @@ template <class T> void im2col_forward(const Geom& g, const T* px, const T* pw, 
             else
                 std::fill(o, o + g.ohw(), bb[oc]);
         }
-        product(false, false, g.OC, g.ohw(), g.ckk(), pw, g.ckk(), col, g.ohw(), ob, g.ohw(), bb || rb);
+        product(w, false, g.OC, g.ohw(), g.ckk(), col, g.ohw(), ob, g.ohw(), bb || rb);
     });
 }
 
@@ -303,7 +341,8 @@ namespace {
 //   dW += dout_b col^T (into this thread's slice dw_part), db += sum of dout_b over positions,
 //   dcol = W^T dout_b and dx_b = col2im(dcol).
 template <class T>
-void im2col_backward_image(const Geom& g, const T* xb, const T* pw, const T* doutb, T* dxb, T* dw_part, double* db_part) {
+void im2col_backward_image(const Geom& g, const T* xb, const Operand<T>& wt, const T* doutb, T* dxb, T* dw_part,
+                           double* db_part) {
     if (dw_part) {
         const T* col = xb;
         if (!g.is_pointwise()) {
@@ -312,7 +351,8 @@ void im2col_backward_image(const Geom& g, const T* xb, const T* pw, const T* dou
             col = c;
         }
         // dW (OC x C K K) += dout_b (OC x OH OW) col^T (OH OW x C K K).
-        product(false, true, g.OC, g.ckk(), g.ohw(), doutb, g.ohw(), col, g.ohw(), dw_part, g.ckk(), true);
+        const Operand<T> dout{doutb, g.ohw(), false};
+        product(dout, true, g.OC, g.ckk(), g.ohw(), col, g.ohw(), dw_part, g.ckk(), true);
     }
     if (db_part) {
         for (int64_t oc = 0; oc < g.OC; ++oc) {
@@ -322,11 +362,11 @@ void im2col_backward_image(const Geom& g, const T* xb, const T* pw, const T* dou
     }
     if (!dxb) return;
     if (g.is_pointwise()) {
-        product(true, false, g.ckk(), g.ohw(), g.OC, pw, g.ckk(), doutb, g.ohw(), dxb, g.ohw(), false);
+        product(wt, false, g.ckk(), g.ohw(), g.OC, doutb, g.ohw(), dxb, g.ohw(), false);
         return;
     }
     T* dcol = thread_scratch<T, DcolTag>(static_cast<size_t>(g.ckk() * g.ohw()));
-    product(true, false, g.ckk(), g.ohw(), g.OC, pw, g.ckk(), doutb, g.ohw(), dcol, g.ohw(), false);
+    product(wt, false, g.ckk(), g.ohw(), g.OC, doutb, g.ohw(), dcol, g.ohw(), false);
     col2im(dcol, dxb, g);
 }
 
@@ -341,10 +381,11 @@ void im2col_backward(const Geom& g, const T* px, const T* pw, const T* pd, T* dx
     double* db_part = dbias ? thread_scratch<double, DbPartTag>(static_cast<size_t>(nt * g.OC)) : nullptr;
     if (dw_part) std::fill(dw_part, dw_part + nt * wsize, T(0));
     if (db_part) std::fill(db_part, db_part + nt * g.OC, 0.0);
+    const Operand<T> wt = dx ? weight_operand(pw, g.ckk(), g.OC, true) : Operand<T>{pw, g.ckk(), true};  // op(W) = W^T
     // Slice k, the images [B k / nt, B (k + 1) / nt), sums into partial k, on thread k unless another takes it over.
     parallel_pieces(nt, [&](int64_t k) {
         for (int64_t b = g.B * k / nt; b < g.B * (k + 1) / nt; ++b)
-            im2col_backward_image(g, px + b * g.C * g.H * g.W, pw, pd + b * g.OC * g.ohw(),
+            im2col_backward_image(g, px + b * g.C * g.H * g.W, wt, pd + b * g.OC * g.ohw(),
                                   dx ? dx + b * g.C * g.H * g.W : nullptr, dw ? dw_part + k * wsize : nullptr,
                                   dbias ? db_part + k * g.OC : nullptr);
     });
