@@ -229,16 +229,17 @@ template <class T> struct Operand {
 };
 
 struct WeightPairsTag {};
-struct ColPairsTag {};
 
-// guide.md §3: op(W) (M x K) as that operand, packed once for all images under --precision bf16.
+// guide.md §3: op(W) (M x K) as that operand, packed once for all images under --precision bf16
+// where the images then run on our kernels, one per thread (B >= max_threads(), as the
+// loops below decide; else the BLAS takes W as it is).
 // (`cifar10`, batch 16, 2 threads, a Zen 5: packed for each image, 256 x 2304 weights
 // for a product of 16 columns, its 8x8 downsampling convolution was slower in bf16
 // than in fp32.)
-template <class T> Operand<T> weight_operand(const T* w, int64_t M, int64_t K, bool trans) {
+template <class T> Operand<T> weight_operand(const T* w, int64_t M, int64_t K, bool trans, int64_t images) {
     Operand<T> a{w, trans ? M : K, trans};
     if constexpr (std::is_same_v<T, float>) {
-        if (gemm_precision() == GemmPrecision::BF16) {
+        if (gemm_precision() == GemmPrecision::BF16 && images >= max_threads()) {
             uint32_t* Ap = thread_scratch<uint32_t, WeightPairsTag>(static_cast<size_t>(M * bf16_pairs(K)));
             pack_bf16_a(M, K, w, a.lda, trans, Ap);
             a.Ap = Ap;
@@ -255,11 +256,8 @@ template <class T>
 void product(const Operand<T>& a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* B, int64_t ldb, T* C,
              int64_t ldc, bool accumulate) {
     if constexpr (std::is_same_v<T, float>) {
-        if (max_threads() == 1 && a.Ap && !trans_b) {  // the same pairs and sums as sgemm's
-            const int64_t N16 = (N + 15) / 16 * 16;
-            uint32_t* Bp = thread_scratch<uint32_t, ColPairsTag>(static_cast<size_t>(bf16_pairs(K) * N16));
-            pack_bf16_b(K, N, B, ldb, Bp, N16);
-            sgemm_bf16_pairs(M, N, K, a.Ap, Bp, N16, C, ldc, accumulate);
+        if (max_threads() == 1 && a.Ap && !trans_b) {
+            sgemm_bf16_packed_a(M, N, K, a.Ap, B, ldb, C, ldc, accumulate);
             return;
         }
         if (max_threads() == 1) {
@@ -280,7 +278,7 @@ struct DbPartTag {};  // partial bias gradients, one per slice of the images
 // enough images (BLAS then runs single-threaded inside each); else one after the other,
 // BLAS using every thread.
 template <class T> void im2col_forward(const Geom& g, const T* px, const T* pw, const T* pb, const T* pr, T* po) {
-    const Operand<T> w = weight_operand(pw, g.OC, g.ckk(), false);
+    const Operand<T> w = weight_operand(pw, g.OC, g.ckk(), false, g.B);
     parallel_for(g.B, max_threads(), [&](int64_t b) {
         const T* xb = px + b * g.C * g.H * g.W;
         T* ob = po + b * g.OC * g.ohw();
@@ -381,7 +379,7 @@ void im2col_backward(const Geom& g, const T* px, const T* pw, const T* pd, T* dx
     double* db_part = dbias ? thread_scratch<double, DbPartTag>(static_cast<size_t>(nt * g.OC)) : nullptr;
     if (dw_part) std::fill(dw_part, dw_part + nt * wsize, T(0));
     if (db_part) std::fill(db_part, db_part + nt * g.OC, 0.0);
-    const Operand<T> wt = dx ? weight_operand(pw, g.ckk(), g.OC, true) : Operand<T>{pw, g.ckk(), true};  // op(W) = W^T
+    const Operand<T> wt = dx ? weight_operand(pw, g.ckk(), g.OC, true, g.B) : Operand<T>{pw, g.ckk(), true};  // W^T
     // Slice k, the images [B k / nt, B (k + 1) / nt), sums into partial k, on thread k unless another takes it over.
     parallel_pieces(nt, [&](int64_t k) {
         for (int64_t b = g.B * k / nt; b < g.B * (k + 1) / nt; ++b)

@@ -129,6 +129,18 @@ void sgemm_bf16_pairs(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const
     (bf16_fast() ? sgemm_bf16_pairs_avx512 : sgemm_bf16_pairs_reference)(M, N, K, Ap, Bp, ldp, C, ldc, accumulate);
 }
 
+namespace {
+struct PackedBTag {};
+}  // namespace
+
+void sgemm_bf16_packed_a(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb, float* C,
+                         int64_t ldc, bool accumulate) {
+    const int64_t N16 = (N + 15) / 16 * 16;  // pack_bf16_b's row length
+    uint32_t* Bp = thread_scratch<uint32_t, PackedBTag>(static_cast<size_t>(bf16_pairs(K) * N16));
+    pack_bf16_b(K, N, B, ldb, Bp, N16);
+    sgemm_bf16_pairs(M, N, K, Ap, Bp, N16, C, ldc, accumulate);
+}
+
 void sgemm_fp32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
                 int64_t ldc, bool accumulate, bool trans_a, bool trans_b) {
     run(sgemm_kernel(), M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a, trans_b);

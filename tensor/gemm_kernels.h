@@ -148,6 +148,10 @@ void pack_bf16_a(int64_t M, int64_t K, const float* A, int64_t lda, bool trans_a
 void pack_bf16_b(int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* Bp, int64_t ldp);
 void sgemm_bf16_pairs(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const uint32_t* Bp, int64_t ldp, float* C,
                       int64_t ldc, bool accumulate);
+// C (+)= A B with A already packed (pack_bf16_a, for products that share it) and B
+// (K x N, row length ldb) packed here into this thread's scratch: the pairs and sums of sgemm.
+void sgemm_bf16_packed_a(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const float* B, int64_t ldb, float* C,
+                         int64_t ldc, bool accumulate);
 
 // The same in fp32 whatever the precision set: the linear layers' products
 // (matmul.h), which `--precision bf16` leaves in fp32.
