@@ -34,6 +34,7 @@
 #include <chrono>
 #include <cstring>
 #include <set>
+#include <vector>
 
 #include "autograd/ops.h"
 #include "fma_peak.h"
@@ -185,24 +186,41 @@ void BM_unet_layer(benchmark::State& state, Layer layer) {
     report(state, 3 * s.gemm_flops());
 }
 
-// One block's 36 products M[xi] = U[xi] V[xi] (OC x C times C x N) of a Winograd layer.
+// One block's 36 products M[xi] = U[xi] V[xi] (OC x C times C x N) of a Winograd layer,
+// as the convolution runs them: in bf16 on U's and V's pairs, packed beforehand (as
+// the kernel and input transforms make them), so only the products are timed.
 void BM_winograd_gemm(benchmark::State& state, Layer layer) {
     set_threads(1);
     const ConvShape& s = layer.shape;
     const int64_t n = winograd_block_tiles(s.B, s.C, s.H, s.W, s.OC, 2), ld = (n + 15) / 16 * 16;
+    const int64_t K2 = bf16_pairs(s.C);
+    const bool bf16 = gemm_precision() == GemmPrecision::BF16;
     Generator gen(1);
     Tensor U = randn({36, s.OC, s.C}, gen), V = randn({36, s.C, ld}, gen), M = Tensor::zeros({36, s.OC, ld});
+    std::vector<uint32_t> Up, Vp;
+    if (bf16) {
+        Up.resize(static_cast<size_t>(36 * s.OC * K2)), Vp.resize(static_cast<size_t>(36 * K2 * ld));
+        for (int xi = 0; xi < 36; ++xi) {
+            pack_bf16_a(s.OC, s.C, U.data<float>() + xi * s.OC * s.C, s.C, false, Up.data() + xi * s.OC * K2);
+            pack_bf16_b(s.C, n, V.data<float>() + xi * s.C * ld, ld, Vp.data() + xi * K2 * ld, ld);
+        }
+    }
     const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
-        for (int xi = 0; xi < 36; ++xi)
-            sgemm(s.OC, n, s.C, U.data<float>() + xi * s.OC * s.C, s.C, V.data<float>() + xi * s.C * ld, ld,
-                  M.data<float>() + xi * s.OC * ld, ld, false);
+        for (int xi = 0; xi < 36; ++xi) {
+            float* m = M.data<float>() + xi * s.OC * ld;
+            if (bf16)
+                sgemm_bf16_pairs(s.OC, n, s.C, Up.data() + xi * s.OC * K2, Vp.data() + xi * K2 * ld, ld, m, ld, false);
+            else
+                sgemm(s.OC, n, s.C, U.data<float>() + xi * s.OC * s.C, s.C, V.data<float>() + xi * s.C * ld, ld, m,
+                      ld, false);
+        }
         benchmark::ClobberMemory();
     }
     const double flops = 2.0 * 36 * s.OC * s.C * n;
     report_peak(state, flops, 1, seconds_since(t0));
     report(state, flops);
-    state.SetLabel(fmt::format("N={} {}", n, sgemm_kernel().name));
+    state.SetLabel(fmt::format("N={} {}", n, bf16 ? bf16_kernel().name : sgemm_kernel().name));
 }
 
 void register_unet(const std::string& config, int64_t batch) {

@@ -292,6 +292,37 @@ template <class T, int kRows> struct TilePatches {
     // For scatter_row, bit l of a row: all its kRows columns lie in the plane
     // (row_full), or some do (row_part); neither for a row outside it or an unused lane.
     uint32_t row_full[kRows] = {}, row_part[kRows] = {};
+    // For scatter_row, bit l of a row: lane l is one of a run of lanes whose rows lie
+    // side by side in the plane (tiles next to each other in one row of tiles, the
+    // last perhaps cut by the plane's right edge), stored together: four lanes 4j ..
+    // 4j + 3 (bit j of row_run4) as one 64-byte stretch with the mask run_cols[r][j],
+    // else two lanes 2i, 2i + 1 as one 32-byte stretch with the mask pair_cols[r][i].
+    uint32_t row_run[kRows] = {}, row_run4[kRows] = {};
+    __mmask16 run_cols[kRows][kLanes / 4] = {};
+    __mmask8 pair_cols[kRows][kLanes / 2] = {};
+    // Whether the rows r of lanes j .. j + len - 1 follow one another in the plane, all
+    // four columns of each inside it but for the last lane's.
+    bool adjacent(int r, int j, int len) const {
+        for (int m = 0; m < len; ++m) {
+            const int l = j + m;
+            const bool whole = row_full[r] >> l & 1u, cut = m == len - 1 && (row_part[r] >> l & 1u);
+            if (!(whole || cut) || row_at[r][l] != row_at[r][j] + 4 * m) return false;
+        }
+        return true;
+    }
+    // The runs among lanes j .. j + 3 of row r: all four, else each pair that is one.
+    void find_runs(int r, int j) {
+        if (adjacent(r, j, 4)) {
+            row_run[r] |= 0xFu << j, row_run4[r] |= 1u << (j / 4);
+            run_cols[r][j / 4] = static_cast<__mmask16>(0x0FFFu | (row_cols[r][j + 3] & 0xFu) << 12);
+            return;
+        }
+        for (int i = j; i < j + 4; i += 2) {
+            if (!adjacent(r, i, 2)) continue;
+            row_run[r] |= 0x3u << i;
+            pair_cols[r][i / 2] = static_cast<__mmask8>(0x0Fu | (row_cols[r][i + 1] & 0xFu) << 4);
+        }
+    }
 #elif defined(__AVX2__)
     // Which of a row's first 8 floats to read: the columns inside the plane, none
     // for a row outside it or an unused lane; so gathering a channel takes no
@@ -326,6 +357,7 @@ template <class T, int kRows> struct TilePatches {
                 row_cols[r][l] = ok ? __mmask8(lane_cols[l]) : __mmask8(0);
                 if (l < n && (row_whole[r] >> l & 1u)) row_plain[r] |= 1u << l;
                 if (ok) (lane_cols[l] == (1u << kRows) - 1 ? row_full : row_part)[r] |= 1u << l;
+                if (kRows == 4 && l % 4 == 3) find_runs(r, l - 3);
 #else
                 row_mask[r][l] = bit_mask8(ok ? lane_cols[l] : 0u);
 #endif
@@ -456,6 +488,49 @@ template <class T, int kRows> struct TilePatches {
         }
     }
 
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+    // The runs of row r (row_run): the rows of lanes 4j .. 4j + 3 (pieces j of q[0 .. 3])
+    // brought together by a 4x4 transpose of 128-bit pieces, z[j] = (q[0].j, q[1].j,
+    // q[2].j, q[3].j), and stored as one 64-byte stretch (a run of four) or two
+    // 32-byte ones (runs of two: lanes 4j, 4j + 1 in z[j]'s low half, 4j + 2, 4j + 3
+    // in its high half) rather than as 16-byte rows.
+    void scatter_runs(int r, const __m512 q[4], float* plane0, const float* res0) const {
+        const __m512 a = _mm512_shuffle_f32x4(q[0], q[1], 0x44), b = _mm512_shuffle_f32x4(q[0], q[1], 0xEE);
+        const __m512 c = _mm512_shuffle_f32x4(q[2], q[3], 0x44), d = _mm512_shuffle_f32x4(q[2], q[3], 0xEE);
+        const __m512 z[4] = {_mm512_shuffle_f32x4(a, c, 0x88), _mm512_shuffle_f32x4(a, c, 0xDD),
+                             _mm512_shuffle_f32x4(b, d, 0x88), _mm512_shuffle_f32x4(b, d, 0xDD)};
+        for (int j = 0; j < 4; ++j) {
+            if (row_run4[r] >> j & 1u) {
+                const int64_t at = row_at[r][4 * j];
+                const __mmask16 m = run_cols[r][j];
+                __m512 v = z[j];
+                if (m == 0xFFFF) {  // plain accesses where they can be (as scatter_row's)
+                    if (res0) v = _mm512_add_ps(v, _mm512_loadu_ps(res0 + at));
+                    _mm512_storeu_ps(plane0 + at, v);
+                } else {
+                    if (res0) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res0 + at));
+                    _mm512_mask_storeu_ps(plane0 + at, m, v);
+                }
+                continue;
+            }
+            for (int h = 0; h < 2; ++h) {
+                const int l = 4 * j + 2 * h;
+                if (!(row_run[r] >> l & 1u)) continue;
+                const int64_t at = row_at[r][l];
+                const __mmask8 m = pair_cols[r][l / 2];
+                __m256 v = h ? _mm512_extractf32x8_ps(z[j], 1) : _mm512_castps512_ps256(z[j]);
+                if (m == 0xFF) {
+                    if (res0) v = _mm256_add_ps(v, _mm256_loadu_ps(res0 + at));
+                    _mm256_storeu_ps(plane0 + at, v);
+                } else {
+                    if (res0) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(m, res0 + at));
+                    _mm256_mask_storeu_ps(plane0 + at, m, v);
+                }
+            }
+        }
+    }
+#endif
+
 #if defined(__AVX512F__) && defined(__AVX512VL__)
     // Row r of the 16 lanes' 4x4 tiles, y[s][lane] (bias already added), plus
     // res0's values if res0 is not null: transposed in registers so that a lane's
@@ -467,11 +542,14 @@ template <class T, int kRows> struct TilePatches {
         const __m512d t1 = _mm512_castps_pd(_mm512_unpackhi_ps(y[0], y[1]));  // lanes 4j+2, 4j+3
         const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(y[2], y[3]));
         const __m512d t3 = _mm512_castps_pd(_mm512_unpackhi_ps(y[2], y[3]));
+        // q[k], 128-bit piece j: the row of lane 4j + k.
+        const __m512 q[4] = {_mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2)), _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)),
+                             _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)), _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3))};
+        if (row_run[r]) scatter_runs(r, q, plane0, res0);
+        const uint32_t full = row_full[r] & ~row_run[r], part = row_part[r] & ~row_run[r];
+        if (!(full | part)) return;
         alignas(64) float quad[4][16];  // quad[k][4j .. 4j+3]: the row of lane 4j + k
-        _mm512_store_ps(quad[0], _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2)));
-        _mm512_store_ps(quad[1], _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)));
-        _mm512_store_ps(quad[2], _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)));
-        _mm512_store_ps(quad[3], _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3)));
+        for (int k = 0; k < 4; ++k) _mm512_store_ps(quad[k], q[k]);
         // Lanes whose four columns all lie in the plane: plain accesses (masked ones
         // everywhere: a `small` forward 3% slower on a Zen 5); then the lanes at the
         // plane's right edge, masked. Each loop visits only its lanes' bits, worked out
@@ -479,14 +557,14 @@ template <class T, int kRows> struct TilePatches {
         // one process, 25 alternating pairs, the same bits: 32 -> 32 at 28x28 and 64 ->
         // 64 at 14x14, batch 64, forward and both gradients, 2 threads, 4-8% faster in
         // fp32 and bf16; the other `small` layers and one thread within 2%).
-        for (uint32_t bits = row_full[r]; bits; bits &= bits - 1) {
+        for (uint32_t bits = full; bits; bits &= bits - 1) {
             const int l = __builtin_ctz(bits);
             const int64_t at = row_at[r][l];
             __m128 v = _mm_load_ps(&quad[l % 4][4 * (l / 4)]);
             if (res0) v = _mm_add_ps(v, _mm_loadu_ps(res0 + at));
             _mm_storeu_ps(plane0 + at, v);
         }
-        for (uint32_t bits = row_part[r]; bits; bits &= bits - 1) {
+        for (uint32_t bits = part; bits; bits &= bits - 1) {
             const int l = __builtin_ctz(bits);
             const int64_t at = row_at[r][l];
             __m128 v = _mm_load_ps(&quad[l % 4][4 * (l / 4)]);

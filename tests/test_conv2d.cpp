@@ -107,14 +107,17 @@ double max_abs(const Tensor& t) {
 
 TEST_CASE_TEMPLATE("Winograd 3x3 convolution matches the naive loops forward and backward", T, float, double) {
     // Planes smaller than a tile, not a multiple of 4, a lane group only partly
-    // filled (17 tiles), and batches cut into several blocks per thread.
+    // filled (17 tiles), and batches cut into several blocks per thread; rows of
+    // tiles that the output transform writes four (16 columns) or two (8) at a time,
+    // whole or cut by the plane's edge (14, 7), or one by one (13, 28 where a row of
+    // seven tiles crosses lane groups).
     const DType dt = dtype_of<T>();
     Generator gen(21);
     struct Case { int64_t B, C, H, W, OC; };
     // (Fewer than 4 input channels take the im2col path: held to the same loops.)
     for (Case c : {Case{1, 4, 1, 1, 1}, Case{2, 4, 2, 3, 4}, Case{3, 4, 5, 5, 5}, Case{2, 5, 7, 7, 3},
                    Case{1, 6, 9, 13, 2}, Case{17, 4, 4, 4, 2}, Case{40, 8, 14, 14, 6}, Case{3, 16, 28, 28, 8},
-                   Case{2, 1, 6, 6, 3}, Case{2, 3, 5, 5, 1}}) {
+                   Case{2, 1, 6, 6, 3}, Case{2, 3, 5, 5, 1}, Case{2, 4, 8, 16, 3}, Case{3, 4, 8, 8, 2}}) {
         INFO("B " << c.B << " C " << c.C << " " << c.H << "x" << c.W << " OC " << c.OC);
         Tensor x = randn({c.B, c.C, c.H, c.W}, gen, dt);
         Tensor w = mul_scalar(randn({c.OC, c.C, 3, 3}, gen, dt), 1.0 / std::sqrt(9.0 * double(c.C)));
