@@ -37,21 +37,15 @@ std::array<uint32_t, 4> Generator::block(uint64_t counter) const {
                       {static_cast<uint32_t>(seed_), static_cast<uint32_t>(seed_ >> 32)});
 }
 
-namespace {
-// philox4x32 of the counters first, first+1, ..., first+kLanes-1 (high words 0) at
-// once: the same arithmetic as above, written lane by lane so that it vectorises.
-constexpr int kLanes = kPhiloxLanes;
-struct Lanes {
-    uint32_t x[4][kLanes];
-};
 #if defined(__AVX512F__) || defined(__AVX2__)
+namespace {
 // One register of lanes, as the rounds below need it: 16 with AVX-512, 8 with AVX2.
 // mulhilo gives the hi and lo words of the products a[l] * b (32 x 32 -> 64 bits):
 // the even and the odd lanes are multiplied separately (vpmuludq), then interleaved.
 #if defined(__AVX512F__)
 struct Reg {
     using V = __m512i;
-    static constexpr int kWidth = 16;
+    static constexpr int kWidth = 16, kInFlight = 4;  // registers whose rounds interleave
     static V load(const uint32_t* p) { return _mm512_load_si512(p); }
     static void store(uint32_t* p, V v) { _mm512_storeu_si512(p, v); }
     static V zero() { return _mm512_setzero_si512(); }
@@ -66,7 +60,7 @@ struct Reg {
 #else
 struct Reg {
     using V = __m256i;
-    static constexpr int kWidth = 8;
+    static constexpr int kWidth = 8, kInFlight = 2;  // (16 registers: four would spill)
     static V load(const uint32_t* p) { return _mm256_load_si256(reinterpret_cast<const V*>(p)); }
     static void store(uint32_t* p, V v) { _mm256_storeu_si256(reinterpret_cast<V*>(p), v); }
     static V zero() { return _mm256_setzero_si256(); }
@@ -79,41 +73,57 @@ struct Reg {
     }
 };
 #endif
+static_assert(kPhiloxLanes % (Reg::kWidth * Reg::kInFlight) == 0, "whole groups of registers");
+
+// The rounds of philox4x32 for the kInFlight registers of lanes from `first`, side
+// by side: a round's multiplies wait on the last round's, so one register alone
+// leaves the multiplier idle most of the time. The counters' high words are those
+// of first + l (first's, or one more where the low word wraps inside the group).
+void philox_registers(uint64_t first, uint32_t key0, uint32_t key1, uint32_t (*lanes)[kPhiloxLanes], int at) {
+    using V = Reg::V;
+    constexpr int G = Reg::kInFlight;
+    V c0[G], c1[G], c2[G], c3[G];
+    for (int g = 0; g < G; ++g) {
+        alignas(64) uint32_t lo[Reg::kWidth], hi[Reg::kWidth];
+        for (int l = 0; l < Reg::kWidth; ++l) {
+            const uint64_t ctr = first + static_cast<uint64_t>(g * Reg::kWidth + l);
+            lo[l] = static_cast<uint32_t>(ctr), hi[l] = static_cast<uint32_t>(ctr >> 32);
+        }
+        c0[g] = Reg::load(lo), c1[g] = Reg::load(hi), c2[g] = Reg::zero(), c3[g] = Reg::zero();
+    }
+    const V m0 = Reg::all(kMul0), m1 = Reg::all(kMul1);
+    uint32_t k0 = key0, k1 = key1;
+    for (int round = 0; round < 10; ++round) {
+        const V key_a = Reg::all(k0), key_b = Reg::all(k1);
+        for (int g = 0; g < G; ++g) {
+            V hi0, lo0, hi1, lo1;
+            Reg::mulhilo(c0[g], m0, hi0, lo0);
+            Reg::mulhilo(c2[g], m1, hi1, lo1);
+            c0[g] = Reg::xor3(hi1, c1[g], key_a);
+            c2[g] = Reg::xor3(hi0, c3[g], key_b);
+            c1[g] = lo1, c3[g] = lo0;
+        }
+        k0 += kWeyl0, k1 += kWeyl1;
+    }
+    for (int g = 0; g < G; ++g) {
+        const int l = at + g * Reg::kWidth;
+        Reg::store(lanes[0] + l, c0[g]), Reg::store(lanes[1] + l, c1[g]);
+        Reg::store(lanes[2] + l, c2[g]), Reg::store(lanes[3] + l, c3[g]);
+    }
+}
+}  // namespace
 #endif
 
-void philox_lanes(uint64_t first, uint64_t seed, Lanes& out) {
+// philox4x32 of the counters first, first+1, ..., first+kPhiloxLanes-1 (high words 0)
+// at once: the same arithmetic as philox4x32, written lane by lane so that it vectorises.
+void philox_lanes(uint64_t first, uint64_t seed, uint32_t (*lanes)[kPhiloxLanes]) {
     const uint32_t key0 = static_cast<uint32_t>(seed), key1 = static_cast<uint32_t>(seed >> 32);
 #if defined(__AVX512F__) || defined(__AVX2__)
-    if constexpr (kLanes % Reg::kWidth == 0) {  // the rounds below in registers, Reg::kWidth lanes at a time
-        using V = Reg::V;
-        for (int g = 0; g < kLanes; g += Reg::kWidth) {
-            alignas(64) uint32_t lo[Reg::kWidth], hi[Reg::kWidth];
-            for (int l = 0; l < Reg::kWidth; ++l) {
-                const uint64_t ctr = first + static_cast<uint64_t>(g + l);
-                lo[l] = static_cast<uint32_t>(ctr), hi[l] = static_cast<uint32_t>(ctr >> 32);
-            }
-            V c0 = Reg::load(lo), c1 = Reg::load(hi), c2 = Reg::zero(), c3 = Reg::zero();
-            const V m0 = Reg::all(kMul0), m1 = Reg::all(kMul1);
-            uint32_t k0 = key0, k1 = key1;
-            for (int round = 0; round < 10; ++round) {
-                V hi0, lo0, hi1, lo1;
-                Reg::mulhilo(c0, m0, hi0, lo0);
-                Reg::mulhilo(c2, m1, hi1, lo1);
-                c0 = Reg::xor3(hi1, c1, Reg::all(k0));
-                c2 = Reg::xor3(hi0, c3, Reg::all(k1));
-                c1 = lo1, c3 = lo0;
-                k0 += kWeyl0, k1 += kWeyl1;
-            }
-            Reg::store(out.x[0] + g, c0);
-            Reg::store(out.x[1] + g, c1);
-            Reg::store(out.x[2] + g, c2);
-            Reg::store(out.x[3] + g, c3);
-        }
-        return;
-    }
-#endif
+    for (int at = 0; at < kPhiloxLanes; at += Reg::kWidth * Reg::kInFlight)
+        philox_registers(first + static_cast<uint64_t>(at), key0, key1, lanes, at);
+#else
 #pragma omp simd
-    for (int l = 0; l < kLanes; ++l) {
+    for (int l = 0; l < kPhiloxLanes; ++l) {
         const uint64_t ctr = first + static_cast<uint64_t>(l);
         uint32_t c0 = static_cast<uint32_t>(ctr), c1 = static_cast<uint32_t>(ctr >> 32), c2 = 0, c3 = 0;
         uint32_t k0 = key0, k1 = key1;
@@ -123,21 +133,15 @@ void philox_lanes(uint64_t first, uint64_t seed, Lanes& out) {
             c1 = static_cast<uint32_t>(p1), c3 = static_cast<uint32_t>(p0), c0 = n0, c2 = n2;
             k0 += kWeyl0, k1 += kWeyl1;
         }
-        out.x[0][l] = c0, out.x[1][l] = c1, out.x[2][l] = c2, out.x[3][l] = c3;
+        lanes[0][l] = c0, lanes[1][l] = c1, lanes[2][l] = c2, lanes[3][l] = c3;
     }
-}
-}  // namespace
-
-void philox_blocks(uint64_t first, uint64_t seed, uint32_t* out) {
-    Lanes r;
-    philox_lanes(first, seed, r);
-    for (int l = 0; l < kLanes; ++l)
-        for (int j = 0; j < 4; ++j) out[4 * l + j] = r.x[j][l];
+#endif
 }
 
 // Element i of the tensor takes number i % 4 of block base + i / 4 (Generator::block),
 // the blocks drawn kLanes at a time.
 template <class F> static void fill_blocks(Tensor& t, Generator& gen, F&& from_block) {
+    constexpr int kLanes = kPhiloxLanes;
     const int64_t n = t.numel();
     const int64_t blocks = (n + 3) / 4;
     const uint64_t base = gen.reserve(static_cast<uint64_t>(blocks));
@@ -145,14 +149,14 @@ template <class F> static void fill_blocks(Tensor& t, Generator& gen, F&& from_b
     dispatch(t.dtype(), [&](auto tag) {
         using T = decltype(tag);
         T* p = t.data<T>();
-        parallel_for(groups, 256, [&](int64_t grp) {
-            Lanes r;
+        parallel_for(groups, 64, [&](int64_t grp) {
+            alignas(64) uint32_t r[4][kLanes];
             philox_lanes(base + static_cast<uint64_t>(grp * kLanes), gen.seed(), r);
             for (int l = 0; l < kLanes; ++l) {
                 const int64_t b = grp * kLanes + l;
                 if (4 * b >= n) break;
                 double v[4];
-                from_block({r.x[0][l], r.x[1][l], r.x[2][l], r.x[3][l]}, v);
+                from_block({r[0][l], r[1][l], r[2][l], r[3][l]}, v);
                 for (int64_t j = 0; j < 4 && 4 * b + j < n; ++j) p[4 * b + j] = static_cast<T>(v[j]);
             }
         });

@@ -32,10 +32,10 @@ private:
     uint64_t offset_ = 0;
 };
 
-// The numbers of kPhiloxLanes consecutive blocks, computed together (vectorised),
-// in element order: out[4 l + j] is number j of block first + l.
-constexpr int kPhiloxLanes = 16;
-void philox_blocks(uint64_t first, uint64_t seed, uint32_t* out);
+// The numbers of kPhiloxLanes consecutive blocks (Generator::block), computed
+// together (vectorised), number by number: lanes[j][l] is number j of block first + l.
+constexpr int kPhiloxLanes = 64;
+void philox_lanes(uint64_t first, uint64_t seed, uint32_t (*lanes)[kPhiloxLanes]);
 
 // A 32-bit integer to a uniform in (0, 1): never 0, so log() is safe.
 inline double uint_to_open01(uint32_t x) { return (static_cast<double>(x) + 0.5) * (1.0 / 4294967296.0); }
