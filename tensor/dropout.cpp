@@ -106,7 +106,7 @@ DropoutOut dropout_forward(const Tensor& x, double p, Generator& gen) {
     DDPM_CHECK(p >= 0.0 && p < 1.0, "dropout", fmt::format("p = {} is not in [0, 1)", p));
     const int64_t n = x.numel(), chunks = (n + kChunk - 1) / kChunk;
     DropoutOut out{Tensor(x.shape(), x.dtype()), Tensor({chunks}, DType::F64), p};
-    // Whole lane groups are reserved, so the next draw never shares a block with this one.
+    // Whole chunks' blocks are reserved, so the next draw never shares a block with this one.
     const uint64_t base = gen.reserve(static_cast<uint64_t>(chunks * kChunkBlocks)), seed = gen.seed();
     // kept <=> (x + 0.5) / 2^32 >= p <=> x >= ceil(p 2^32 - 0.5), in integers (p < 1: below 2^32).
     const uint32_t threshold = static_cast<uint32_t>(std::max(0.0, std::ceil(p * 4294967296.0 - 0.5)));

@@ -75,10 +75,10 @@ struct Reg {
 #endif
 static_assert(kPhiloxLanes % (Reg::kWidth * Reg::kInFlight) == 0, "whole groups of registers");
 
-// The rounds of philox4x32 for the kInFlight registers of lanes from `first`, side
-// by side: a round's multiplies wait on the last round's, so one register alone
-// leaves the multiplier idle most of the time. The counters' high words are those
-// of first + l (first's, or one more where the low word wraps inside the group).
+// The rounds of philox4x32 for the kInFlight registers of lanes from `first` (lane l's
+// counter first + l: its low and high words in c0 and c1, c2 = c3 = 0), into lanes[j][at
+// + l], side by side: a round's multiplies wait on the last round's, so one register
+// alone leaves the multiplier idle most of the time.
 void philox_registers(uint64_t first, uint32_t key0, uint32_t key1, uint32_t (*lanes)[kPhiloxLanes], int at) {
     using V = Reg::V;
     constexpr int G = Reg::kInFlight;

@@ -493,7 +493,9 @@ template <class T, int kRows> struct TilePatches {
     // brought together by a 4x4 transpose of 128-bit pieces, z[j] = (q[0].j, q[1].j,
     // q[2].j, q[3].j), and stored as one 64-byte stretch (a run of four) or two
     // 32-byte ones (runs of two: lanes 4j, 4j + 1 in z[j]'s low half, 4j + 2, 4j + 3
-    // in its high half) rather than as 16-byte rows.
+    // in its high half) rather than as 16-byte rows. (`small`'s 3x3 layers at batch 64,
+    // forward and backward, 2 threads, 4 alternating rounds, the same bits: the 28x28
+    // ones 9-11% faster, the 14x14 ones up to 4%.)
     void scatter_runs(int r, const __m512 q[4], float* plane0, const float* res0) const {
         const __m512 a = _mm512_shuffle_f32x4(q[0], q[1], 0x44), b = _mm512_shuffle_f32x4(q[0], q[1], 0xEE);
         const __m512 c = _mm512_shuffle_f32x4(q[2], q[3], 0x44), d = _mm512_shuffle_f32x4(q[2], q[3], 0xEE);
