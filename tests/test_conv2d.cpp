@@ -109,8 +109,8 @@ TEST_CASE_TEMPLATE("Winograd 3x3 convolution matches the naive loops forward and
     // Planes smaller than a tile, not a multiple of 4, a lane group only partly
     // filled (17 tiles), and batches cut into several blocks per thread; rows of
     // tiles that the output transform writes four (16 columns) or two (8) at a time,
-    // whole or cut by the plane's edge (14, 7), or one by one (13, 28 where a row of
-    // seven tiles crosses lane groups).
+    // whole or with the last tile cut by the plane's edge (14, 13, 7), and mixed with
+    // tiles written one by one (28: rows of seven tiles, across lane groups).
     const DType dt = dtype_of<T>();
     Generator gen(21);
     struct Case { int64_t B, C, H, W, OC; };
