@@ -230,16 +230,21 @@ template <class T> struct Operand {
 
 struct WeightPairsTag {};
 
+// Whether the loops below run a batch of `images` one image per thread, each thread's
+// products on our single-threaded kernels (else one image after another, the BLAS on
+// every thread): im2col_forward's parallel_for, whose grain is max_threads(), and
+// im2col_backward's slices. With one thread, every batch runs on our kernels.
+bool image_per_thread(int64_t images) { return images >= max_threads(); }
+
 // guide.md §3: op(W) (M x K) as that operand, packed once for all images under --precision bf16
-// where the images then run on our kernels, one per thread (B >= max_threads(), as the
-// loops below decide; else the BLAS takes W as it is).
+// where the images then run on our kernels (image_per_thread; else the BLAS takes W as it is).
 // (`cifar10`, batch 16, 2 threads, a Zen 5: packed for each image, 256 x 2304 weights
 // for a product of 16 columns, its 8x8 downsampling convolution was slower in bf16
 // than in fp32.)
 template <class T> Operand<T> weight_operand(const T* w, int64_t M, int64_t K, bool trans, int64_t images) {
     Operand<T> a{w, trans ? M : K, trans};
     if constexpr (std::is_same_v<T, float>) {
-        if (gemm_precision() == GemmPrecision::BF16 && images >= max_threads()) {
+        if (gemm_precision() == GemmPrecision::BF16 && image_per_thread(images)) {
             uint32_t* Ap = thread_scratch<uint32_t, WeightPairsTag>(static_cast<size_t>(M * bf16_pairs(K)));
             pack_bf16_a(M, K, w, a.lda, trans, Ap);
             a.Ap = Ap;
@@ -373,7 +378,7 @@ void im2col_backward_image(const Geom& g, const T* xb, const Operand<T>& wt, con
 // order: no two threads write one element, and the result does not depend on timing.
 template <class T>
 void im2col_backward(const Geom& g, const T* px, const T* pw, const T* pd, T* dx, T* dw, T* dbias) {
-    const int nt = (g.B >= max_threads()) ? max_threads() : 1;
+    const int nt = image_per_thread(g.B) ? max_threads() : 1;
     const int64_t wsize = g.OC * g.ckk();
     T* dw_part = dw ? thread_scratch<T, DwPartTag>(static_cast<size_t>(nt * wsize)) : nullptr;
     double* db_part = dbias ? thread_scratch<double, DbPartTag>(static_cast<size_t>(nt * g.OC)) : nullptr;

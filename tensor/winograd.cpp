@@ -255,6 +255,10 @@ template <class T> void transform_kernels(const T* w, int64_t OC, int64_t C, boo
         transform_kernels<false>(w, OC, C, U, uxi);
 }
 
+// What a TilePatches is for: gathering the patches only, or also scattering tiles
+// into them (which works out, once, the runs that scatter_runs stores together).
+enum class PatchUse { Gather, Scatter };
+
 // For each lane, the kRows x kRows patch whose corner is (row - off, col - off)
 // of its image's plane. gather reads it into d[r][s][lane] (zero outside the
 // H x W plane); scatter writes d back to the part inside the plane. The lanes'
@@ -330,7 +334,8 @@ template <class T, int kRows> struct TilePatches {
     __m256i row_mask[kRows][kLanes];
 #endif
 
-    TilePatches(const LaneTiles& lt, int64_t plane_stride, int64_t H_, int64_t W_, int64_t off)
+    TilePatches(const LaneTiles& lt, int64_t plane_stride, int64_t H_, int64_t W_, int64_t off,
+                PatchUse use = PatchUse::Gather)
         : n(lt.n), H(H_), W(W_) {
         for (int l = 0; l < n; ++l) {
             const int64_t r0 = lt.row[l] - off, c0 = lt.col[l] - off;
@@ -357,7 +362,7 @@ template <class T, int kRows> struct TilePatches {
                 row_cols[r][l] = ok ? __mmask8(lane_cols[l]) : __mmask8(0);
                 if (l < n && (row_whole[r] >> l & 1u)) row_plain[r] |= 1u << l;
                 if (ok) (lane_cols[l] == (1u << kRows) - 1 ? row_full : row_part)[r] |= 1u << l;
-                if (kRows == 4 && l % 4 == 3) find_runs(r, l - 3);
+                if (kRows == 4 && use == PatchUse::Scatter && l % 4 == 3) find_runs(r, l - 3);
 #else
                 row_mask[r][l] = bit_mask8(ok ? lane_cols[l] : 0u);
 #endif
@@ -825,7 +830,7 @@ void output_transform(const T* M, const T* bias, int64_t bias_stride, const T* r
                       int64_t count, T* out) {
     for (int64_t q = 0; q < count; q += kLanes) {
         const LaneTiles lanes(t, p0 + q, count - q);
-        const TilePatches<T, 4> patches(lanes, t.OC * t.H * t.W, t.H, t.W, 0);
+        const TilePatches<T, 4> patches(lanes, t.OC * t.H * t.W, t.H, t.W, 0, PatchUse::Scatter);
         for (int64_t o = 0; o < t.OC; ++o) {
             alignas(64) T tmp[4][6][kLanes], y[4][4][kLanes], b[kLanes] = {};
             for (int s = 0; s < 6; ++s) at6(M + s * t.mxi + o * t.ld + q, 6 * t.mxi, &tmp[0][s][0], 6 * kLanes);
@@ -855,7 +860,7 @@ void output_transform<float>(const float* M, const float* bias, int64_t bias_str
                              const Tiling& t, int64_t p0, int64_t count, float* out) {
     for (int64_t q = 0; q < count; q += kLanes) {
         const LaneTiles lanes(t, p0 + q, count - q);
-        const TilePatches<float, 4> patches(lanes, t.OC * t.H * t.W, t.H, t.W, 0);
+        const TilePatches<float, 4> patches(lanes, t.OC * t.H * t.W, t.H, t.W, 0, PatchUse::Scatter);
         for (int64_t o = 0; o < t.OC; ++o) {
             alignas(64) float tmp[4][6][kLanes], b[kLanes] = {};  // tmp[r][s]: (A^T M)[r][s] of every lane
             for (int s = 0; s < 6; ++s) {
