@@ -72,6 +72,28 @@ struct ScoresTag {};  // per-thread S^T of an entry whose P^T is not kept (or ke
 struct PaddedTag {};  // per-thread copies of an entry's q, k and v with rows padded_row() long
 struct DScoresTag {};  // per-thread dP^T, then dS^T, in the backward
 
+// One row of the softmax's exps, in place: row[i] = exp(s (row[i] - m[i])), added into z[i].
+// For float with AVX-512 on exp_fast16 (fast_exp.h), a masked vector for the rest.
+template <class T> void exp_row(T* row, int64_t n, T s, const T* m, T* z) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        row[i] = exp_kernel(s * (row[i] - m[i]));
+        z[i] += row[i];
+    }
+}
+#if defined(__AVX512F__)
+template <> void exp_row<float>(float* row, int64_t n, float s, const float* m, float* z) {
+    const __m512 scale = _mm512_set1_ps(s);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = first_lanes(n - i);
+        const __m512 e = exp_fast16(
+            _mm512_mul_ps(scale, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + i), _mm512_maskz_loadu_ps(k, m + i))));
+        _mm512_mask_storeu_ps(row + i, k, e);
+        _mm512_mask_storeu_ps(z + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, z + i), e));
+    }
+}
+#endif
+
 // guide.md §4, softmax down each column: in place, st (n x n, row length ld) = S^T/s becomes P^T with
 //   P^T[j][i] = exp(s (S^T[j][i] - m_i)) / sum_j' exp(s (S^T[j'][i] - m_i)),  m_i = max_j S^T[j][i].
 // Every loop runs across a row, i.e. across queries: contiguous, vectorised.
@@ -83,14 +105,7 @@ template <class T> void softmax_columns(T* st, int64_t n, int64_t ld, T s, T* m,
         for (int64_t i = 0; i < n; ++i) m[i] = m[i] < row[i] ? row[i] : m[i];  // a NaN never wins, as std::max
     }
     std::fill(z, z + n, T(0));
-    for (int64_t j = 0; j < n; ++j) {
-        T* row = st + j * ld;
-#pragma omp simd
-        for (int64_t i = 0; i < n; ++i) {
-            row[i] = exp_kernel(s * (row[i] - m[i]));
-            z[i] += row[i];
-        }
-    }
+    for (int64_t j = 0; j < n; ++j) exp_row(st + j * ld, n, s, m, z);
     for (int64_t i = 0; i < n; ++i) z[i] = T(1) / z[i];
     for (int64_t j = 0; j < n; ++j) {
         T* row = st + j * ld;

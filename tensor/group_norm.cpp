@@ -10,6 +10,7 @@
 #include <cmath>
 #include <vector>
 
+#include "tensor/avx512.h"
 #include "tensor/block_sum.h"
 #include "tensor/fast_exp.h"
 
@@ -36,6 +37,76 @@ GnGeom gn_geom(const Tensor& x, const Tensor& gamma, int64_t groups) {
 }
 
 template <class T> T sigmoid_of(T y) { return T(1) / (T(1) + exp_kernel(-y)); }
+
+// The SiLU passes over one channel's n positions, y = scale x + shift recomputed
+// from x: silu_row writes silu(y) = y sigmoid(y) (forward), silu_grad_row
+// dy = dz s (1 + y (1 - s)) with s = sigmoid(y) (backward). For float with AVX-512, on
+// exp_fast16, two vectors at a time and a masked one for the rest; else the loops as
+// written. (`small`'s four shapes of group norm with SiLU, batch 64, 2 threads, a Zen 5,
+// a test program alternating with the loops, 3 rounds: forward 0.84 -> 0.64 ms in all
+// with the inputs in cache, 1.27-1.40 -> 0.97-1.06 with them cold; backward 1.19-1.23
+// -> 0.97-1.00 and 2.01-2.13 -> 1.79-2.04.)
+template <class T> void silu_row(const T* x, T scale, T shift, int64_t n, T* out) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const T y = x[i] * scale + shift;
+        out[i] = y * sigmoid_of(y);
+    }
+}
+
+template <class T> void silu_grad_row(const T* x, const T* dz, T scale, T shift, int64_t n, T* out) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const T y = x[i] * scale + shift, s = sigmoid_of(y);
+        out[i] = dz[i] * s * (T(1) + y * (T(1) - s));
+    }
+}
+
+#if defined(__AVX512F__)
+inline __m512 silu16(__m512 x, __m512 scale, __m512 shift) {
+    const __m512 y = _mm512_fmadd_ps(x, scale, shift);
+    return _mm512_div_ps(y, _mm512_add_ps(_mm512_set1_ps(1.0f), exp_fast16(_mm512_sub_ps(_mm512_setzero_ps(), y))));
+}
+
+inline __m512 silu_grad16(__m512 x, __m512 dz, __m512 scale, __m512 shift) {
+    const __m512 one = _mm512_set1_ps(1.0f), y = _mm512_fmadd_ps(x, scale, shift);
+    const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp_fast16(_mm512_sub_ps(_mm512_setzero_ps(), y))));
+    return _mm512_mul_ps(_mm512_mul_ps(dz, s), _mm512_fmadd_ps(y, _mm512_sub_ps(one, s), one));
+}
+
+// (A first form, one vector an iteration on exp_fast's steps as written there, was no
+// faster than GCC's loop above; this one, two vectors on exp_fast16, is the figure above.)
+template <> void silu_row<float>(const float* x, float scale, float shift, int64_t n, float* out) {
+    const __m512 a = _mm512_set1_ps(scale), b = _mm512_set1_ps(shift);
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 z0 = silu16(_mm512_loadu_ps(x + i), a, b), z1 = silu16(_mm512_loadu_ps(x + i + 16), a, b);
+        _mm512_storeu_ps(out + i, z0);
+        _mm512_storeu_ps(out + i + 16, z1);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = first_lanes(n - i);
+        _mm512_mask_storeu_ps(out + i, m, silu16(_mm512_maskz_loadu_ps(m, x + i), a, b));
+    }
+}
+
+template <>
+void silu_grad_row<float>(const float* x, const float* dz, float scale, float shift, int64_t n, float* out) {
+    const __m512 a = _mm512_set1_ps(scale), b = _mm512_set1_ps(shift);
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 g0 = silu_grad16(_mm512_loadu_ps(x + i), _mm512_loadu_ps(dz + i), a, b);
+        const __m512 g1 = silu_grad16(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(dz + i + 16), a, b);
+        _mm512_storeu_ps(out + i, g0);
+        _mm512_storeu_ps(out + i + 16, g1);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = first_lanes(n - i);
+        _mm512_mask_storeu_ps(out + i, m,
+                              silu_grad16(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, dz + i), a, b));
+    }
+}
+#endif
 
 struct GroupBufTag {};
 struct PartGammaTag {};  // per (image, channel) sums for the gamma gradient
@@ -73,10 +144,11 @@ GroupNormOut group_norm_forward_impl(const Tensor& x, const Tensor& gamma, const
                 const T shift = static_cast<T>(pb[c0 + c] - mean * rstd * pg[c0 + c]);
                 const T* xc = xg + c * g.HW;
                 T* yc = py + bg * n + c * g.HW;
+                if constexpr (kSilu) {
+                    silu_row(xc, scale, shift, g.HW, yc);
+                } else {
 #pragma omp simd
-                for (int64_t i = 0; i < g.HW; ++i) {
-                    const T y = xc[i] * scale + shift;
-                    yc[i] = kSilu ? y * sigmoid_of(y) : y;
+                    for (int64_t i = 0; i < g.HW; ++i) yc[i] = xc[i] * scale + shift;
                 }
             }
         });
@@ -91,14 +163,7 @@ void silu_backward_group(const GnGeom& g, const T* xg, const T* dzg, const T* pg
                          T* dyg) {
     for (int64_t c = 0; c < g.cpg; ++c) {
         const T scale = rs * pg[c0 + c], shift = pb[c0 + c] - mu * rs * pg[c0 + c];
-        const T* xc = xg + c * g.HW;
-        const T* dc = dzg + c * g.HW;
-        T* out = dyg + c * g.HW;
-#pragma omp simd
-        for (int64_t i = 0; i < g.HW; ++i) {
-            const T y = xc[i] * scale + shift, s = sigmoid_of(y);
-            out[i] = dc[i] * s * (T(1) + y * (T(1) - s));
-        }
+        silu_grad_row(xg + c * g.HW, dzg + c * g.HW, scale, shift, g.HW, dyg + c * g.HW);
     }
 }
 

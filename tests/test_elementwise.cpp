@@ -1,8 +1,12 @@
 // Element-wise ops: values against hand-computed results, broadcasting, errors.
+#include <bit>
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include "helpers.h"
 #include "tensor/elementwise.h"
+#include "tensor/fast_exp.h"
 
 using namespace ddpm;
 using ddpm::test::check_values;
@@ -82,6 +86,54 @@ TEST_CASE_TEMPLATE("unary ops against the standard library", T, float, double) {
     // silu'(x) = s (1 + x (1 - s)) at x = 0 is 1/2, at large x tends to 1.
     Tensor d = silu_backward(Tensor::from_data({0, 20}, {2}, dt), Tensor::ones({2}, dt));
     check_values(d, {0.5, 1.0}, 1e-6);
+}
+
+// ULPs between two finite floats of one sign (their bit patterns are then ordered as the values).
+static int64_t ulps_apart(float a, float b) {
+    return std::abs(int64_t{std::bit_cast<int32_t>(a)} - int64_t{std::bit_cast<int32_t>(b)});
+}
+
+TEST_CASE("exp_fast, and exp_fast16 lane by lane, against std::exp and at the edges") {
+    // Every 1/64 from -90 to 90: beyond the clamp at both ends, n = 128 above 88.3763.
+    std::vector<float> xs;
+    for (int i = -90 * 64; i <= 90 * 64; ++i) xs.push_back(static_cast<float>(i) / 64.0f);
+    for (float e : {0.0f, -0.0f, 1e-30f, -1e-30f, 0.5f * 0.6931472f, 88.37f, 88.38f, 88.7f, -87.3f, -87.29f})
+        xs.push_back(e);
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    xs.insert(xs.end(), {inf, -inf, nan});
+    while (xs.size() % 16) xs.push_back(0.0f);
+    std::vector<float> fast16(xs.size());
+#if defined(__AVX512F__)
+    for (size_t i = 0; i < xs.size(); i += 16)
+        _mm512_storeu_ps(fast16.data() + i, exp_fast16(_mm512_loadu_ps(xs.data() + i)));
+#else
+    MESSAGE("no AVX-512 in this build: exp_fast16 not built, exp_fast alone checked");
+    for (size_t i = 0; i < xs.size(); ++i) fast16[i] = exp_fast(xs[i]);
+#endif
+    int64_t worst = 0, worst16 = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+        const float x = xs[i], e = exp_fast(x), e16 = fast16[i];
+        INFO("x = " << x << ": exp_fast " << e << ", exp_fast16 " << e16);
+        if (std::isnan(x)) {
+            CHECK(std::isnan(e));
+            CHECK(std::isnan(e16));
+        } else if (x < -87.3f) {  // the clamp: e^-87.3, not the denormal or 0 of exp
+            CHECK(e == exp_fast(-87.3f));
+            CHECK(e16 == exp_fast(-87.3f));
+        } else if (x > 88.3763f) {  // n = 128 (127.5 ln 2 = 88.37626); exp_fast: 2^n overflows, +inf;
+                                    // exp_fast16: exp's value, +inf past 88.72
+            const float want = static_cast<float>(std::exp(static_cast<double>(x)));
+            CHECK(e == inf);
+            CHECK((want == inf ? e16 == inf : ulps_apart(e16, want) <= 2));
+        } else {
+            const float want = static_cast<float>(std::exp(static_cast<double>(x)));
+            worst = std::max(worst, ulps_apart(e, want));
+            worst16 = std::max(worst16, ulps_apart(e16, e));
+        }
+    }
+    CHECK(worst <= 2);    // the header's "about 1 ulp"
+    CHECK(worst16 <= 2);  // the header's "within 2 ulp of exp_fast"
+    MESSAGE("exp_fast within " << worst << " ulp of exp; exp_fast16 within " << worst16 << " of exp_fast");
 }
 
 TEST_CASE_TEMPLATE("in-place updates and expand", T, float, double) {
