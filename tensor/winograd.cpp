@@ -1225,11 +1225,25 @@ void winograd_conv_by_xi(const T* x, const T* U, const uint32_t* Up, const T* bi
 // 10.5 / 11.1 / 16.9 against 10.7 / 10.2 / 15.0; 256 -> 256 at 8x8 (9.4 MB, 32
 // tiles) 2.5 / 2.5 / 2.8 against 2.0 / 2.0 / 2.2. (Before blocks held three lane
 // groups and the weight gradient's adjoint ran on lanes, more than four L2s alone
-// had been the rule.)
-bool wide_layer(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan) {
+// had been the rule. The weight gradient now has a threshold of its own, below.)
+// (by_tile: the bytes of U per tile of a thread's share above which by xi pays.)
+bool wide_layer(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan,
+                int64_t by_tile = l2_bytes() / 8) {
     if (plan != WinogradPlan::Auto) return plan == WinogradPlan::ByXi;
     const int64_t u_bytes = kXi * OC * C * int64_t{sizeof(float)}, tiles = B * ceil_div(H, 4) * ceil_div(W, 4);
-    return u_bytes > 4 * l2_bytes() && u_bytes * max_threads() > tiles * (l2_bytes() / 8);
+    return u_bytes > 4 * l2_bytes() && u_bytes * max_threads() > tiles * by_tile;
+}
+
+// The weight gradient's plan: as wide_layer, but by xi from a quarter of the U per
+// tile, L2 / 32: by blocks, each block reads and writes all of its thread's slice of
+// dU, where the forward's only reads U. Measured on a Zen 5 (1 MiB L2), batch 16, 2
+// threads, the weight gradient alone, by xi against by blocks, best of 12 alternating
+// each, three runs: 128 -> 256 at 16x16 (U 4.7 MB, 128 tiles a thread) 0.85-0.88x in
+// fp32 and 0.82-1.02x in bf16; 256 -> 256 at 16x16 0.79-0.90x and 0.71-0.91x;
+// 384 -> 256 at 16x16 0.75-0.86x and 0.67-0.81x. At 32x32 (512 tiles a thread),
+// which stays by blocks, 384 -> 128 and 256 -> 128 took 0.92-1.23x in fp32 by xi.
+bool wide_weight_grad(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan) {
+    return wide_layer(B, C, H, W, OC, plan, l2_bytes() / 32);
 }
 
 // The tiling of a forward (or input-gradient) convolution with its plan:
@@ -1424,11 +1438,11 @@ template <class T>
 void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, int64_t B, int64_t C, int64_t H,
                                   int64_t W, int64_t OC, WinogradPlan plan) {
     const int threads = max_threads();
-    // Wide: see wide_layer. (On a Zen 3 with 512 KiB of L2, before blocks held
+    // Wide: see wide_weight_grad. (On a Zen 3 with 512 KiB of L2, before blocks held
     // three lane groups, 128 -> 128 channels at 32x32 and wider had gone faster by
     // xi, 13.6 ms against 15.4, 17 against 40 at 256 -> 256 at 16x16; 128 -> 64 and
     // narrower by blocks, 7.4 ms against 7.8 at 14x14.)
-    const bool wide = wide_layer(B, C, H, W, OC, plan);
+    const bool wide = wide_weight_grad(B, C, H, W, OC, plan);
     const Tiling t(B, C, H, W, OC, wide ? 1 : threads, wide ? shared_block_bytes() : 2 * block_bytes());
     const int64_t usize = kXi * t.uxi;
     const int nt = static_cast<int>(std::min<int64_t>(threads, wide ? kXi : t.nblocks));
