@@ -20,11 +20,13 @@
 //                  the transforms, which are memory-bound, count as time only.
 //   wgemm/<shape>  our GEMM kernel (gemm_kernels.h) alone, on one block's 36
 //                  Winograd products of that layer, one thread, data in cache.
+// With --parts=1 the unet rows come in three, each layer's forward, input gradient
+// and weight gradient (with the bias's) timed apart: fwd/, dx/ and dw/<layer>.
 //
 // With --precision=bf16 every product runs in bfloat16 (gemm_kernels.h) and
 // "peak" is the share of the bf16 dot-product peak instead.
 //
-// Run: ./build/bench/bench_conv2d [--config=small] [--batch=64] [--precision=fp32]
+// Run: ./build/bench/bench_conv2d [--config=small] [--batch=64] [--precision=fp32] [--parts=0]
 //      (add --benchmark_filter=... to pick rows)
 #include <benchmark/benchmark.h>
 #include <cblas.h>
@@ -186,6 +188,31 @@ void BM_unet_layer(benchmark::State& state, Layer layer) {
     report(state, 3 * s.gemm_flops());
 }
 
+// One part of a layer's convolution, timed apart (--parts=1).
+enum class Part { Forward, InputGrad, WeightGrad };
+
+void BM_unet_part(benchmark::State& state, Layer layer, Part part) {
+    const int threads = static_cast<int>(state.range(0));
+    set_threads(threads);
+    const ConvShape& s = layer.shape;
+    Generator gen(1);
+    Tensor x = randn({s.B, s.C, s.H, s.W}, gen), w = randn({s.OC, s.C, s.K, s.K}, gen), b = randn({s.OC}, gen);
+    const Tensor dy = conv2d_forward(x, w, b, s.stride, s.pad);  // a gradient of the output's shape
+    const bool dx = part == Part::InputGrad, dw = part == Part::WeightGrad;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+        if (part == Part::Forward) {
+            Tensor y = conv2d_forward(x, w, b, s.stride, s.pad);
+            benchmark::DoNotOptimize(y.raw_data());
+        } else {
+            Conv2dGrads g = conv2d_backward(dy, x, w, s.stride, s.pad, dx, dw, dw);
+            benchmark::DoNotOptimize(dx ? g.dx.raw_data() : g.dweight.raw_data());
+        }
+    }
+    report_peak(state, layer.forward_flops(), threads, seconds_since(t0));
+    report(state, s.gemm_flops());
+}
+
 // One block's 36 products M[xi] = U[xi] V[xi] (OC x C times C x N) of a Winograd layer,
 // as the convolution runs them: in bf16 on U's and V's pairs, packed beforehand (as
 // the kernel and input transforms make them), so only the products are timed.
@@ -223,10 +250,18 @@ void BM_winograd_gemm(benchmark::State& state, Layer layer) {
     state.SetLabel(fmt::format("N={} {}", n, bf16 ? bf16_kernel().name : sgemm_kernel().name));
 }
 
-void register_unet(const std::string& config, int64_t batch) {
+void register_unet(const std::string& config, int64_t batch, bool parts) {
     for (const Layer& layer : unet_layers(config, batch)) {
-        benchmark::RegisterBenchmark(("unet/" + layer.name).c_str(), BM_unet_layer, layer)
-            ->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+        const auto threads = [](benchmark::internal::Benchmark* b) {
+            b->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+        };
+        if (parts) {
+            for (auto [label, part] : {std::pair{"fwd/", Part::Forward}, std::pair{"dx/", Part::InputGrad},
+                                       std::pair{"dw/", Part::WeightGrad}})
+                threads(benchmark::RegisterBenchmark((label + layer.name).c_str(), BM_unet_part, layer, part));
+        } else {
+            threads(benchmark::RegisterBenchmark(("unet/" + layer.name).c_str(), BM_unet_layer, layer));
+        }
         if (layer.winograd())
             benchmark::RegisterBenchmark(("wgemm/" + layer.name).c_str(), BM_winograd_gemm, layer)
                 ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
@@ -282,7 +317,7 @@ int main(int argc, char** argv) {
     benchmark::AddCustomContext("precision (peak% against its peak)", precision);
     benchmark::AddCustomContext("OpenBLAS core", openblas_get_corename());
     benchmark::AddCustomContext("U-Net layers", fmt::format("{}, batch {}", config, batch));
-    register_unet(config, batch);
+    register_unet(config, batch, take_flag(argc, argv, "parts", "0") == "1");
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     benchmark::RunSpecifiedBenchmarks();
