@@ -73,7 +73,7 @@ struct PaddedTag {};  // per-thread copies of an entry's q, k and v with rows pa
 struct DScoresTag {};  // per-thread dP^T, then dS^T, in the backward
 
 // One row of the softmax's exps, in place: row[i] = exp(s (row[i] - m[i])), added into z[i].
-// For float with AVX-512 on exp_fast16 (fast_exp.h), a masked vector for the rest.
+// For float with AVX-512 on exp_fast16 (fast_exp.h), 16 lanes at a time, the last masked.
 template <class T> void exp_row(T* row, int64_t n, T s, const T* m, T* z) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {

@@ -54,7 +54,8 @@ inline __m512 exp_fast16(__m512 x) {
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f),
                                       _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), c));
-    // p = p0 + p1 r + r^2 (p2 + p3 r) + r^4 (p4 + p5 r), exp_fast's p read from the last coefficient.
+    // exp_fast's p, p0 + p1 r + ... + p5 r^5 (p0 = 0.5, its Horner scheme's last), as
+    // p0 + p1 r + r^2 (p2 + p3 r) + r^4 (p4 + p5 r).
     const __m512 r2 = _mm512_mul_ps(r, r), r4 = _mm512_mul_ps(r2, r2);
     const __m512 p01 = _mm512_fmadd_ps(_mm512_set1_ps(1.6666665459e-1f), r, _mm512_set1_ps(5.0000001201e-1f));
     const __m512 p23 = _mm512_fmadd_ps(_mm512_set1_ps(8.3334519073e-3f), r, _mm512_set1_ps(4.1665795894e-2f));
