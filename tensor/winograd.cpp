@@ -1238,10 +1238,10 @@ bool wide_layer(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, Winograd
 // tile, L2 / 32: by blocks, each block reads and writes all of its thread's slice of
 // dU, where the forward's only reads U. Measured on a Zen 5 (1 MiB L2), batch 16, 2
 // threads, the weight gradient alone, by xi against by blocks, best of 12 alternating
-// each, three runs: 128 -> 256 at 16x16 (U 4.7 MB, 128 tiles a thread) 0.85-0.88x in
-// fp32 and 0.82-1.02x in bf16; 256 -> 256 at 16x16 0.79-0.90x and 0.71-0.91x;
-// 384 -> 256 at 16x16 0.75-0.86x and 0.67-0.81x. At 32x32 (512 tiles a thread),
-// which stays by blocks, 384 -> 128 and 256 -> 128 took 0.92-1.23x in fp32 by xi.
+// each, four runs: 128 -> 256 at 16x16 (U 4.7 MB, 128 tiles a thread) 0.85-0.97x in
+// fp32 and 0.82-1.02x in bf16; 256 -> 256 at 16x16 0.79-0.95x and 0.71-0.91x;
+// 384 -> 256 at 16x16 0.75-0.89x and 0.67-0.81x. At 32x32 (512 tiles a thread),
+// which stays by blocks, 384 -> 128 and 256 -> 128 took 0.92-1.25x in fp32 by xi.
 bool wide_weight_grad(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan) {
     return wide_layer(B, C, H, W, OC, plan, l2_bytes() / 32);
 }
