@@ -17,7 +17,9 @@
 namespace ddpm {
 
 inline float exp_fast(float x) {
-    const float c = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+    // (Written so that a NaN x clamps to -87.3: n is then an integer's worth, its
+    // conversion defined; the NaN is given back at the end.)
+    const float c = x > -87.3f ? (x < 88.7f ? x : 88.7f) : -87.3f;
     // n = round(c / ln2); the +128 keeps the truncating conversion on positive values.
     const float n = static_cast<float>(static_cast<int32_t>(c * 1.44269504088896341f + 128.5f) - 128);
     const float r = (c - n * 0.693359375f) - n * -2.12194440e-4f;
