@@ -37,8 +37,8 @@ inline float exp_fast(float x) {
 }
 
 #if defined(__AVX512F__)
-// exp_fast of 16 floats at once, by the same steps: the same clamp, the same n and r,
-// the same polynomial. Where GCC's vectorised exp_fast spends compares and blends
+// exp_fast of 16 floats at once, by the same steps: the same clamp (but for its top,
+// below), the same n and r, the same polynomial. Where GCC's vectorised exp_fast spends compares and blends
 // on the clamp and the NaN test, and converts n to an integer and back, this clamps
 // with vmaxps/vminps (ordered so that a NaN passes through), rounds with
 // vrndscaleps, multiplies by 2^n with vscalefps, and evaluates the polynomial in

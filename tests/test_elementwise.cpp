@@ -104,11 +104,12 @@ TEST_CASE("exp_fast, and exp_fast16 lane by lane, against std::exp and at the ed
     while (xs.size() % 16) xs.push_back(0.0f);
     std::vector<float> fast16(xs.size());
 #if defined(__AVX512F__)
+    constexpr bool kHave16 = true;
     for (size_t i = 0; i < xs.size(); i += 16)
         _mm512_storeu_ps(fast16.data() + i, exp_fast16(_mm512_loadu_ps(xs.data() + i)));
 #else
+    constexpr bool kHave16 = false;  // exp_fast16 not built: its checks below are skipped
     MESSAGE("no AVX-512 in this build: exp_fast16 not built, exp_fast alone checked");
-    for (size_t i = 0; i < xs.size(); ++i) fast16[i] = exp_fast(xs[i]);
 #endif
     int64_t worst = 0, worst16 = 0;
     for (size_t i = 0; i < xs.size(); ++i) {
@@ -116,23 +117,23 @@ TEST_CASE("exp_fast, and exp_fast16 lane by lane, against std::exp and at the ed
         INFO("x = " << x << ": exp_fast " << e << ", exp_fast16 " << e16);
         if (std::isnan(x)) {
             CHECK(std::isnan(e));
-            CHECK(std::isnan(e16));
+            if (kHave16) CHECK(std::isnan(e16));
         } else if (x < -87.3f) {  // the clamp: e^-87.3, not the denormal or 0 of exp
             CHECK(e == exp_fast(-87.3f));
-            CHECK(e16 == exp_fast(-87.3f));
+            if (kHave16) CHECK(e16 == exp_fast(-87.3f));
         } else if (x > 88.3763f) {  // n = 128 (127.5 ln 2 = 88.37626); exp_fast: 2^n overflows, +inf;
                                     // exp_fast16: exp's value, +inf past 88.72
             const float want = static_cast<float>(std::exp(static_cast<double>(x)));
             CHECK(e == inf);
-            CHECK((want == inf ? e16 == inf : ulps_apart(e16, want) <= 2));
+            if (kHave16) CHECK((want == inf ? e16 == inf : ulps_apart(e16, want) <= 2));
         } else {
             const float want = static_cast<float>(std::exp(static_cast<double>(x)));
             worst = std::max(worst, ulps_apart(e, want));
-            worst16 = std::max(worst16, ulps_apart(e16, e));
+            if (kHave16) worst16 = std::max(worst16, ulps_apart(e16, e));
         }
     }
     CHECK(worst <= 2);    // the header's "about 1 ulp"
-    CHECK(worst16 <= 2);  // the header's "within 2 ulp of exp_fast"
+    CHECK(worst16 <= 2);  // the header's "within 2 ulp of exp_fast" (0 when not built)
     MESSAGE("exp_fast within " << worst << " ulp of exp; exp_fast16 within " << worst16 << " of exp_fast");
 }
 
