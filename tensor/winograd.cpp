@@ -48,8 +48,9 @@ int64_t l2_bytes() {
 }
 int64_t block_bytes() { return l2_bytes() * 3 / 4; }
 
-// The bytes of V and dM of one block that all threads share in a wide layer's
-// weight gradient (weight_grad_by_xi): a quarter of L3, at most 8 MiB.
+// The bytes of V and M of one block that all threads share in a wide layer's
+// forward (winograd_conv_by_xi): a quarter of L3, at most 8 MiB. (The weight
+// gradient's are larger: weight_grad_block_bytes.)
 int64_t shared_block_bytes() {
     static const int64_t bytes = [] {
         const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
@@ -1234,16 +1235,33 @@ bool wide_layer(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, Winograd
     return u_bytes > 4 * l2_bytes() && u_bytes * max_threads() > tiles * by_tile;
 }
 
-// The weight gradient's plan: as wide_layer, but by xi from a quarter of the U per
-// tile, L2 / 32: by blocks, each block reads and writes all of its thread's slice of
-// dU, where the forward's only reads U. Measured on a Zen 5 (1 MiB L2), batch 16, 2
-// threads, the weight gradient alone, by xi against by blocks, best of 12 alternating
-// each, four runs: 128 -> 256 at 16x16 (U 4.7 MB, 128 tiles a thread) 0.85-0.97x in
-// fp32 and 0.82-1.02x in bf16; 256 -> 256 at 16x16 0.79-0.95x and 0.71-0.91x;
-// 384 -> 256 at 16x16 0.75-0.89x and 0.67-0.81x. At 32x32 (512 tiles a thread),
-// which stays by blocks, 384 -> 128 and 256 -> 128 took 0.92-1.25x in fp32 by xi.
+// The weight gradient's plan: as wide_layer, but by xi from an eighth of the U per
+// tile, L2 / 64: by blocks, each block reads and writes all of its thread's slice of
+// dU, where the forward's only reads U; by xi, dU moves once per shared block, and
+// those blocks are large (weight_grad_block_bytes). Measured on a Zen 5 (1 MiB L2),
+// batch 16, 2 threads, the weight gradient alone, by xi against by blocks, best of 12
+// alternating each, four runs (with 8 MiB shared blocks): 128 -> 256 at 16x16 (U 4.7
+// MB, 128 tiles a thread) 0.85-0.97x in fp32 and 0.82-1.02x in bf16; 256 -> 256 at
+// 16x16 0.79-0.95x and 0.71-0.91x; 384 -> 256 at 16x16 0.75-0.89x and 0.67-0.81x. At
+// 32x32 (512 tiles a thread) 256 -> 256 (9.4 MB) goes by xi since its blocks grew
+// (`bench_conv2d --config=cifar10 --batch=16 --parts=1`'s dw row against the rule
+// before, 4 alternating rounds: 0.77-0.91x in fp32, 0.62-0.81x in bf16); 384 -> 128
+// and 256 -> 128 (7.1 and 4.7 MB) stay by blocks (by xi, with the large blocks, one
+// round: 1.1x in fp32, 0.9x in bf16).
 bool wide_weight_grad(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan) {
-    return wide_layer(B, C, H, W, OC, plan, l2_bytes() / 32);
+    return wide_layer(B, C, H, W, OC, plan, l2_bytes() / 64);
+}
+
+// The bytes (as floats) of V and dM of the shared block of a wide layer's weight
+// gradient. Each block reads and writes all of dU, where its V and dM are written and
+// read once: blocks whose V and dM take twice dU's bytes (so dU moves half as much as
+// they do), up to 64 MiB, and never less than the forward's shared block. (Against
+// 8 MiB, `cifar10` batch 16, 2 threads, the dw rows as above, 4 rounds: 512 -> 256
+// at 16x16 0.80-0.84x in fp32 and 0.71-0.75x in bf16, 384 -> 256 0.80-0.83x and
+// 0.69-0.85x, 256 -> 256 0.86-0.94x and 0.84-0.88x; 128 -> 256 unchanged.)
+int64_t weight_grad_block_bytes(int64_t C, int64_t OC) {
+    const int64_t du_bytes = kXi * OC * C * int64_t{sizeof(float)};
+    return std::max(shared_block_bytes(), std::min(2 * du_bytes, int64_t{64} << 20));
 }
 
 // The tiling of a forward (or input-gradient) convolution with its plan:
@@ -1443,7 +1461,7 @@ void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, in
     // xi, 13.6 ms against 15.4, 17 against 40 at 256 -> 256 at 16x16; 128 -> 64 and
     // narrower by blocks, 7.4 ms against 7.8 at 14x14.)
     const bool wide = wide_weight_grad(B, C, H, W, OC, plan);
-    const Tiling t(B, C, H, W, OC, wide ? 1 : threads, wide ? shared_block_bytes() : 2 * block_bytes());
+    const Tiling t(B, C, H, W, OC, wide ? 1 : threads, wide ? weight_grad_block_bytes(C, OC) : 2 * block_bytes());
     const int64_t usize = kXi * t.uxi;
     const int nt = static_cast<int>(std::min<int64_t>(threads, wide ? kXi : t.nblocks));
     const int slices = wide ? 1 : nt;
