@@ -1382,7 +1382,7 @@ void weight_grad_by_blocks(const T* x, const T* dout, T* dU, double* db, const T
 
 // The weight gradient of a wide layer, whose dU is several times a core's L2 (a
 // slice per thread, added into once per small block, would cross memory each
-// time): all threads take one large block of tiles at a time (its V and dM in L3),
+// time): all threads take one large block of tiles at a time (weight_grad_block_bytes),
 // transform its lane groups together, then each adds dU[xi] += dM[xi] V[xi]^T
 // for its own share of the 36 xi, over all the block's tiles at once. One dU,
 // each xi with one owner: no slices to clear and add up. (`cifar10`, batch 16,
