@@ -1215,6 +1215,9 @@ void winograd_conv_by_xi(const T* x, const T* U, const uint32_t* Up, const T* bi
     }
 }
 
+// The bytes of a layer's U, or of its weight gradient's dU: 36 matrices of OC x C floats.
+int64_t kernel_bytes(int64_t C, int64_t OC) { return kXi * OC * C * int64_t{sizeof(float)}; }
+
 // Whether the layer is shared out by xi rather than by blocks. By blocks, every
 // block reads all of U (36 matrices of OC x C) again; that pays while U fits a few
 // L2s or each thread has many tiles to read it for: by xi when U takes more than
@@ -1235,7 +1238,7 @@ void winograd_conv_by_xi(const T* x, const T* U, const uint32_t* Up, const T* bi
 bool wide_layer(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan,
                 int64_t by_tile = l2_bytes() / 16) {
     if (plan != WinogradPlan::Auto) return plan == WinogradPlan::ByXi;
-    const int64_t u_bytes = kXi * OC * C * int64_t{sizeof(float)}, tiles = B * ceil_div(H, 4) * ceil_div(W, 4);
+    const int64_t u_bytes = kernel_bytes(C, OC), tiles = B * ceil_div(H, 4) * ceil_div(W, 4);
     return u_bytes > 4 * l2_bytes() && u_bytes * max_threads() > tiles * by_tile;
 }
 
@@ -1264,8 +1267,7 @@ bool wide_weight_grad(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, Wi
 // at 16x16 0.80-0.84x in fp32 and 0.71-0.75x in bf16, 384 -> 256 0.80-0.83x and
 // 0.69-0.85x, 256 -> 256 0.86-0.94x and 0.84-0.88x; 128 -> 256 unchanged.)
 int64_t weight_grad_block_bytes(int64_t C, int64_t OC) {
-    const int64_t du_bytes = kXi * OC * C * int64_t{sizeof(float)};
-    return std::max(shared_block_bytes(), std::min(2 * du_bytes, int64_t{64} << 20));
+    return std::max(shared_block_bytes(), std::min(2 * kernel_bytes(C, OC), int64_t{64} << 20));
 }
 
 // The tiling of a forward (or input-gradient) convolution with its plan:
