@@ -227,23 +227,28 @@ void gather_kernels(const T* w, int64_t OC, int64_t C, int64_t o, int64_t c0, in
     }
 }
 
-// U[xi][o][c] for o < OC, c < C from w; with `flipped` the kernel used is
-// w[c][o][2 - i][2 - j] (w is then (C, OC, 3, 3)): the input-gradient convolution.
-// kLanes input channels are transformed together.
+// Row o of U from w: U_o[xi * uxi + c] = U[xi][o][c] for c < C (U_o = U + o C in a
+// whole U); with `flipped` the kernel used is w[c][o][2 - i][2 - j] (w is then
+// (C, OC, 3, 3)): the input-gradient convolution. kLanes input channels are
+// transformed together.
+template <bool kFlipped, class T>
+void transform_kernel_row(const T* w, int64_t OC, int64_t C, int64_t o, T* U_o, int64_t uxi) {
+    for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
+        const int64_t n = std::min(kLanes, C - c0);
+        alignas(64) T k[3][3][kLanes], u[kXi][kLanes];
+        gather_kernels<kFlipped>(w, OC, C, o, c0, n, k);
+        kernel_transform(k, u);
+        T* dst = U_o + c0;
+        if (n == kLanes)
+            for (int xi = 0; xi < kXi; ++xi) std::copy(u[xi], u[xi] + kLanes, dst + xi * uxi);
+        else
+            for (int xi = 0; xi < kXi; ++xi) std::copy(u[xi], u[xi] + n, dst + xi * uxi);
+    }
+}
+
+// U[xi][o][c] for o < OC, c < C from w, its rows shared out among the threads.
 template <bool kFlipped, class T> void transform_kernels(const T* w, int64_t OC, int64_t C, T* U, int64_t uxi) {
-    parallel_for(OC, ceil_div(1024, C), [&](int64_t o) {
-        for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
-            const int64_t n = std::min(kLanes, C - c0);
-            alignas(64) T k[3][3][kLanes], u[kXi][kLanes];
-            gather_kernels<kFlipped>(w, OC, C, o, c0, n, k);
-            kernel_transform(k, u);
-            T* dst = U + o * C + c0;
-            if (n == kLanes)
-                for (int xi = 0; xi < kXi; ++xi) std::copy(u[xi], u[xi] + kLanes, dst + xi * uxi);
-            else
-                for (int xi = 0; xi < kXi; ++xi) std::copy(u[xi], u[xi] + n, dst + xi * uxi);
-        }
-    });
+    parallel_for(OC, ceil_div(1024, C), [&](int64_t o) { transform_kernel_row<kFlipped>(w, OC, C, o, U + o * C, uxi); });
 }
 
 std::atomic<int64_t> kernel_transforms{0};  // made so far (winograd_kernel_transforms)
@@ -824,15 +829,15 @@ void prefetch_next_channel(const TilePatches<T, 4>& patches, const T* residual, 
 }
 
 // Step 3. guide.md §3: out tile = A^T M A + bias (+ residual), written where it lies inside
-// the image. The bias of output channel o is bias[o], or with bias_stride = OC (a
-// bias per image) bias[b OC + o] for a tile of image b.
+// the image, for the output channels o0 <= o < o1. The bias of output channel o is
+// bias[o], or with bias_stride = OC (a bias per image) bias[b OC + o] for a tile of image b.
 template <class T>
 void output_transform(const T* M, const T* bias, int64_t bias_stride, const T* residual, const Tiling& t, int64_t p0,
-                      int64_t count, T* out) {
+                      int64_t count, T* out, int64_t o0, int64_t o1) {
     for (int64_t q = 0; q < count; q += kLanes) {
         const LaneTiles lanes(t, p0 + q, count - q);
         const TilePatches<T, 4> patches(lanes, t.OC * t.H * t.W, t.H, t.W, 0, PatchUse::Scatter);
-        for (int64_t o = 0; o < t.OC; ++o) {
+        for (int64_t o = o0; o < o1; ++o) {
             alignas(64) T tmp[4][6][kLanes], y[4][4][kLanes], b[kLanes] = {};
             for (int s = 0; s < 6; ++s) at6(M + s * t.mxi + o * t.ld + q, 6 * t.mxi, &tmp[0][s][0], 6 * kLanes);
             for (int r = 0; r < 4; ++r) at6(&tmp[r][0][0], kLanes, &y[r][0][0], kLanes);
@@ -858,11 +863,11 @@ inline void at6(const __m512 a[6], __m512 o[4]) {
 // written from there.
 template <>
 void output_transform<float>(const float* M, const float* bias, int64_t bias_stride, const float* residual,
-                             const Tiling& t, int64_t p0, int64_t count, float* out) {
+                             const Tiling& t, int64_t p0, int64_t count, float* out, int64_t o0, int64_t o1) {
     for (int64_t q = 0; q < count; q += kLanes) {
         const LaneTiles lanes(t, p0 + q, count - q);
         const TilePatches<float, 4> patches(lanes, t.OC * t.H * t.W, t.H, t.W, 0, PatchUse::Scatter);
-        for (int64_t o = 0; o < t.OC; ++o) {
+        for (int64_t o = o0; o < o1; ++o) {
             alignas(64) float tmp[4][6][kLanes], b[kLanes] = {};  // tmp[r][s]: (A^T M)[r][s] of every lane
             for (int s = 0; s < 6; ++s) {
                 __m512 a[6], y[4];
@@ -1038,6 +1043,19 @@ struct MTag {};
 struct UTag {};
 struct BiasTag {};
 struct SliceSumTag {};  // the weight gradient's dU slices summed, rows of one piece
+struct URowsTag {};     // the rows of U (or of Up) one piece of the plan by channels makes
+struct UPairsRowsTag {};
+
+// Rows o0 .. o1 - 1 of U on this thread: U_rows[xi * uxi + (o - o0) C + c].
+template <class T>
+void transform_kernel_rows(const T* w, bool flipped, const Tiling& t, int64_t o0, int64_t o1, T* U_rows, int64_t uxi) {
+    for (int64_t o = o0; o < o1; ++o) {
+        if (flipped)
+            transform_kernel_row<true>(w, t.OC, t.C, o, U_rows + (o - o0) * t.C, uxi);
+        else
+            transform_kernel_row<false>(w, t.OC, t.C, o, U_rows + (o - o0) * t.C, uxi);
+    }
+}
 
 // guide.md §3: under --precision bf16, U from w (flipped for the input gradient) straight
 // as the products' bfloat16 pairs (gemm_kernels.h). A lane group's 16 channels c0 ..
@@ -1045,27 +1063,41 @@ struct SliceSumTag {};  // the weight gradient's dU slices summed, rows of one p
 //   Up[xi][o][c0 / 2 + j] = bf16(u[xi][c0 + 2 j]) | bf16(u[xi][c0 + 2 j + 1]) << 16:
 // the bits pack_bf16_a makes from an fp32 U, which is then never written.
 #if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512BF16__)
-template <bool kFlipped> void transform_kernels_pairs(const float* w, const Tiling& t, uint32_t* Up) {
-    const int64_t K2 = bf16_pairs(t.C);
-    parallel_for(t.OC, ceil_div(1024, t.C), [&](int64_t o) {
-        for (int64_t c0 = 0; c0 < t.C; c0 += kLanes) {
-            const int64_t n = std::min(kLanes, t.C - c0);
-            alignas(64) float k[3][3][kLanes], u[kXi][kLanes];
-            gather_kernels<kFlipped>(w, t.OC, t.C, o, c0, n, k);  // the lanes past n zero
-            kernel_transform(k, u);
-            const __mmask8 words = static_cast<__mmask8>((1u << ((n + 1) / 2)) - 1u);
-            for (int xi = 0; xi < kXi; ++xi)
-                _mm256_mask_storeu_epi32(Up + xi * t.pxi + o * K2 + c0 / 2, words,
-                                         (__m256i)_mm512_cvtneps_pbh(_mm512_load_ps(u[xi])));
-        }
-    });
+// Row o: Up_o[xi * pxi + k2] = Up[xi][o][k2] (Up_o = Up + o bf16_pairs(C) in a whole Up).
+template <bool kFlipped> void transform_kernel_row_pairs(const float* w, const Tiling& t, int64_t o, uint32_t* Up_o,
+                                                         int64_t pxi) {
+    for (int64_t c0 = 0; c0 < t.C; c0 += kLanes) {
+        const int64_t n = std::min(kLanes, t.C - c0);
+        alignas(64) float k[3][3][kLanes], u[kXi][kLanes];
+        gather_kernels<kFlipped>(w, t.OC, t.C, o, c0, n, k);  // the lanes past n zero
+        kernel_transform(k, u);
+        const __mmask8 words = static_cast<__mmask8>((1u << ((n + 1) / 2)) - 1u);
+        for (int xi = 0; xi < kXi; ++xi)
+            _mm256_mask_storeu_epi32(Up_o + xi * pxi + c0 / 2, words,
+                                     (__m256i)_mm512_cvtneps_pbh(_mm512_load_ps(u[xi])));
+    }
 }
+// guide.md §3: all of Up, its rows shared out among the threads.
 void transform_kernels_pairs(const float* w, bool flipped, const Tiling& t, uint32_t* Up) {
     kernel_transforms.fetch_add(1, std::memory_order_relaxed);
-    if (flipped)
-        transform_kernels_pairs<true>(w, t, Up);
-    else
-        transform_kernels_pairs<false>(w, t, Up);
+    const int64_t K2 = bf16_pairs(t.C);
+    parallel_for(t.OC, ceil_div(1024, t.C), [&](int64_t o) {
+        if (flipped)
+            transform_kernel_row_pairs<true>(w, t, o, Up + o * K2, t.pxi);
+        else
+            transform_kernel_row_pairs<false>(w, t, o, Up + o * K2, t.pxi);
+    });
+}
+// Rows o0 .. o1 - 1 of Up on this thread: Up_rows[xi * pxi + (o - o0) bf16_pairs(C) + k2].
+void transform_kernel_rows_pairs(const float* w, bool flipped, const Tiling& t, int64_t o0, int64_t o1,
+                                 uint32_t* Up_rows, int64_t pxi) {
+    for (int64_t o = o0; o < o1; ++o) {
+        uint32_t* row = Up_rows + (o - o0) * bf16_pairs(t.C);
+        if (flipped)
+            transform_kernel_row_pairs<true>(w, t, o, row, pxi);
+        else
+            transform_kernel_row_pairs<false>(w, t, o, row, pxi);
+    }
 }
 #else
 // Without AVX512_BF16 in this build: the fp32 U in scratch, then packed (for all blocks'
@@ -1077,6 +1109,13 @@ void transform_kernels_pairs(const float* w, bool flipped, const Tiling& t, uint
     float* U = thread_scratch<float, UTag>(static_cast<size_t>(kXi * t.uxi));
     transform_kernels(w, t.OC, t.C, flipped, U, t.uxi);
     pack_kernels_bf16(U, t, Up);
+}
+void transform_kernel_rows_pairs(const float* w, bool flipped, const Tiling& t, int64_t o0, int64_t o1,
+                                 uint32_t* Up_rows, int64_t pxi) {
+    const int64_t rows_uxi = (o1 - o0) * t.C;
+    float* U = thread_scratch<float, URowsTag>(static_cast<size_t>(kXi * rows_uxi));
+    transform_kernel_rows(w, flipped, t, o0, o1, U, rows_uxi);
+    for (int xi = 0; xi < kXi; ++xi) pack_bf16_a(o1 - o0, t.C, U + xi * rows_uxi, t.C, false, Up_rows + xi * pxi);
 }
 #endif
 
@@ -1164,9 +1203,9 @@ struct SharedVPairsTag {};
 struct SharedMTag {};
 
 // Scratch for a block's transformed input (VT, PT: the tags of V and of Vp): its
-// bfloat16 pairs Vp where the products take them (U's pairs Up given), else V.
-template <class VT, class PT, class T> TransformedInput<T> input_scratch(const Tiling& t, const uint32_t* Up) {
-    if (Up) return {nullptr, thread_scratch<uint32_t, PT>(static_cast<size_t>(kXi * t.pvxi))};
+// bfloat16 pairs Vp where the products take them (`pairs`: U's pairs Up in use), else V.
+template <class VT, class PT, class T> TransformedInput<T> input_scratch(const Tiling& t, bool pairs) {
+    if (pairs) return {nullptr, thread_scratch<uint32_t, PT>(static_cast<size_t>(kXi * t.pvxi))};
     return {thread_scratch<T, VT>(static_cast<size_t>(kXi * t.vxi)), nullptr};
 }
 
@@ -1180,12 +1219,12 @@ void winograd_conv_by_blocks(const T* x, const T* U, const uint32_t* Up, const T
     // starts on its own run of them, and one done early takes over the rest of
     // another's (see tensor/parallel.h on sharing the CPU).
     parallel_pieces(t.nblocks, [&](int64_t blk) {
-        const TransformedInput<T> V = input_scratch<VTag, VPairsTag, T>(t, Up);
+        const TransformedInput<T> V = input_scratch<VTag, VPairsTag, T>(t, Up != nullptr);
         T* M = thread_scratch<T, MTag>(static_cast<size_t>(kXi * t.mxi));
         const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
         transform_input(x, t, p0, count, V);
         winograd_products(U, Up, V, M, t, count);
-        output_transform(M, bias, bias_stride, residual, t, p0, count, out);
+        output_transform(M, bias, bias_stride, residual, t, p0, count, out, 0, t.OC);
     });
 }
 
@@ -1200,7 +1239,7 @@ void winograd_conv_by_blocks(const T* x, const T* U, const uint32_t* Up, const T
 template <class T>
 void winograd_conv_by_xi(const T* x, const T* U, const uint32_t* Up, const T* bias, int64_t bias_stride,
                          const T* residual, T* out, const Tiling& t) {
-    const TransformedInput<T> V = input_scratch<SharedVTag, SharedVPairsTag, T>(t, Up);
+    const TransformedInput<T> V = input_scratch<SharedVTag, SharedVPairsTag, T>(t, Up != nullptr);
     T* M = thread_scratch<T, SharedMTag>(static_cast<size_t>(kXi * t.mxi));
     for (int64_t blk = 0; blk < t.nblocks; ++blk) {
         const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0), groups = ceil_div(count, kLanes);
@@ -1210,7 +1249,7 @@ void winograd_conv_by_xi(const T* x, const T* U, const uint32_t* Up, const T* bi
         parallel_pieces(kXi, [&](int64_t xi) { winograd_products(U, Up, V, M, t, count, int(xi), int(xi) + 1); });
         parallel_pieces(groups, [&](int64_t g) {
             output_transform(M + g * kLanes, bias, bias_stride, residual, t, p0 + g * kLanes,
-                             std::min(kLanes, count - g * kLanes), out);
+                             std::min(kLanes, count - g * kLanes), out, 0, t.OC);
         });
     }
 }
@@ -1237,7 +1276,7 @@ int64_t kernel_bytes(int64_t C, int64_t OC) { return kXi * OC * C * int64_t{size
 // (by_tile: the bytes of U per tile of a thread's share above which by xi pays.)
 bool wide_layer(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan,
                 int64_t by_tile = l2_bytes() / 16) {
-    if (plan != WinogradPlan::Auto) return plan == WinogradPlan::ByXi;
+    if (plan != WinogradPlan::Auto) return plan != WinogradPlan::ByBlocks;
     const int64_t u_bytes = kernel_bytes(C, OC), tiles = B * ceil_div(H, 4) * ceil_div(W, 4);
     return u_bytes > 4 * l2_bytes() && u_bytes * max_threads() > tiles * by_tile;
 }
@@ -1255,6 +1294,16 @@ bool wide_layer(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, Winograd
 // before, 4 alternating rounds: 0.77-0.91x in fp32, 0.62-0.81x in bf16); 384 -> 128
 // and 256 -> 128 (7.1 and 4.7 MB) stay by blocks (by xi, with the large blocks, one
 // round: 1.1x in fp32, 0.9x in bf16).
+// A forward's or input gradient's plan: by blocks unless the layer is wide, then by
+// channels where its tiles make one lane group (the few tiles of `cifar10`'s 4x4
+// layers at batch 16), else by xi.
+WinogradPlan conv_plan(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan) {
+    if (plan != WinogradPlan::Auto) return plan;
+    if (!wide_layer(B, C, H, W, OC, plan)) return WinogradPlan::ByBlocks;
+    const int64_t tiles = B * ceil_div(H, 4) * ceil_div(W, 4);
+    return tiles <= kLanes ? WinogradPlan::ByChannels : WinogradPlan::ByXi;
+}
+
 bool wide_weight_grad(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan) {
     return wide_layer(B, C, H, W, OC, plan, l2_bytes() / 64);
 }
@@ -1292,9 +1341,9 @@ KernelCache& kernel_cache() {
     return *c;
 }
 
-// U (and Up) for w: kept ones while a KernelTransformCache is alive (float only: the
-// double convolutions are the gradient checks'), else made afresh in scratch.
-template <class T> TransformedKernels<T> transformed_kernels(const T* w, bool flipped, const Tiling& t) {
+// U (or Up) for w from the cache while a KernelTransformCache is alive (made there on
+// first use; float only: the double convolutions are the gradient checks'), else both null.
+template <class T> TransformedKernels<T> kept_kernels(const T* w, bool flipped, const Tiling& t) {
     if constexpr (std::is_same_v<T, float>) {
         KernelCache& cache = kernel_cache();
         if (cache.scopes.load(std::memory_order_acquire) > 0) {
@@ -1314,16 +1363,85 @@ template <class T> TransformedKernels<T> transformed_kernels(const T* w, bool fl
             return {e.U.data(), nullptr};
         }
     }
-    return transform_into_scratch(w, flipped, t);
+    return {nullptr, nullptr};
+}
+
+// U (and Up) for w: kept ones while a KernelTransformCache is alive, else made afresh
+// in scratch.
+template <class T> TransformedKernels<T> transformed_kernels(const T* w, bool flipped, const Tiling& t) {
+    const TransformedKernels<T> kept = kept_kernels(w, flipped, t);
+    return kept.U || kept.Up ? kept : transform_into_scratch(w, flipped, t);
+}
+
+// Whether the products run on bfloat16 pairs (--precision bf16; float only).
+template <class T> bool uses_bf16_pairs() {
+    if constexpr (std::is_same_v<T, float>) return gemm_precision() == GemmPrecision::BF16;
+    return false;
+}
+
+// The output channels one piece of the plan by channels takes: their rows of U (or Up)
+// stay in its L2 (256 input channels: 590 KB in fp32).
+constexpr int64_t kChannelPiece = 16;
+
+// Rows o0 .. o1 - 1 of U (or Up) for the products of `rows` (t's with OC = o1 - o0): the
+// kept ones, or made into this thread's scratch (rows.uxi or rows.pxi then their stride).
+template <class T>
+TransformedKernels<T> kernel_rows(const T* w, bool flipped, TransformedKernels<T> kept, const Tiling& t, int64_t o0,
+                                  int64_t o1, Tiling& rows) {
+    if (kept.U) return {kept.U + o0 * t.C, nullptr};
+    if (kept.Up) return {nullptr, kept.Up + o0 * bf16_pairs(t.C)};
+    if constexpr (std::is_same_v<T, float>) {
+        if (uses_bf16_pairs<T>()) {
+            rows.pxi = kChannelPiece * bf16_pairs(t.C) + 16;
+            uint32_t* Up = thread_scratch<uint32_t, UPairsRowsTag>(static_cast<size_t>(kXi * rows.pxi));
+            transform_kernel_rows_pairs(w, flipped, t, o0, o1, Up, rows.pxi);
+            return {nullptr, Up};
+        }
+    }
+    rows.uxi = kChannelPiece * t.C + 16;
+    T* U = thread_scratch<T, URowsTag>(static_cast<size_t>(kXi * rows.uxi));
+    transform_kernel_rows(w, flipped, t, o0, o1, U, rows.uxi);
+    return {U, nullptr};
+}
+
+// The same by output channels, for a layer of few tiles and a large U (`cifar10`'s
+// 4x4 layers at batch 16: 16 tiles, U of 9.4 MB and more). By xi, all of U would be
+// written out and read back for those few tiles; here V is made once for all tiles,
+// then each piece of kChannelPiece output channels makes its own rows of U (in L2,
+// never written out), their products and their output tiles. (While a
+// KernelTransformCache is alive, the pieces take their rows of the kept U.)
+template <class T>
+void winograd_conv_by_channels(const T* x, const T* w, bool flipped, const T* bias, int64_t bias_stride,
+                               const T* residual, T* out, const Tiling& t) {
+    const TransformedKernels<T> kept = kept_kernels(w, flipped, t);
+    if (!kept.U && !kept.Up) kernel_transforms.fetch_add(1, std::memory_order_relaxed);
+    const TransformedInput<T> V = input_scratch<SharedVTag, SharedVPairsTag, T>(t, uses_bf16_pairs<T>());
+    T* M = thread_scratch<T, SharedMTag>(static_cast<size_t>(kXi * t.mxi));
+    for (int64_t blk = 0; blk < t.nblocks; ++blk) {
+        const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0), groups = ceil_div(count, kLanes);
+        parallel_pieces(groups, [&](int64_t g) {
+            transform_input(x, t, p0 + g * kLanes, std::min(kLanes, count - g * kLanes), V, g * kLanes);
+        });
+        parallel_pieces(ceil_div(t.OC, kChannelPiece), [&](int64_t piece) {
+            const int64_t o0 = piece * kChannelPiece, o1 = std::min(t.OC, o0 + kChannelPiece);
+            Tiling rows = t;
+            rows.OC = o1 - o0;
+            const auto [U, Up] = kernel_rows(w, flipped, kept, t, o0, o1, rows);
+            winograd_products(U, Up, V, M + o0 * t.ld, rows, count);
+            output_transform(M, bias, bias_stride, residual, t, p0, count, out, o0, o1);
+        });
+    }
 }
 
 // guide.md §3: U from w (flipped for the input gradient; kept while a
 // KernelTransformCache is alive), then the convolution by the plan.
 template <class T>
 void winograd_conv(const T* x, const T* w, bool flipped, const T* bias, int64_t bias_stride, const T* residual,
-                   T* out, const Tiling& t, bool wide) {
+                   T* out, const Tiling& t, WinogradPlan plan) {
+    if (plan == WinogradPlan::ByChannels)
+        return winograd_conv_by_channels(x, w, flipped, bias, bias_stride, residual, out, t);
     const auto [U, Up] = transformed_kernels(w, flipped, t);
-    if (wide)
+    if (plan == WinogradPlan::ByXi)
         winograd_conv_by_xi(x, U, Up, bias, bias_stride, residual, out, t);
     else
         winograd_conv_by_blocks(x, U, Up, bias, bias_stride, residual, out, t);
@@ -1348,8 +1466,9 @@ int64_t winograd_block_tiles(int64_t B, int64_t C, int64_t H, int64_t W, int64_t
 template <class T>
 void winograd_conv3x3_forward(const T* x, const T* w, const T* bias, T* out, int64_t B, int64_t C, int64_t H,
                               int64_t W, int64_t OC, bool per_image_bias, const T* residual, WinogradPlan plan) {
-    const bool wide = wide_layer(B, C, H, W, OC, plan);
-    winograd_conv(x, w, false, bias, per_image_bias ? OC : 0, residual, out, conv_tiling(B, C, H, W, OC, wide), wide);
+    const WinogradPlan p = conv_plan(B, C, H, W, OC, plan);
+    winograd_conv(x, w, false, bias, per_image_bias ? OC : 0, residual, out,
+                  conv_tiling(B, C, H, W, OC, p != WinogradPlan::ByBlocks), p);
 }
 
 // guide.md §3: dx is the convolution of dout with the kernel flipped and its channels swapped.
@@ -1357,9 +1476,9 @@ template <class T>
 void winograd_conv3x3_input_grad(const T* dout, const T* w, T* dx, int64_t B, int64_t C, int64_t H, int64_t W,
                                  int64_t OC, WinogradPlan plan) {
     // dx = conv3x3(dout, w') with w'[c][o][i][j] = w[o][c][2 - i][2 - j]: C outputs from OC inputs.
-    const bool wide = wide_layer(B, OC, H, W, C, plan);
+    const WinogradPlan p = conv_plan(B, OC, H, W, C, plan);
     winograd_conv(dout, w, true, static_cast<const T*>(nullptr), 0, static_cast<const T*>(nullptr), dx,
-                  conv_tiling(B, OC, H, W, C, wide), wide);
+                  conv_tiling(B, OC, H, W, C, p != WinogradPlan::ByBlocks), p);
 }
 
 // The weight gradient of a layer whose dU fits a core's L2: each thread takes

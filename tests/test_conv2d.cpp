@@ -14,6 +14,10 @@ using ddpm::test::max_abs_diff;
 using ddpm::test::relative_rms_error;
 using ddpm::test::tol;
 
+static std::string plan_name(WinogradPlan plan) {
+    return plan == WinogradPlan::ByXi ? "by xi" : plan == WinogradPlan::ByChannels ? "by channels" : "by blocks";
+}
+
 TEST_CASE_TEMPLATE("conv2d on a hand-computed example", T, float, double) {
     const DType dt = dtype_of<T>();
     // 1 image, 1 channel, 3x3 input 1..9; a 2x2 kernel [[1,0],[0,-1]] computes x[h][w] - x[h+1][w+1].
@@ -138,10 +142,11 @@ TEST_CASE_TEMPLATE("Winograd 3x3 convolution matches the naive loops forward and
         CHECK(max_abs_diff(dx_only.dx, got.dx) == 0);
         Conv2dGrads db_only = conv2d_backward(dy, x, w, 1, 1, false, false, true);
         CHECK(max_abs_diff(db_only.dbias, want.dbias) <= rel * max_abs(want.dbias));
-        // Both ways of sharing out the work, whichever the size picks.
+        // Every way of sharing out the work, whichever the size picks (the weight
+        // gradient takes by channels as by xi).
         if (c.C >= 4)
-            for (WinogradPlan plan : {WinogradPlan::ByBlocks, WinogradPlan::ByXi}) {
-                INFO(std::string(plan == WinogradPlan::ByXi ? "by xi" : "by blocks"));
+            for (WinogradPlan plan : {WinogradPlan::ByBlocks, WinogradPlan::ByXi, WinogradPlan::ByChannels}) {
+                INFO(plan_name(plan));
                 // (with a residual added as the output tiles are written)
                 Tensor out = Tensor::zeros(y.shape(), dt), dx = Tensor::zeros(x.shape(), dt);
                 Generator rgen(22);  // its own stream: the cases' x, w and dy stay as they were
@@ -308,12 +313,12 @@ TEST_CASE("bf16 convolutions err by the bfloat16 rounding derived above: 0.0023 
         // Direct: within 20% of sigma (so bf16 really ran, and rounds no worse).
         // Winograd: between half the predicted ratio (padding) and 1.2 times it.
         const double lo = by_winograd ? 0.5 * winograd : 0.8 * sigma, hi = by_winograd ? 1.2 * winograd : 1.2 * sigma;
-        // Both ways of sharing out the work: the forward's and input gradient's sums the
+        // Every way of sharing out the work: the forward's and input gradient's sums the
         // same, the same bits; the weight gradient's run in another order (other blocks),
         // each within the bounds.
         if (by_winograd)
-            for (WinogradPlan plan : {WinogradPlan::ByBlocks, WinogradPlan::ByXi}) {
-                INFO(std::string(plan == WinogradPlan::ByXi ? "by xi" : "by blocks"));
+            for (WinogradPlan plan : {WinogradPlan::ByBlocks, WinogradPlan::ByXi, WinogradPlan::ByChannels}) {
+                INFO(plan_name(plan));
                 Tensor out = Tensor::zeros(yb.shape(), DType::F32), dx = Tensor::zeros(x.shape(), DType::F32);
                 winograd_conv3x3_forward(x.data<float>(), w.data<float>(), static_cast<const float*>(nullptr),
                                          out.data<float>(), c.B, c.C, c.H, c.H, c.OC, false,
@@ -365,11 +370,26 @@ TEST_CASE("kept kernel transforms: the same outputs, one transform per weight wh
             CHECK(max_abs_diff(conv2d_forward(x, w2, b, 1, 1), want2) == 0);
             CHECK(winograd_kernel_transforms() == before + 2);  // w1 and w2, once each
         }
+        // The plan by channels makes its rows of U piece by piece, or takes them from the kept U.
+        auto by_channels = [&](const Tensor& w) {
+            Tensor out = Tensor::zeros(want1.shape(), DType::F32);
+            winograd_conv3x3_forward(x.data<float>(), w.data<float>(), b.data<float>(), out.data<float>(), 4, 16, 12,
+                                     12, 24, false, static_cast<const float*>(nullptr), WinogradPlan::ByChannels);
+            return out;
+        };
+        CHECK(max_abs_diff(by_channels(w1), want1) == 0);
+        {
+            const KernelTransformCache kept;
+            const int64_t made = winograd_kernel_transforms();
+            CHECK(max_abs_diff(by_channels(w1), want1) == 0);
+            CHECK(max_abs_diff(by_channels(w1), want1) == 0);
+            CHECK(winograd_kernel_transforms() == made + 1);
+        }
         // The scope is over: a changed weight at the same address is transformed afresh.
         Tensor w1_was = w1.clone();
         w1.copy_(w2);
         CHECK(max_abs_diff(conv2d_forward(x, w1, b, 1, 1), want2) == 0);
-        CHECK(winograd_kernel_transforms() == before + 3);
+        CHECK(winograd_kernel_transforms() == before + 5);
         w1.copy_(w1_was);
     }
     set_gemm_precision(GemmPrecision::FP32);
