@@ -87,15 +87,22 @@ namespace {
 struct BtTag {};
 }  // namespace
 
+void transpose(const float* src, int64_t rows, int64_t cols, int64_t ld, float* dst) {
+    static const auto fn = cpu_has_avx2() ? transpose_avx2 : transpose_reference;
+    fn(src, rows, cols, ld, dst);
+}
+
 namespace {
 // C (+)= op(A) op(B) with kernel family k.
 void run(const SgemmKernel& k, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
          int64_t ldb, float* C, int64_t ldc, bool accumulate, bool trans_a, bool trans_b) {
     if (trans_b && k.fn_bt) return k.fn_bt(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a);
     if (trans_b) {  // B is N x K: B^T (K x N) into scratch, then the plain product
-        static const auto transpose = k.name == "reference" || !cpu_has_avx2() ? transpose_reference : transpose_avx2;
         float* bt = thread_scratch<float, BtTag>(static_cast<size_t>(K * N));
-        transpose(B, N, K, ldb, bt);
+        if (k.name == "reference")
+            transpose_reference(B, N, K, ldb, bt);
+        else
+            transpose(B, N, K, ldb, bt);
         B = bt, ldb = N;
     }
     k.fn(M, N, K, A, lda, B, ldb, C, ldc, accumulate, trans_a);

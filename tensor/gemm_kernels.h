@@ -59,6 +59,8 @@ void sgemm_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, 
 // 8 x 8 blocks in AVX registers (what trans_b uses where the CPU has AVX2).
 void transpose_reference(const float* src, int64_t rows, int64_t cols, int64_t ld, float* dst);
 void transpose_avx2(const float* src, int64_t rows, int64_t cols, int64_t ld, float* dst);
+// The one of the two this CPU runs (AVX2 where it has it).
+void transpose(const float* src, int64_t rows, int64_t cols, int64_t ld, float* dst);
 
 // The bfloat16 families (same contract, operands rounded to bfloat16 first).
 void sgemm_bf16_reference(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,

@@ -1501,6 +1501,20 @@ void weight_grad_by_blocks(const T* x, const T* dout, T* dU, double* db, const T
     run_slices(nt, t.nblocks, run_blocks);
 }
 
+// The operands of a block shared by all threads, its lane groups split into nt slices,
+// slice k's bias sums in db's slice k.
+template <class T>
+void transform_shared_grad_operands(const T* x, const T* dout, const Tiling& t, int64_t p0, int64_t count,
+                                    GradOperands<T> ops, double* db, int nt) {
+    const int64_t groups = ceil_div(count, kLanes);
+    parallel_pieces(nt, [&](int64_t k) {
+        for (int64_t g = groups * k / nt; g < groups * (k + 1) / nt; ++g) {
+            const int64_t q = g * kLanes, m = std::min(kLanes, count - q);
+            transform_grad_operands(x, dout, t, p0 + q, m, count, ops, db ? db + k * t.OC : nullptr, q);
+        }
+    });
+}
+
 // The weight gradient of a wide layer, whose dU is several times a core's L2 (a
 // slice per thread, added into once per small block, would cross memory each
 // time): all threads take one large block of tiles at a time (weight_grad_block_bytes),
@@ -1513,49 +1527,20 @@ template <class T>
 void weight_grad_by_xi(const T* x, const T* dout, T* dU, double* db, const Tiling& t, int nt) {
     const GradOperands<T> ops = grad_scratch<SharedVTag, SharedVPairsTag, SharedMTag, T>(t);
     for (int64_t blk = 0; blk < t.nblocks; ++blk) {
-        const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0), groups = ceil_div(count, kLanes);
-        parallel_pieces(nt, [&](int64_t k) {  // slice k of the lane groups, its bias sums in db's slice k
-            for (int64_t g = groups * k / nt; g < groups * (k + 1) / nt; ++g) {
-                const int64_t q = g * kLanes, m = std::min(kLanes, count - q);
-                transform_grad_operands(x, dout, t, p0 + q, m, count, ops, db ? db + k * t.OC : nullptr, q);
-            }
-        });
+        const int64_t p0 = blk * t.block, count = std::min(t.block, t.P - p0);
+        transform_shared_grad_operands(x, dout, t, p0, count, ops, db, nt);
         parallel_pieces(kXi, [&](int64_t xi) {
             winograd_grad_products(ops, dU, t, count, blk > 0, static_cast<int>(xi), static_cast<int>(xi) + 1);
         });
     }
 }
 
-// dw and dbias of output channels [o0, o1) from the threads' slices of dU and
-// of the bias sums: guide.md §3: dw = G^T (sum_k dU_k) G. With several slices,
-// each xi's rows o0..o1 of them are added up first into this thread's scratch, in
-// a fixed order whichever thread runs this (so the result does not depend on
-// timing), as runs of (o1 - o0) C floats: half of them were written by the other
-// thread, and read in runs they cross between the cores at streaming speed. (Read
-// 16 floats at a time from 36 x slices places, as the adjoint wants them, they did
-// not. The whole weight gradient, 2 threads, a Zen 5, alternating with that in one
-// process, 75 pairs, same bits: batch 64, 64 -> 64 channels at 7x7 0.60 ms against
-// 0.63, 128 -> 64 0.92 against 1.01, the 14x14 and 28x28 layers 1-4% faster.) The
-// adjoint then reads the sums, kLanes input channels at a time as the forward's
-// kernel transform.
+// guide.md §3: dw = G^T dU G and dbias for output channels [o0, o1), from their rows of
+// dU, rows[xi * xi_stride + (o - o0) C + c], and the threads' nt slices of the bias sums.
 template <class T>
-void kernel_grads_from_slices(const T* dU, int slices, const double* db, int nt, const Tiling& t, int64_t o0,
-                              int64_t o1, T* dw, T* dbias) {
-    const int64_t C = t.C, usize = kXi * t.uxi, run = (o1 - o0) * C;
-    const T* rows = dU + o0 * C;  // rows[xi * xi_stride + (o - o0) C + c]: the sum over slices
-    int64_t xi_stride = t.uxi;
-    if (slices > 1) {
-        T* sum = thread_scratch<T, SliceSumTag>(static_cast<size_t>(kXi * run));
-        for (int xi = 0; xi < kXi; ++xi) {
-            const T* from = dU + xi * t.uxi + o0 * C;
-            T* to = sum + xi * run;
-            std::copy_n(from, run, to);
-            for (int k = 1; k < slices; ++k)
-#pragma omp simd
-                for (int64_t i = 0; i < run; ++i) to[i] += from[k * usize + i];
-        }
-        rows = sum, xi_stride = run;
-    }
+void kernel_grads_of_rows(const T* rows, int64_t xi_stride, const double* db, int nt, const Tiling& t, int64_t o0,
+                          int64_t o1, T* dw, T* dbias) {
+    const int64_t C = t.C;
     for (int64_t o = o0; o < o1; ++o) {
         for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
             const int64_t n = std::min(kLanes, C - c0);
@@ -1577,6 +1562,85 @@ void kernel_grads_from_slices(const T* dU, int slices, const double* db, int nt,
     }
 }
 
+// dw and dbias of output channels [o0, o1) from the threads' slices of dU and
+// of the bias sums: guide.md §3: dw = G^T (sum_k dU_k) G. With several slices,
+// each xi's rows o0..o1 of them are added up first into this thread's scratch, in
+// a fixed order whichever thread runs this (so the result does not depend on
+// timing), as runs of (o1 - o0) C floats: half of them were written by the other
+// thread, and read in runs they cross between the cores at streaming speed. (Read
+// 16 floats at a time from 36 x slices places, as the adjoint wants them, they did
+// not. The whole weight gradient, 2 threads, a Zen 5, alternating with that in one
+// process, 75 pairs, same bits: batch 64, 64 -> 64 channels at 7x7 0.60 ms against
+// 0.63, 128 -> 64 0.92 against 1.01, the 14x14 and 28x28 layers 1-4% faster.) The
+// adjoint (kernel_grads_of_rows) then reads the sums, kLanes input channels at a
+// time as the forward's kernel transform.
+template <class T>
+void kernel_grads_from_slices(const T* dU, int slices, const double* db, int nt, const Tiling& t, int64_t o0,
+                              int64_t o1, T* dw, T* dbias) {
+    const int64_t C = t.C, usize = kXi * t.uxi, run = (o1 - o0) * C;
+    const T* rows = dU + o0 * C;  // rows[xi * xi_stride + (o - o0) C + c]: the sum over slices
+    int64_t xi_stride = t.uxi;
+    if (slices > 1) {
+        T* sum = thread_scratch<T, SliceSumTag>(static_cast<size_t>(kXi * run));
+        for (int xi = 0; xi < kXi; ++xi) {
+            const T* from = dU + xi * t.uxi + o0 * C;
+            T* to = sum + xi * run;
+            std::copy_n(from, run, to);
+            for (int k = 1; k < slices; ++k)
+#pragma omp simd
+                for (int64_t i = 0; i < run; ++i) to[i] += from[k * usize + i];
+        }
+        rows = sum, xi_stride = run;
+    }
+    kernel_grads_of_rows(rows, xi_stride, db, nt, t, o0, o1, dw, dbias);
+}
+
+struct DURowsTag {};  // the rows of dU one piece of the weight gradient by channels adds up
+struct VTTag {};      // its V^T, made once for all the pieces
+
+// fp32: V^T of each xi (P x C, at VT + xi P C), made once for all the pieces of the
+// weight gradient by channels (sgemm's trans_b would copy it for each piece); else null.
+template <class T> const T* transposed_v(const GradOperands<T>& ops, const Tiling& t) {
+    if constexpr (std::is_same_v<T, float>) {
+        if (ops.V) {
+            float* VT = thread_scratch<float, VTTag>(static_cast<size_t>(kXi * t.P * t.C));
+            parallel_pieces(kXi, [&](int64_t xi) { transpose(ops.V + xi * t.vxi, t.C, t.P, t.ld, VT + xi * t.P * t.C); });
+            return VT;
+        }
+    }
+    return nullptr;
+}
+
+// The weight gradient of a wide layer whose tiles all fit one block (`cifar10`'s 4x4
+// layers at batch 16), by output channels as its forward (winograd_conv_by_channels):
+// the block's V and dM made once, then each piece of kChannelPiece output channels
+// adds up its rows of dU (in L2, never written out) and turns them into its rows of dw.
+template <class T>
+void weight_grad_by_channels(const T* x, const T* dout, T* dw, T* dbias, double* db, const Tiling& t, int nt) {
+    GradOperands<T> ops = grad_scratch<SharedVTag, SharedVPairsTag, SharedMTag, T>(t);
+    transform_shared_grad_operands(x, dout, t, 0, t.P, ops, dbias ? db : nullptr, nt);
+    const T* VT = transposed_v(ops, t);
+    parallel_pieces(ceil_div(t.OC, kChannelPiece), [&](int64_t piece) {
+        const int64_t o0 = piece * kChannelPiece, o1 = std::min(t.OC, o0 + kChannelPiece);
+        Tiling rows = t;  // the products of dM's rows o0 .. o1 - 1 into this piece's dU
+        rows.OC = o1 - o0;
+        rows.uxi = kChannelPiece * t.C + 16;
+        T* dU = thread_scratch<T, DURowsTag>(static_cast<size_t>(kXi * rows.uxi));
+        if constexpr (std::is_same_v<T, float>) {
+            for (int xi = 0; VT && xi < kXi; ++xi)  // dU[xi] (rows x C) = dM[xi] (rows x P) V^T[xi] (P x C)
+                sgemm(rows.OC, t.C, t.P, ops.dM + xi * t.mxi + o0 * t.ld, t.ld, VT + xi * t.P * t.C, t.C,
+                      dU + xi * rows.uxi, t.C, false);
+        }
+        if (!VT) {
+            GradOperands<T> mine = ops;
+            if (mine.dM) mine.dM += o0 * t.ld;
+            if (mine.dMp) mine.dMp += o0 * bf16_pairs(t.P);
+            winograd_grad_products(mine, dU, rows, t.P, false);
+        }
+        kernel_grads_of_rows(dU, rows.uxi, db, nt, t, o0, o1, dw, dbias);
+    });
+}
+
 template <class T>
 void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, int64_t B, int64_t C, int64_t H,
                                   int64_t W, int64_t OC, WinogradPlan plan) {
@@ -1589,6 +1653,11 @@ void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, in
     const Tiling t(B, C, H, W, OC, wide ? 1 : threads, wide ? weight_grad_block_bytes(C, OC) : 2 * block_bytes());
     const int64_t usize = kXi * t.uxi;
     const int nt = static_cast<int>(std::min<int64_t>(threads, wide ? kXi : t.nblocks));
+    if (wide && t.nblocks == 1 && conv_plan(B, C, H, W, OC, plan) == WinogradPlan::ByChannels) {
+        double* db = thread_scratch<double, BiasTag>(static_cast<size_t>(nt * OC));
+        std::fill(db, db + nt * OC, 0.0);
+        return weight_grad_by_channels(x, dout, dw, dbias, db, t, nt);
+    }
     const int slices = wide ? 1 : nt;
     // dU (one slice, or one per thread) and the bias sums (one per thread), added
     // in a fixed order at the end: the result does not depend on timing. Each slice

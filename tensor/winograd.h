@@ -56,10 +56,11 @@ int64_t winograd_block_tiles(int64_t B, int64_t C, int64_t H, int64_t W, int64_t
 // adding into its own slice of dU); or by xi, all threads on one large block at
 // a time, the transforms shared by lane groups and the products by xi (for wide
 // layers, whose U or dU is several times a core's L2 and would otherwise cross
-// memory for every small block); or by channels (forward and input gradient; the
-// weight gradient takes it as by xi), for a wide layer of few tiles: V made once for
-// all tiles, then each thread takes pieces of the output channels, making their rows
-// of U, products and output tiles, so U is never written out. Auto picks by those sizes.
+// memory for every small block); or by channels, for a wide layer of few tiles: V
+// made once for all tiles, then each thread takes pieces of the output channels,
+// making their rows of U (or adding up their rows of dU), products and output tiles
+// (or rows of dw), so U and dU are never written out (the weight gradient goes by xi
+// instead where its tiles take more than one block). Auto picks by those sizes.
 enum class WinogradPlan { Auto, ByBlocks, ByXi, ByChannels };
 
 template <class T>

@@ -142,8 +142,7 @@ TEST_CASE_TEMPLATE("Winograd 3x3 convolution matches the naive loops forward and
         CHECK(max_abs_diff(dx_only.dx, got.dx) == 0);
         Conv2dGrads db_only = conv2d_backward(dy, x, w, 1, 1, false, false, true);
         CHECK(max_abs_diff(db_only.dbias, want.dbias) <= rel * max_abs(want.dbias));
-        // Every way of sharing out the work, whichever the size picks (the weight
-        // gradient takes by channels as by xi).
+        // Every way of sharing out the work, whichever the size picks.
         if (c.C >= 4)
             for (WinogradPlan plan : {WinogradPlan::ByBlocks, WinogradPlan::ByXi, WinogradPlan::ByChannels}) {
                 INFO(plan_name(plan));
