@@ -1294,14 +1294,19 @@ bool wide_layer(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, Winograd
 // before, 4 alternating rounds: 0.77-0.91x in fp32, 0.62-0.81x in bf16); 384 -> 128
 // and 256 -> 128 (7.1 and 4.7 MB) stay by blocks (by xi, with the large blocks, one
 // round: 1.1x in fp32, 0.9x in bf16).
-// A forward's or input gradient's plan: by blocks unless the layer is wide, then by
-// channels where its tiles make one lane group (the few tiles of `cifar10`'s 4x4
-// layers at batch 16), else by xi.
-WinogradPlan conv_plan(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan) {
+// A layer's plan: by blocks unless the layer is wide, then by channels where its tiles
+// are at most max_tiles, else by xi. By channels every piece reads all of V once, where
+// by xi U is written out and read back: for a forward and input gradient that paid up to
+// four lane groups of tiles (`bench_conv2d --config=cifar10 --batch=16 --parts=1`, 2
+// threads, against by xi: the 4x4 layers (16 tiles) 0.52-0.64x the time, 256 -> 256 and
+// 512 -> 256 at 8x8 (64 tiles) 0.65-0.78x in fp32 and 0.74-0.86x in bf16, at 16x16 (256)
+// 0.95-1.10x); for the weight gradient see winograd_conv3x3_weight_grad.
+WinogradPlan conv_plan(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan,
+                       int64_t max_tiles = 4 * kLanes) {
     if (plan != WinogradPlan::Auto) return plan;
     if (!wide_layer(B, C, H, W, OC, plan)) return WinogradPlan::ByBlocks;
     const int64_t tiles = B * ceil_div(H, 4) * ceil_div(W, 4);
-    return tiles <= kLanes ? WinogradPlan::ByChannels : WinogradPlan::ByXi;
+    return tiles <= max_tiles ? WinogradPlan::ByChannels : WinogradPlan::ByXi;
 }
 
 bool wide_weight_grad(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan) {
@@ -1405,8 +1410,9 @@ TransformedKernels<T> kernel_rows(const T* w, bool flipped, TransformedKernels<T
 }
 
 // The same by output channels, for a layer of few tiles and a large U (`cifar10`'s
-// 4x4 layers at batch 16: 16 tiles, U of 9.4 MB and more). By xi, all of U would be
-// written out and read back for those few tiles; here V is made once for all tiles,
+// 4x4 and 8x8 layers at batch 16: 16 and 64 tiles, U of 9.4 MB and more; conv_plan).
+// By xi, all of U would be written out and read back for those few tiles; here V is
+// made once for all tiles,
 // then each piece of kChannelPiece output channels makes its own rows of U (in L2,
 // never written out), their products and their output tiles. (While a
 // KernelTransformCache is alive, the pieces take their rows of the kept U.)
@@ -1611,8 +1617,9 @@ template <class T> const T* transposed_v(const GradOperands<T>& ops, const Tilin
     return nullptr;
 }
 
-// The weight gradient of a wide layer whose tiles all fit one block (`cifar10`'s 4x4
-// layers at batch 16), by output channels as its forward (winograd_conv_by_channels):
+// The weight gradient of a wide layer whose few tiles fit one block (`cifar10`'s 4x4
+// layers at batch 16, and its 8x8 ones in bf16), by output channels as its forward
+// (winograd_conv_by_channels):
 // the block's V and dM made once, then each piece of kChannelPiece output channels
 // adds up its rows of dU (in L2, never written out) and turns them into its rows of dw.
 template <class T>
@@ -1653,7 +1660,12 @@ void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, in
     const Tiling t(B, C, H, W, OC, wide ? 1 : threads, wide ? weight_grad_block_bytes(C, OC) : 2 * block_bytes());
     const int64_t usize = kXi * t.uxi;
     const int nt = static_cast<int>(std::min<int64_t>(threads, wide ? kXi : t.nblocks));
-    if (wide && t.nblocks == 1 && conv_plan(B, C, H, W, OC, plan) == WinogradPlan::ByChannels) {
+    // By channels (each piece reading all of V^T, or of its pairs) up to one lane group of
+    // tiles in fp32, four in bf16, whose V^T takes half the bytes (2 threads, against by
+    // xi: the 4x4 layers 0.70-0.76x the time in fp32, 0.61-0.92x in bf16; the 8x8 layers
+    // 1.06-1.45x in fp32, 0.77-0.89x in bf16).
+    const int64_t max_tiles = uses_bf16_pairs<T>() ? 4 * kLanes : kLanes;
+    if (wide && t.nblocks == 1 && conv_plan(B, C, H, W, OC, plan, max_tiles) == WinogradPlan::ByChannels) {
         double* db = thread_scratch<double, BiasTag>(static_cast<size_t>(nt * OC));
         std::fill(db, db + nt * OC, 0.0);
         return weight_grad_by_channels(x, dout, dw, dbias, db, t, nt);
