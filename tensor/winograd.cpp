@@ -1281,19 +1281,6 @@ bool wide_layer(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, Winograd
     return u_bytes > 4 * l2_bytes() && u_bytes * max_threads() > tiles * by_tile;
 }
 
-// The weight gradient's plan: as wide_layer, but by xi from a quarter of the U per
-// tile, L2 / 64: by blocks, each block reads and writes all of its thread's slice of
-// dU, where the forward's only reads U; by xi, dU moves once per shared block, and
-// those blocks are large (weight_grad_block_bytes). Measured on a Zen 5 (1 MiB L2),
-// batch 16, 2 threads, the weight gradient alone, by xi against by blocks, best of 12
-// alternating each, four runs (with 8 MiB shared blocks): 128 -> 256 at 16x16 (U 4.7
-// MB, 128 tiles a thread) 0.85-0.97x in fp32 and 0.82-1.02x in bf16; 256 -> 256 at
-// 16x16 0.79-0.95x and 0.71-0.91x; 384 -> 256 at 16x16 0.75-0.89x and 0.67-0.81x. At
-// 32x32 (512 tiles a thread) 256 -> 256 (9.4 MB) goes by xi since its blocks grew
-// (`bench_conv2d --config=cifar10 --batch=16 --parts=1`'s dw row against the rule
-// before, 4 alternating rounds: 0.77-0.91x in fp32, 0.62-0.81x in bf16); 384 -> 128
-// and 256 -> 128 (7.1 and 4.7 MB) stay by blocks (by xi, with the large blocks, one
-// round: 1.1x in fp32, 0.9x in bf16).
 // A layer's plan: by blocks unless the layer is wide, then by channels where its tiles
 // are at most max_tiles, else by xi. By channels every piece reads all of V once, where
 // by xi U is written out and read back: for a forward and input gradient that paid up to
@@ -1309,6 +1296,19 @@ WinogradPlan conv_plan(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, W
     return tiles <= max_tiles ? WinogradPlan::ByChannels : WinogradPlan::ByXi;
 }
 
+// The weight gradient's plan: as wide_layer, but by xi from a quarter of the U per
+// tile, L2 / 64: by blocks, each block reads and writes all of its thread's slice of
+// dU, where the forward's only reads U; by xi, dU moves once per shared block, and
+// those blocks are large (weight_grad_block_bytes). Measured on a Zen 5 (1 MiB L2),
+// batch 16, 2 threads, the weight gradient alone, by xi against by blocks, best of 12
+// alternating each, four runs (with 8 MiB shared blocks): 128 -> 256 at 16x16 (U 4.7
+// MB, 128 tiles a thread) 0.85-0.97x in fp32 and 0.82-1.02x in bf16; 256 -> 256 at
+// 16x16 0.79-0.95x and 0.71-0.91x; 384 -> 256 at 16x16 0.75-0.89x and 0.67-0.81x. At
+// 32x32 (512 tiles a thread) 256 -> 256 (9.4 MB) goes by xi since its blocks grew
+// (`bench_conv2d --config=cifar10 --batch=16 --parts=1`'s dw row against the rule
+// before, 4 alternating rounds: 0.77-0.91x in fp32, 0.62-0.81x in bf16); 384 -> 128
+// and 256 -> 128 (7.1 and 4.7 MB) stay by blocks (by xi, with the large blocks, one
+// round: 1.1x in fp32, 0.9x in bf16).
 bool wide_weight_grad(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan) {
     return wide_layer(B, C, H, W, OC, plan, l2_bytes() / 64);
 }
@@ -1412,10 +1412,9 @@ TransformedKernels<T> kernel_rows(const T* w, bool flipped, TransformedKernels<T
 // The same by output channels, for a layer of few tiles and a large U (`cifar10`'s
 // 4x4 and 8x8 layers at batch 16: 16 and 64 tiles, U of 9.4 MB and more; conv_plan).
 // By xi, all of U would be written out and read back for those few tiles; here V is
-// made once for all tiles,
-// then each piece of kChannelPiece output channels makes its own rows of U (in L2,
-// never written out), their products and their output tiles. (While a
-// KernelTransformCache is alive, the pieces take their rows of the kept U.)
+// made once for all tiles, then each piece of kChannelPiece output channels makes its
+// own rows of U (in L2, never written out), their products and their output tiles.
+// (While a KernelTransformCache is alive, the pieces take their rows of the kept U.)
 template <class T>
 void winograd_conv_by_channels(const T* x, const T* w, bool flipped, const T* bias, int64_t bias_stride,
                                const T* residual, T* out, const Tiling& t) {
@@ -1440,7 +1439,8 @@ void winograd_conv_by_channels(const T* x, const T* w, bool flipped, const T* bi
 }
 
 // guide.md §3: U from w (flipped for the input gradient; kept while a
-// KernelTransformCache is alive), then the convolution by the plan.
+// KernelTransformCache is alive), then the convolution by the plan (by channels, U
+// piece by piece).
 template <class T>
 void winograd_conv(const T* x, const T* w, bool flipped, const T* bias, int64_t bias_stride, const T* residual,
                    T* out, const Tiling& t, WinogradPlan plan) {
