@@ -1619,9 +1619,9 @@ template <class T> const T* transposed_v(const GradOperands<T>& ops, const Tilin
 
 // The weight gradient of a wide layer whose few tiles fit one block (`cifar10`'s 4x4
 // layers at batch 16, and its 8x8 ones in bf16), by output channels as its forward
-// (winograd_conv_by_channels):
-// the block's V and dM made once, then each piece of kChannelPiece output channels
-// adds up its rows of dU (in L2, never written out) and turns them into its rows of dw.
+// (winograd_conv_by_channels): the block's V and dM made once, then each piece of
+// kChannelPiece output channels adds up its rows of dU (in L2, never written out) and
+// turns them into its rows of dw.
 template <class T>
 void weight_grad_by_channels(const T* x, const T* dout, T* dw, T* dbias, double* db, const Tiling& t, int nt) {
     GradOperands<T> ops = grad_scratch<SharedVTag, SharedVPairsTag, SharedMTag, T>(t);
