@@ -246,19 +246,24 @@ void transform_kernel_row(const T* w, int64_t OC, int64_t C, int64_t o, T* U_o, 
     }
 }
 
-// U[xi][o][c] for o < OC, c < C from w, its rows shared out among the threads.
-template <bool kFlipped, class T> void transform_kernels(const T* w, int64_t OC, int64_t C, T* U, int64_t uxi) {
-    parallel_for(OC, ceil_div(1024, C), [&](int64_t o) { transform_kernel_row<kFlipped>(w, OC, C, o, U + o * C, uxi); });
+// Rows o0 .. o1 - 1 of U on this thread: U_rows[xi * uxi + (o - o0) C + c].
+template <class T>
+void transform_kernel_rows(const T* w, bool flipped, const Tiling& t, int64_t o0, int64_t o1, T* U_rows, int64_t uxi) {
+    for (int64_t o = o0; o < o1; ++o) {
+        if (flipped)
+            transform_kernel_row<true>(w, t.OC, t.C, o, U_rows + (o - o0) * t.C, uxi);
+        else
+            transform_kernel_row<false>(w, t.OC, t.C, o, U_rows + (o - o0) * t.C, uxi);
+    }
 }
 
 std::atomic<int64_t> kernel_transforms{0};  // made so far (winograd_kernel_transforms)
 
-template <class T> void transform_kernels(const T* w, int64_t OC, int64_t C, bool flipped, T* U, int64_t uxi) {
+// All of U (U[xi][o][c] at U + xi uxi + o C + c), its rows shared out among the threads.
+template <class T> void transform_kernels(const T* w, bool flipped, const Tiling& t, T* U) {
     kernel_transforms.fetch_add(1, std::memory_order_relaxed);
-    if (flipped)
-        transform_kernels<true>(w, OC, C, U, uxi);
-    else
-        transform_kernels<false>(w, OC, C, U, uxi);
+    parallel_for(t.OC, ceil_div(1024, t.C),
+                 [&](int64_t o) { transform_kernel_rows(w, flipped, t, o, o + 1, U + o * t.C, t.uxi); });
 }
 
 // What a TilePatches is for: gathering the patches only, or also scattering tiles
@@ -1046,17 +1051,6 @@ struct SliceSumTag {};  // the weight gradient's dU slices summed, rows of one p
 struct URowsTag {};     // the rows of U (or of Up) one piece of the plan by channels makes
 struct UPairsRowsTag {};
 
-// Rows o0 .. o1 - 1 of U on this thread: U_rows[xi * uxi + (o - o0) C + c].
-template <class T>
-void transform_kernel_rows(const T* w, bool flipped, const Tiling& t, int64_t o0, int64_t o1, T* U_rows, int64_t uxi) {
-    for (int64_t o = o0; o < o1; ++o) {
-        if (flipped)
-            transform_kernel_row<true>(w, t.OC, t.C, o, U_rows + (o - o0) * t.C, uxi);
-        else
-            transform_kernel_row<false>(w, t.OC, t.C, o, U_rows + (o - o0) * t.C, uxi);
-    }
-}
-
 // guide.md §3: under --precision bf16, U from w (flipped for the input gradient) straight
 // as the products' bfloat16 pairs (gemm_kernels.h). A lane group's 16 channels c0 ..
 // c0 + 15 of u[xi], rounded to bfloat16 in order, are the 8 words
@@ -1077,17 +1071,6 @@ template <bool kFlipped> void transform_kernel_row_pairs(const float* w, const T
                                      (__m256i)_mm512_cvtneps_pbh(_mm512_load_ps(u[xi])));
     }
 }
-// guide.md §3: all of Up, its rows shared out among the threads.
-void transform_kernels_pairs(const float* w, bool flipped, const Tiling& t, uint32_t* Up) {
-    kernel_transforms.fetch_add(1, std::memory_order_relaxed);
-    const int64_t K2 = bf16_pairs(t.C);
-    parallel_for(t.OC, ceil_div(1024, t.C), [&](int64_t o) {
-        if (flipped)
-            transform_kernel_row_pairs<true>(w, t, o, Up + o * K2, t.pxi);
-        else
-            transform_kernel_row_pairs<false>(w, t, o, Up + o * K2, t.pxi);
-    });
-}
 // Rows o0 .. o1 - 1 of Up on this thread: Up_rows[xi * pxi + (o - o0) bf16_pairs(C) + k2].
 void transform_kernel_rows_pairs(const float* w, bool flipped, const Tiling& t, int64_t o0, int64_t o1,
                                  uint32_t* Up_rows, int64_t pxi) {
@@ -1099,6 +1082,13 @@ void transform_kernel_rows_pairs(const float* w, bool flipped, const Tiling& t, 
             transform_kernel_row_pairs<false>(w, t, o, row, pxi);
     }
 }
+// guide.md §3: all of Up, its rows shared out among the threads.
+void transform_kernels_pairs(const float* w, bool flipped, const Tiling& t, uint32_t* Up) {
+    kernel_transforms.fetch_add(1, std::memory_order_relaxed);
+    const int64_t K2 = bf16_pairs(t.C);
+    parallel_for(t.OC, ceil_div(1024, t.C),
+                 [&](int64_t o) { transform_kernel_rows_pairs(w, flipped, t, o, o + 1, Up + o * K2, t.pxi); });
+}
 #else
 // Without AVX512_BF16 in this build: the fp32 U in scratch, then packed (for all blocks'
 // products at once, rather than once per product).
@@ -1107,7 +1097,7 @@ void pack_kernels_bf16(const float* U, const Tiling& t, uint32_t* Up) {
 }
 void transform_kernels_pairs(const float* w, bool flipped, const Tiling& t, uint32_t* Up) {
     float* U = thread_scratch<float, UTag>(static_cast<size_t>(kXi * t.uxi));
-    transform_kernels(w, t.OC, t.C, flipped, U, t.uxi);
+    transform_kernels(w, flipped, t, U);
     pack_kernels_bf16(U, t, Up);
 }
 void transform_kernel_rows_pairs(const float* w, bool flipped, const Tiling& t, int64_t o0, int64_t o1,
@@ -1135,7 +1125,7 @@ template <class T> TransformedKernels<T> transform_into_scratch(const T* w, bool
         }
     }
     T* U = thread_scratch<T, UTag>(static_cast<size_t>(kXi * t.uxi));
-    transform_kernels(w, t.OC, t.C, flipped, U, t.uxi);
+    transform_kernels(w, flipped, t, U);
     return {U, nullptr};
 }
 
@@ -1257,7 +1247,11 @@ void winograd_conv_by_xi(const T* x, const T* U, const uint32_t* Up, const T* bi
 // The bytes of a layer's U, or of its weight gradient's dU: 36 matrices of OC x C floats.
 int64_t kernel_bytes(int64_t C, int64_t OC) { return kXi * OC * C * int64_t{sizeof(float)}; }
 
-// Whether the layer is shared out by xi rather than by blocks. By blocks, every
+// The 4x4 output tiles of a batch of B images of H x W.
+int64_t tile_count(int64_t B, int64_t H, int64_t W) { return B * ceil_div(H, 4) * ceil_div(W, 4); }
+
+// Whether the layer is wide: shared out by xi (or by channels, conv_plan) rather than by
+// blocks. By blocks, every
 // block reads all of U (36 matrices of OC x C) again; that pays while U fits a few
 // L2s or each thread has many tiles to read it for: by xi when U takes more than
 // four L2s and more than L2 / 16 per tile of a thread's share. Measured on a Zen 5
@@ -1277,8 +1271,8 @@ int64_t kernel_bytes(int64_t C, int64_t OC) { return kXi * OC * C * int64_t{size
 bool wide_layer(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan,
                 int64_t by_tile = l2_bytes() / 16) {
     if (plan != WinogradPlan::Auto) return plan != WinogradPlan::ByBlocks;
-    const int64_t u_bytes = kernel_bytes(C, OC), tiles = B * ceil_div(H, 4) * ceil_div(W, 4);
-    return u_bytes > 4 * l2_bytes() && u_bytes * max_threads() > tiles * by_tile;
+    const int64_t u_bytes = kernel_bytes(C, OC);
+    return u_bytes > 4 * l2_bytes() && u_bytes * max_threads() > tile_count(B, H, W) * by_tile;
 }
 
 // A layer's plan: by blocks unless the layer is wide, then by channels where its tiles
@@ -1292,8 +1286,7 @@ WinogradPlan conv_plan(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, W
                        int64_t max_tiles = 4 * kLanes) {
     if (plan != WinogradPlan::Auto) return plan;
     if (!wide_layer(B, C, H, W, OC, plan)) return WinogradPlan::ByBlocks;
-    const int64_t tiles = B * ceil_div(H, 4) * ceil_div(W, 4);
-    return tiles <= max_tiles ? WinogradPlan::ByChannels : WinogradPlan::ByXi;
+    return tile_count(B, H, W) <= max_tiles ? WinogradPlan::ByChannels : WinogradPlan::ByXi;
 }
 
 // The weight gradient's plan: as wide_layer, but by xi from a quarter of the U per
@@ -1363,7 +1356,7 @@ template <class T> TransformedKernels<T> kept_kernels(const T* w, bool flipped, 
             }
             if (e.U.empty()) {
                 e.U.resize(static_cast<size_t>(kXi * t.uxi));
-                transform_kernels(w, t.OC, t.C, flipped, e.U.data(), t.uxi);
+                transform_kernels(w, flipped, t, e.U.data());
             }
             return {e.U.data(), nullptr};
         }
@@ -1617,6 +1610,23 @@ template <class T> const T* transposed_v(const GradOperands<T>& ops, const Tilin
     return nullptr;
 }
 
+// A piece's rows of dU: dU[xi] (rows.OC x C) = rows o0 .. of dM[xi] (x P tiles) times
+// V[xi]^T, from the V^T made once (fp32), else on the products' own operands.
+template <class T>
+void grad_products_of_rows(GradOperands<T> ops, const T* VT, const Tiling& t, const Tiling& rows, int64_t o0, T* dU) {
+    if constexpr (std::is_same_v<T, float>) {
+        if (VT) {
+            for (int xi = 0; xi < kXi; ++xi)
+                sgemm(rows.OC, t.C, t.P, ops.dM + xi * t.mxi + o0 * t.ld, t.ld, VT + xi * t.P * t.C, t.C,
+                      dU + xi * rows.uxi, t.C, false);
+            return;
+        }
+    }
+    if (ops.dM) ops.dM += o0 * t.ld;
+    if (ops.dMp) ops.dMp += o0 * bf16_pairs(t.P);
+    winograd_grad_products(ops, dU, rows, t.P, false);
+}
+
 // The weight gradient of a wide layer whose few tiles fit one block (`cifar10`'s 4x4
 // layers at batch 16, and its 8x8 ones in bf16), by output channels as its forward
 // (winograd_conv_by_channels): the block's V and dM made once, then each piece of
@@ -1624,7 +1634,7 @@ template <class T> const T* transposed_v(const GradOperands<T>& ops, const Tilin
 // turns them into its rows of dw.
 template <class T>
 void weight_grad_by_channels(const T* x, const T* dout, T* dw, T* dbias, double* db, const Tiling& t, int nt) {
-    GradOperands<T> ops = grad_scratch<SharedVTag, SharedVPairsTag, SharedMTag, T>(t);
+    const GradOperands<T> ops = grad_scratch<SharedVTag, SharedVPairsTag, SharedMTag, T>(t);
     transform_shared_grad_operands(x, dout, t, 0, t.P, ops, dbias ? db : nullptr, nt);
     const T* VT = transposed_v(ops, t);
     parallel_pieces(ceil_div(t.OC, kChannelPiece), [&](int64_t piece) {
@@ -1633,17 +1643,7 @@ void weight_grad_by_channels(const T* x, const T* dout, T* dw, T* dbias, double*
         rows.OC = o1 - o0;
         rows.uxi = kChannelPiece * t.C + 16;
         T* dU = thread_scratch<T, DURowsTag>(static_cast<size_t>(kXi * rows.uxi));
-        if constexpr (std::is_same_v<T, float>) {
-            for (int xi = 0; VT && xi < kXi; ++xi)  // dU[xi] (rows x C) = dM[xi] (rows x P) V^T[xi] (P x C)
-                sgemm(rows.OC, t.C, t.P, ops.dM + xi * t.mxi + o0 * t.ld, t.ld, VT + xi * t.P * t.C, t.C,
-                      dU + xi * rows.uxi, t.C, false);
-        }
-        if (!VT) {
-            GradOperands<T> mine = ops;
-            if (mine.dM) mine.dM += o0 * t.ld;
-            if (mine.dMp) mine.dMp += o0 * bf16_pairs(t.P);
-            winograd_grad_products(mine, dU, rows, t.P, false);
-        }
+        grad_products_of_rows(ops, VT, t, rows, o0, dU);
         kernel_grads_of_rows(dU, rows.uxi, db, nt, t, o0, o1, dw, dbias);
     });
 }
@@ -1665,20 +1665,18 @@ void winograd_conv3x3_weight_grad(const T* x, const T* dout, T* dw, T* dbias, in
     // xi: the 4x4 layers 0.70-0.76x the time in fp32, 0.61-0.92x in bf16; the 8x8 layers
     // 1.06-1.45x in fp32, 0.77-0.89x in bf16).
     const int64_t max_tiles = uses_bf16_pairs<T>() ? 4 * kLanes : kLanes;
-    if (wide && t.nblocks == 1 && conv_plan(B, C, H, W, OC, plan, max_tiles) == WinogradPlan::ByChannels) {
-        double* db = thread_scratch<double, BiasTag>(static_cast<size_t>(nt * OC));
-        std::fill(db, db + nt * OC, 0.0);
-        return weight_grad_by_channels(x, dout, dw, dbias, db, t, nt);
-    }
-    const int slices = wide ? 1 : nt;
-    // dU (one slice, or one per thread) and the bias sums (one per thread), added
-    // in a fixed order at the end: the result does not depend on timing. Each slice
-    // is written by its first block and added to by the others (every slice has
-    // blocks: nt <= nblocks); the bias sums start at zero.
-    T* dU = thread_scratch<T, UTag>(static_cast<size_t>(slices * usize));
+    // The bias sums (one per thread), added in a fixed order at the end: the result does
+    // not depend on timing. They start at zero.
     double* db = thread_scratch<double, BiasTag>(static_cast<size_t>(nt * OC));
-    if (t.nblocks == 0) std::fill(dU, dU + slices * usize, T(0));  // no images
     std::fill(db, db + nt * OC, 0.0);
+    if (wide && t.nblocks == 1 && conv_plan(B, C, H, W, OC, plan, max_tiles) == WinogradPlan::ByChannels)
+        return weight_grad_by_channels(x, dout, dw, dbias, db, t, nt);
+    const int slices = wide ? 1 : nt;
+    // dU (one slice, or one per thread), likewise added in a fixed order. Each slice
+    // is written by its first block and added to by the others (every slice has
+    // blocks: nt <= nblocks).
+    T* dU = thread_scratch<T, UTag>(static_cast<size_t>(slices * usize));
+    if (t.nblocks == 0) std::fill(dU, dU + slices * usize, T(0));  // no images
     if (wide)
         weight_grad_by_xi(x, dout, dU, dbias ? db : nullptr, t, nt);
     else
