@@ -5,20 +5,25 @@
 # that a machine whose speed drifts (a shared host) slows both frameworks and both
 # thread counts alike, and the ratios and the 1 -> 2 thread scaling compare runs
 # made minutes, not a quarter of an hour, apart.
+# With precision bf16, both in mixed precision: ours `--precision bf16`, PyTorch's
+# torch.autocast to bfloat16 (torch_bench.py; fp32 weights, Adam, EMA and group norm in both).
 # Needs python3-torch (apt-get install python3-torch); skipped without it.
-# Usage: bash bench/compare_torch.sh [config=small] [batch=64] [rounds=3]
+# Usage: bash bench/compare_torch.sh [config=small] [batch=64] [rounds=3] [precision=fp32]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-config=${1:-small}; batch=${2:-64}; rounds=${3:-3}
+config=${1:-small}; batch=${2:-64}; rounds=${3:-3}; precision=${4:-fp32}
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then echo "python3-torch is not installed: skipped"; exit 0; fi
 source scripts/openblas_env.sh
 tmp=$(mktemp -d)
 for r in $(seq "$rounds"); do
   for threads in 1 2; do
-    ./build/app/ddpm bench --config "$config" --batch "$batch" --threads "$threads" >> "$tmp/ours_$threads.jsonl"
-    OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_bench.py --config "$config" --batch "$batch" --threads "$threads" >> "$tmp/torch_$threads.jsonl"
+    ./build/app/ddpm bench --config "$config" --batch "$batch" --threads "$threads" --precision "$precision" \
+        >> "$tmp/ours_$threads.jsonl"
+    OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_bench.py --config "$config" --batch "$batch" \
+        --threads "$threads" --precision "$precision" >> "$tmp/torch_$threads.jsonl"
   done
 done
+echo "$config, batch $batch, $precision, $rounds rounds"
 /usr/bin/python3 - "$tmp" <<'PY'
 import json, statistics, sys, os
 d = sys.argv[1]

@@ -29,6 +29,17 @@ PRESETS = {
 }
 
 
+class GroupNorm(nn.GroupNorm):
+    """nn.GroupNorm, computed in fp32 when its input is bfloat16 (a convolution's output
+    under torch.autocast, which in 1.13 has no CPU rule for group norm), as ddpm.cpp's
+    --precision bf16 does, and returned as bfloat16. fp32 and float64 as they are."""
+
+    def forward(self, x):
+        if x.dtype != torch.bfloat16:
+            return super().forward(x)
+        return super().forward(x.float()).type(x.dtype)
+
+
 def timestep_embedding(t, dim):
     half = dim // 2
     freq = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / (half - 1))
@@ -39,11 +50,11 @@ def timestep_embedding(t, dim):
 class ResBlock(nn.Module):
     def __init__(self, cin, cout, temb_ch, groups, dropout, eps, scale_shift=False):
         super().__init__()
-        self.norm1 = nn.GroupNorm(groups, cin, eps=eps)
+        self.norm1 = GroupNorm(groups, cin, eps=eps)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.scale_shift = scale_shift  # temb gives [s, b]: norm2 becomes GN(h) (1 + s) + b
         self.temb_proj = nn.Linear(temb_ch, 2 * cout if scale_shift else cout)
-        self.norm2 = nn.GroupNorm(groups, cout, eps=eps)
+        self.norm2 = GroupNorm(groups, cout, eps=eps)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.dropout = dropout
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else None
@@ -63,7 +74,7 @@ class ResBlock(nn.Module):
 class AttnBlock(nn.Module):
     def __init__(self, ch, heads, groups, eps):
         super().__init__()
-        self.norm = nn.GroupNorm(groups, ch, eps=eps)
+        self.norm = GroupNorm(groups, ch, eps=eps)
         self.q, self.k, self.v = (nn.Conv2d(ch, ch, 1) for _ in range(3))
         self.proj_out = nn.Conv2d(ch, ch, 1)
         self.heads = heads
@@ -75,7 +86,8 @@ class AttnBlock(nn.Module):
         q = self.q(h).reshape(B * self.heads, d, H * W) / math.sqrt(d)
         k = self.k(h).reshape(B * self.heads, d, H * W)
         v = self.v(h).reshape(B * self.heads, d, H * W)
-        w = torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)
+        s = torch.bmm(q.transpose(1, 2), k)
+        w = torch.softmax(s, dim=-1, dtype=torch.float32 if s.dtype == torch.bfloat16 else s.dtype)  # fp32 under bf16
         out = torch.bmm(v, w.transpose(1, 2)).reshape(B, C, H, W)
         return x + self.proj_out(out)
 
@@ -146,7 +158,7 @@ class UNet(nn.Module):
                 res *= 2
             ups[i] = lv
         self.up = nn.ModuleList(ups)
-        self.norm_out = nn.GroupNorm(cfg["groups"], ch, eps=cfg["gn_eps"])
+        self.norm_out = GroupNorm(cfg["groups"], ch, eps=cfg["gn_eps"])
         self.conv_out = nn.Conv2d(ch, cfg["out_channels"], 3, padding=1)
         if cfg.get("num_classes", 0) > 0:  # class-conditional: K classes and row K, "no class"
             self.label_emb = nn.Embedding(cfg["num_classes"] + 1, temb_ch)
