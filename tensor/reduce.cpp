@@ -4,7 +4,9 @@
 #include <fmt/format.h>
 
 #include <limits>
+#include <type_traits>
 
+#include "tensor/block_sum.h"
 #include "tensor/broadcast.h"
 #include "tensor/scratch.h"
 
@@ -25,7 +27,13 @@ Shape reduced_shape(const Shape& shape, const Axes& axes, const char* op, bool k
 // Reduces x into `keep` (same rank, 1 on reduced axes) with `combine`, starting
 // from `init`, accumulating in double. Threads each fill a private copy of the
 // output and the copies are combined at the end, so no two threads write the same element.
+// A sum along a row (the innermost axes reduced: a per-image bias's gradient, sum over
+// H and W) adds the row in vectorised blocks (block_sum.h) rather than one dependent double
+// addition per element (`small`, batch 64: 2% of a training step's samples in `perf`).
 struct AccTag {};  // the per-thread partial results of reduce_into
+struct Add {
+    double operator()(double a, double b) const { return a + b; }
+};
 
 template <class Combine>
 static Tensor reduce_into(const Tensor& x, const Shape& keep, double init, Combine combine) {
@@ -48,7 +56,10 @@ static Tensor reduce_into(const Tensor& x, const Shape& keep, double init, Combi
                 const T* row = px + off[0];
                 if (st[1] == 0) {
                     double s = init;
-                    for (int64_t i = 0; i < inner; ++i) s = combine(s, static_cast<double>(row[i * st[0]]));
+                    if constexpr (std::is_same_v<Combine, Add>)
+                        s += block_sum<T>(inner, [&](int64_t i) { return row[i * st[0]]; });
+                    else
+                        for (int64_t i = 0; i < inner; ++i) s = combine(s, static_cast<double>(row[i * st[0]]));
                     a[off[1]] = combine(a[off[1]], s);
                 } else {
                     for (int64_t i = 0; i < inner; ++i)
@@ -68,7 +79,7 @@ static Tensor reduce_into(const Tensor& x, const Shape& keep, double init, Combi
 
 Tensor sum(const Tensor& x, const Axes& axes, bool keepdim) {
     Shape keep = reduced_shape(x.shape(), axes, "sum");
-    Tensor out = reduce_into(x, keep, 0.0, [](double a, double b) { return a + b; });
+    Tensor out = reduce_into(x, keep, 0.0, Add{});
     return keepdim ? out : out.reshape(reduced_shape(x.shape(), axes, "reduce", false));
 }
 
@@ -76,7 +87,7 @@ Tensor mean(const Tensor& x, const Axes& axes, bool keepdim) {
     Shape keep = reduced_shape(x.shape(), axes, "mean");
     const int64_t count = x.numel() / std::max<int64_t>(shape_numel(keep), 1);
     DDPM_CHECK(count > 0, "mean", "mean over zero elements of " + x.describe());
-    Tensor out = reduce_into(x, keep, 0.0, [](double a, double b) { return a + b; });
+    Tensor out = reduce_into(x, keep, 0.0, Add{});
     dispatch(out.dtype(), [&](auto tag) {
         using T = decltype(tag);
         T* p = out.data<T>();
@@ -104,7 +115,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
     for (size_t i = 0; i < nd; ++i)
         DDPM_CHECK(keep[i] == x.shape()[i] || keep[i] == 1, "sum_to",
               fmt::format("{} does not broadcast to {}", shape_str(shape), shape_str(x.shape())));
-    return reduce_into(x, keep, 0.0, [](double a, double b) { return a + b; }).reshape(shape);
+    return reduce_into(x, keep, 0.0, Add{}).reshape(shape);
 }
 
 }  // namespace ddpm
