@@ -37,8 +37,8 @@ x0 = torch.randn(a.batch, cfg["in_channels"], S, S).clamp(-1, 1)
 
 
 def autocast():
-    # --precision bf16: PyTorch's mixed precision on the CPU (fp32 weights, Adam and EMA;
-    # autocast runs convolutions and matmuls in bfloat16, keeps group norm and softmax in fp32)
+    # --precision bf16: PyTorch's mixed precision on the CPU: fp32 weights, Adam and EMA, the
+    # convolutions and matmuls in bfloat16 (autocast), group norm and softmax in fp32 (torch_unet.py)
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16")
 
 

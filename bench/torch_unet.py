@@ -87,7 +87,7 @@ class AttnBlock(nn.Module):
         k = self.k(h).reshape(B * self.heads, d, H * W)
         v = self.v(h).reshape(B * self.heads, d, H * W)
         s = torch.bmm(q.transpose(1, 2), k)
-        w = torch.softmax(s, dim=-1, dtype=torch.float32 if s.dtype == torch.bfloat16 else s.dtype)  # fp32 under bf16
+        w = torch.softmax(s, dim=-1, dtype=torch.float32 if s.dtype == torch.bfloat16 else s.dtype)  # bf16: in fp32
         out = torch.bmm(v, w.transpose(1, 2)).reshape(B, C, H, W)
         return x + self.proj_out(out)
 
