@@ -1250,24 +1250,23 @@ int64_t kernel_bytes(int64_t C, int64_t OC) { return kXi * OC * C * int64_t{size
 // The 4x4 output tiles of a batch of B images of H x W.
 int64_t tile_count(int64_t B, int64_t H, int64_t W) { return B * ceil_div(H, 4) * ceil_div(W, 4); }
 
-// Whether the layer is wide: shared out by xi (or by channels, conv_plan) rather than by
-// blocks. By blocks, every
-// block reads all of U (36 matrices of OC x C) again; that pays while U fits a few
-// L2s or each thread has many tiles to read it for: by xi when U takes more than
-// four L2s and more than L2 / 16 per tile of a thread's share. Measured on a Zen 5
-// (1 MiB L2), batch 16, 2 threads, forward / input gradient / weight gradient in
-// ms, by blocks against by xi: 384 -> 128 at 32x32 (U 7.1 MB, 512 tiles a thread)
-// 12.7 / 13.4 / 16.9 against 19.4 / 16.7 / 23.8; 512 -> 256 at 16x16 (19 MB, 128
-// tiles) 10.5 / 11.1 / 16.9 against 10.7 / 10.2 / 15.0; 256 -> 256 at 8x8 (9.4 MB, 32
-// tiles) 2.5 / 2.5 / 2.8 against 2.0 / 2.0 / 2.2. The threshold was L2 / 8 until
-// `bench_conv2d --config=cifar10 --batch=16 --parts=1`'s fwd and dx rows, 3
+// Whether the layer is wide: shared out by xi (or by channels, conv_plan) rather than
+// by blocks. By blocks, every block reads all of U (36 matrices of OC x C) again; that
+// pays while U fits a few L2s or each thread has many tiles to read it for: by xi when
+// U takes more than four L2s and more than L2 / 16 per tile of a thread's share.
+// Measured on a Zen 5 (1 MiB L2), batch 16, 2 threads, forward / input gradient /
+// weight gradient in ms, by blocks against by xi: 384 -> 128 at 32x32 (U 7.1 MB, 512
+// tiles a thread) 12.7 / 13.4 / 16.9 against 19.4 / 16.7 / 23.8; 512 -> 256 at 16x16
+// (19 MB, 128 tiles) 10.5 / 11.1 / 16.9 against 10.7 / 10.2 / 15.0; 256 -> 256 at 8x8
+// (9.4 MB, 32 tiles) 2.5 / 2.5 / 2.8 against 2.0 / 2.0 / 2.2. The threshold was L2 / 8
+// until `bench_conv2d --config=cifar10 --batch=16 --parts=1`'s fwd and dx rows, 3
 // alternating rounds, put the two 16x16 layers it moves to by xi at 0.81-0.88x and
-// 0.76-0.79x (384 -> 256, 14 MB) and 0.88-0.93x and 0.85-0.95x (256 -> 256, 9.4 MB)
-// in fp32; in bf16 0.99-1.02x, 0.85-0.91x, 0.89-1.13x, 1.01-1.13x (the sum of all its
-// 3x3 layers' fwd and dx rows 0.95x in fp32, 0.98x in bf16). (Before blocks held
-// three lane groups and the weight gradient's adjoint ran on lanes, more than four
-// L2s alone had been the rule. The weight gradient has a threshold of its own, below.)
-// (by_tile: the bytes of U per tile of a thread's share above which by xi pays.)
+// 0.76-0.79x (384 -> 256, 14 MB) and 0.88-0.93x and 0.85-0.95x (256 -> 256, 9.4 MB) in
+// fp32; in bf16 0.99-1.02x, 0.85-0.91x, 0.89-1.13x, 1.01-1.13x (the sum of all its 3x3
+// layers' fwd and dx rows 0.95x in fp32, 0.98x in bf16). (Before blocks held three
+// lane groups and the weight gradient's adjoint ran on lanes, more than four L2s alone
+// had been the rule. The weight gradient has a threshold of its own, below.) (by_tile:
+// the bytes of U per tile of a thread's share above which by xi pays.)
 bool wide_layer(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, WinogradPlan plan,
                 int64_t by_tile = l2_bytes() / 16) {
     if (plan != WinogradPlan::Auto) return plan != WinogradPlan::ByBlocks;
