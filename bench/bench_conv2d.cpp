@@ -308,10 +308,12 @@ int main(int argc, char** argv) {
     const int64_t batch = std::stoll(take_flag(argc, argv, "batch", "64"));
     const std::string precision = take_flag(argc, argv, "precision", "fp32");
     set_gemm_precision(parse_precision(precision));
-    const double fp32_peak = fp32_fma_peak_gflops(1), bf16_peak = bf16_dot_peak_gflops(1);
+    const std::string& family = sgemm_kernel().name;  // the fp32 peak at this family's vector width
+    const double fp32_peak = fp32_fma_peak_gflops(1, family), bf16_peak = bf16_dot_peak_gflops(1);
     g_peak_per_thread = precision == "bf16" ? bf16_peak : fp32_peak;
-    benchmark::AddCustomContext("fp32 FMA peak, 1 thread", fmt::format("{:.1f} GFLOP/s ({})", fp32_peak, fp32_peak_isa()));
-    benchmark::AddCustomContext("fp32 FMA peak, 2 threads", fmt::format("{:.1f} GFLOP/s", fp32_fma_peak_gflops(2)));
+    benchmark::AddCustomContext("fp32 FMA peak, 1 thread",
+                                fmt::format("{:.1f} GFLOP/s ({})", fp32_peak, fp32_peak_isa(family)));
+    benchmark::AddCustomContext("fp32 FMA peak, 2 threads", fmt::format("{:.1f} GFLOP/s", fp32_fma_peak_gflops(2, family)));
     benchmark::AddCustomContext("bf16 dot peak, 1 thread", fmt::format("{:.1f} GFLOP/s", bf16_peak));
     benchmark::AddCustomContext("GEMM kernels", precision == "bf16" ? bf16_kernel().name : sgemm_kernel().name);
     benchmark::AddCustomContext("precision (peak% against its peak)", precision);

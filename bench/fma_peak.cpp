@@ -27,7 +27,9 @@ __attribute__((target("avx512f"))) float chains_avx512() {
         for (int j = 0; j < kChains; ++j) c[j] = _mm512_fmadd_ps(c[j], a, b);
 #pragma GCC unroll 12
     for (int j = 1; j < kChains; ++j) c[0] = _mm512_add_ps(c[0], c[j]);
-    return _mm512_reduce_add_ps(c[0]);
+    alignas(64) float lanes[16];  // (not _mm512_reduce_add_ps: GCC 12 warns inside it outside -mavx512f builds)
+    _mm512_store_ps(lanes, c[0]);
+    return lanes[0];
 }
 
 __attribute__((target("avx2,fma"))) float chains_avx2() {
@@ -57,7 +59,9 @@ __attribute__((target("avx512f,avx512bf16"))) float chains_bf16() {
         for (int j = 0; j < kChains; ++j) c[j] = _mm512_dpbf16_ps(c[j], a, b);
 #pragma GCC unroll 12
     for (int j = 1; j < kChains; ++j) c[0] = _mm512_add_ps(c[0], c[j]);
-    return _mm512_reduce_add_ps(c[0]);
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, c[0]);
+    return lanes[0];
 }
 
 // Best of three runs of `chains` on every thread at once, in GFLOP/s.
@@ -77,14 +81,15 @@ double measure(int threads, double flops_per_instruction, float (*chains)()) {
 
 }  // namespace
 
-const char* fp32_peak_isa() {
+const char* fp32_peak_isa(std::string_view family) {
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (family == "avx2" && avx2) return "avx2";
     if (__builtin_cpu_supports("avx512f")) return "avx512";
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
-    return "none";
+    return avx2 ? "avx2" : "none";
 }
 
-double fp32_fma_peak_gflops(int threads) {
-    const std::string_view isa = fp32_peak_isa();
+double fp32_fma_peak_gflops(int threads, std::string_view family) {
+    const std::string_view isa = fp32_peak_isa(family);
     if (isa == "avx512") return measure(threads, 16 * 2, chains_avx512);
     if (isa == "avx2") return measure(threads, 8 * 2, chains_avx2);
     return 0;

@@ -8,12 +8,17 @@
 //         lanes: 64 flops per instruction.
 #pragma once
 
+#include <string_view>
+
 namespace ddpm::bench {
 
 // GFLOP/s of `threads` threads together; 0 when the CPU lacks the instructions.
-double fp32_fma_peak_gflops(int threads);
+// The fp32 figure is measured at the vector width of the GEMM kernel family
+// `family` ("avx2" forced on an AVX-512 CPU is held to the AVX2 peak), otherwise
+// ("avx512", "reference") at the widest this CPU has.
+double fp32_fma_peak_gflops(int threads, std::string_view family);
 double bf16_dot_peak_gflops(int threads);
 // The vector width the fp32 figure used: "avx512", "avx2" or "none".
-const char* fp32_peak_isa();
+const char* fp32_peak_isa(std::string_view family);
 
 }  // namespace ddpm::bench
