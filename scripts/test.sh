@@ -9,6 +9,6 @@ source scripts/openblas_env.sh
 echo "OpenBLAS: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-auto}"
 # One test at a time: every test already uses all cores through OpenMP, and two
 # OpenMP processes sharing two cores spin against each other (20x slower).
-ctest --test-dir build --output-on-failure
+ctest --test-dir build --output-on-failure --no-tests=error
 bash scripts/check_docs.sh
 bash scripts/check_style.sh
