@@ -16,7 +16,7 @@ namespace {
 constexpr long kIters = 4'000'000;  // x 12 instructions per thread: tens of ms at peak
 constexpr int kChains = 12;
 
-// c[j] = c[j] * a + b, chains j independent; returns their sum (so none is dead).
+// c[j] = c[j] * a + b, chains j independent; returns lane 0 of their sum (so none is dead).
 __attribute__((target("avx512f"))) float chains_avx512() {
     const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-3f);
     __m512 c[kChains];
@@ -27,9 +27,7 @@ __attribute__((target("avx512f"))) float chains_avx512() {
         for (int j = 0; j < kChains; ++j) c[j] = _mm512_fmadd_ps(c[j], a, b);
 #pragma GCC unroll 12
     for (int j = 1; j < kChains; ++j) c[0] = _mm512_add_ps(c[0], c[j]);
-    alignas(64) float lanes[16];  // (not _mm512_reduce_add_ps: GCC 12 warns inside it outside -mavx512f builds)
-    _mm512_store_ps(lanes, c[0]);
-    return lanes[0];
+    return _mm512_cvtss_f32(c[0]);  // lane 0 keeps the chains alive (_mm512_reduce_add_ps: GCC 12 warns)
 }
 
 __attribute__((target("avx2,fma"))) float chains_avx2() {
@@ -42,9 +40,7 @@ __attribute__((target("avx2,fma"))) float chains_avx2() {
         for (int j = 0; j < kChains; ++j) c[j] = _mm256_fmadd_ps(c[j], a, b);
 #pragma GCC unroll 12
     for (int j = 1; j < kChains; ++j) c[0] = _mm256_add_ps(c[0], c[j]);
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, c[0]);
-    return lanes[0];
+    return _mm256_cvtss_f32(c[0]);
 }
 
 // c[j] += sum over pairs of a * b in bf16 (vdpbf16ps: 32 products into 16 lanes).
@@ -59,9 +55,7 @@ __attribute__((target("avx512f,avx512bf16"))) float chains_bf16() {
         for (int j = 0; j < kChains; ++j) c[j] = _mm512_dpbf16_ps(c[j], a, b);
 #pragma GCC unroll 12
     for (int j = 1; j < kChains; ++j) c[0] = _mm512_add_ps(c[0], c[j]);
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, c[0]);
-    return lanes[0];
+    return _mm512_cvtss_f32(c[0]);
 }
 
 // Best of three runs of `chains` on every thread at once, in GFLOP/s.

@@ -24,11 +24,8 @@ build_and_test() {  # folder, kernel family (or "" for cpuid's choice), extra cm
     # Without the two long numerical tests, as under the sanitizers (scripts/sanitize.sh):
     # the code they run, the others cover.
     local skip="every term of the full bound|2-D toy"
-    if [ -n "$kernels" ]; then
-        DDPM_KERNELS=$kernels ctest --test-dir "$dir" --output-on-failure --no-tests=error -E "$skip"
-    else
+    env ${kernels:+DDPM_KERNELS=$kernels} \
         ctest --test-dir "$dir" --output-on-failure --no-tests=error -E "$skip"
-    fi
     echo "portability: $dir passes the suite (GEMM kernels: ${kernels:-as cpuid picks})"
 }
 if grep -q avx2 /proc/cpuinfo; then build_and_test build-avx2 avx2 -DCMAKE_CXX_FLAGS=-march=haswell; fi
